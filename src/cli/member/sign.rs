@@ -1,0 +1,264 @@
+//! `rn member sign`: offline signing of a genesis or a proposal. Needs no network, no daemon
+//! and no ledger copy: the file carries the base state, and the gate recomputes both roots.
+
+use std::collections::HashSet;
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use argh::FromArgs;
+
+use super::input::{self, Doc};
+use crate::cli::output::{
+    describe_tally, describe_update, now, read_passphrase, show_duration, utc,
+};
+use crate::cli::{Exit, usage};
+use crate::files;
+use crate::journal::Journal;
+use crate::keys::{ApproverSecret, fingerprint};
+use crate::ledger::canonical::to_jcs;
+use crate::ledger::gate::check_genesis_state;
+use crate::ledger::quorum::genesis_missing;
+use crate::ledger::types::Uint;
+use crate::ledger::update::{Proposal, Signature, SignedGenesis, insert_signature};
+use crate::ledger::{Freshness, inspect};
+
+/// Sign a genesis or a proposal with an approver key, offline. Shows exactly what changes and
+/// asks "Sign? [y/N]" unless --yes; refuses to sign a second, different update on the same
+/// base (the journal beside the key remembers).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "sign")]
+pub struct Sign {
+    /// the genesis or proposal file ("-" for standard input)
+    #[argh(positional)]
+    file: PathBuf,
+    /// the approver's OpenSSH Ed25519 private key
+    #[argh(option)]
+    key: PathBuf,
+    /// passphrase file for a protected key
+    #[argh(option)]
+    passphrase_file: Option<PathBuf>,
+    /// sign without asking
+    #[argh(switch)]
+    yes: bool,
+    /// write the signed file here instead of in place ("-" for standard output)
+    #[argh(option, short = 'o')]
+    output: Option<PathBuf>,
+    /// replace an existing output file
+    #[argh(switch)]
+    force: bool,
+}
+
+fn confirm(yes: bool) -> anyhow::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    eprint!("Sign? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+impl Sign {
+    pub fn run(self) -> anyhow::Result<Exit> {
+        let doc = input::read(&self.file, &[SignedGenesis::KIND_STR, Proposal::KIND_STR])?;
+        let pass = self
+            .passphrase_file
+            .as_deref()
+            .map(read_passphrase)
+            .transpose()?;
+        let key = ApproverSecret::load(&self.key, pass.as_ref().map(|p| p.as_slice()))
+            .with_context(|| format!("loading key {}", self.key.display()))?;
+        match doc {
+            Doc::Genesis(g) => self.sign_genesis(*g, &key),
+            Doc::Proposal(p) => self.sign_proposal(*p, &key),
+            Doc::Signed(_) => Err(usage(
+                "a signed update carries no base state to show; sign the proposal instead",
+            )),
+        }
+    }
+
+    fn destination(&self) -> anyhow::Result<(&Path, bool)> {
+        match &self.output {
+            Some(out) => Ok((out.as_path(), self.force)),
+            None if self.file == Path::new("-") => Ok((Path::new("-"), true)),
+            None => Ok((self.file.as_path(), true)),
+        }
+    }
+
+    fn write<T: serde::Serialize>(&self, doc: &T) -> anyhow::Result<()> {
+        let (path, overwrite) = self.destination()?;
+        let mut bytes = to_jcs(doc);
+        bytes.push(b'\n');
+        files::write_atomic(path, &bytes, 0o644, overwrite)?;
+        Ok(())
+    }
+
+    fn sign_genesis(&self, mut g: SignedGenesis, key: &ApproverSecret) -> anyhow::Result<Exit> {
+        check_genesis_state(&g)?;
+        let missing = genesis_missing(&g.genesis, &g.signatures)?;
+        let me = key.public();
+        let state = &g.genesis.state;
+        let approver = state.approvers().find(|a| a.pubkey == me).ok_or_else(|| {
+            usage(format!(
+                "key {} is not an approver listed in this genesis",
+                fingerprint(&me)
+            ))
+        })?;
+        let id = approver.id.clone();
+        let mut text = format!(
+            "GENESIS of network {}\nroot      {} (every node pins this)\ncreated   {}\nthreshold {} of {} approvers\noverlay   v4 {}, v6 {}\nmax ttl   {}, clock skew {}\napprovers:\n",
+            state.network_id(),
+            state.root(),
+            utc(g.genesis.created_at.get()),
+            state.threshold(),
+            state.approvers().len(),
+            state
+                .params()
+                .overlay_v4
+                .map_or("none".into(), |c| c.to_string()),
+            state
+                .params()
+                .overlay_v6
+                .map_or("none".into(), |c| c.to_string()),
+            show_duration(state.params().max_update_ttl_secs.get()),
+            show_duration(state.params().clock_skew_secs.get()),
+        );
+        for a in state.approvers() {
+            text.push_str(&format!(
+                "  {:<16} {:<8} {}{}\n",
+                a.id.as_str(),
+                a.role.to_string(),
+                fingerprint(&a.pubkey),
+                if a.id == id { "  <- this key" } else { "" }
+            ));
+        }
+        text.push_str(&format!(
+            "signed    by {} of {}; missing: {}\n",
+            state.approvers().len() - missing.len(),
+            state.approvers().len(),
+            if missing.is_empty() {
+                "none".into()
+            } else {
+                missing
+                    .iter()
+                    .map(|i| i.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+        eprint!("{text}");
+        if !missing.contains(&id) {
+            eprintln!("{id} has already signed this genesis; nothing to do");
+            return Ok(Exit::Ok);
+        }
+        if !confirm(self.yes)? {
+            eprintln!("not signed");
+            return Ok(Exit::Declined);
+        }
+        let sig = key.sign(&g.genesis.message());
+        insert_signature(
+            &mut g.signatures,
+            Signature {
+                approver: id.clone(),
+                sig,
+                new_key: false,
+            },
+        );
+        self.write(&g)?;
+        let left = genesis_missing(&g.genesis, &g.signatures)?;
+        if left.is_empty() {
+            eprintln!(
+                "signed as {id}; the genesis is complete (all {} approvers)",
+                state.approvers().len()
+            );
+        } else {
+            eprintln!(
+                "signed as {id}; still to sign: {}",
+                left.iter()
+                    .map(|i| i.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Ok(Exit::Ok)
+    }
+
+    fn sign_proposal(&self, mut p: Proposal, key: &ApproverSecret) -> anyhow::Result<Exit> {
+        let now = now();
+        let seen = HashSet::new();
+        let signed = p.signed_update();
+        // Every check the gate makes except the quorum: base root, epochs, time, every
+        // signature so far, every op, the new root.
+        let inspection = inspect(&p.base_state, &seen, &signed, now, Freshness::Lone)
+            .context("refusing to sign")?;
+        let me = key.public();
+        let base = &p.base_state;
+        let u = &p.update;
+        let (id, new_key) = if let Some(a) = base.approvers().find(|a| a.pubkey == me) {
+            if a.status != crate::ledger::model::ApproverStatus::Active {
+                return Err(usage(format!(
+                    "approver {} is revoked; its signature would reject the update",
+                    a.id
+                )));
+            }
+            (a.id.clone(), false)
+        } else if let Some((id, _)) = u
+            .ops
+            .iter()
+            .filter_map(crate::ledger::Op::new_approver_key)
+            .find(|(_, k)| **k == me)
+        {
+            (id.clone(), true)
+        } else {
+            return Err(usage(format!(
+                "key {} is not an active approver of network {} and no op in this update introduces it",
+                fingerprint(&me),
+                u.network_id
+            )));
+        };
+        eprint!("{}", describe_update(u, base, &inspection.tally, now));
+        if new_key {
+            eprintln!("this key signs as the NEW key of approver {id} (proof of possession)");
+        }
+        if p.signatures
+            .iter()
+            .any(|s| s.approver == id && s.new_key == new_key)
+        {
+            eprintln!("{id} has already signed this update; nothing to do");
+            return Ok(Exit::Ok);
+        }
+        let mut journal = Journal::open(&self.key)?;
+        let hash = u.hash();
+        journal.check(&u.network_id, &u.prev_root, &hash)?;
+        if !confirm(self.yes)? {
+            eprintln!("not signed");
+            return Ok(Exit::Declined);
+        }
+        // Journal first: a signature never leaves without its record.
+        let at = Uint::new(now).map_err(|e| usage(e.to_string()))?;
+        journal.record(&u.network_id, u.epoch_new, &u.prev_root, &hash, at)?;
+        let sig = key.sign(&u.message());
+        insert_signature(
+            &mut p.signatures,
+            Signature {
+                approver: id.clone(),
+                sig,
+                new_key,
+            },
+        );
+        let after = inspect(
+            &p.base_state,
+            &seen,
+            &p.signed_update(),
+            now,
+            Freshness::Lone,
+        )
+        .context("the new signature does not verify")?;
+        self.write(&p)?;
+        eprintln!("signed as {id}{}", if new_key { " (new key)" } else { "" });
+        eprint!("{}", describe_tally(&after.tally));
+        Ok(Exit::Ok)
+    }
+}

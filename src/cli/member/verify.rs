@@ -1,0 +1,110 @@
+//! `rn member verify`: a full dry run of the gate, saying exactly what is missing.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use argh::FromArgs;
+
+use super::input::{self, Doc};
+use crate::cli::output::{describe_tally, now};
+use crate::cli::{Exit, usage};
+use crate::ledger::update::{Proposal, SignedUpdate};
+use crate::ledger::{Freshness, accept, inspect};
+
+/// Dry-run the acceptance gate on a proposal or signed update against its base (the
+/// proposal's own base_state, or --base). Exit 0 if it would be accepted now, 78 if not.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "verify")]
+pub struct Verify {
+    /// the proposal or signed update ("-" for standard input)
+    #[argh(positional)]
+    file: PathBuf,
+    /// the state it builds on: a signed genesis or a proposal (default: the proposal's own
+    /// base_state)
+    #[argh(option)]
+    base: Option<PathBuf>,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+impl Verify {
+    pub fn run(self) -> anyhow::Result<Exit> {
+        let now = now();
+        let doc = input::read(&self.file, &[Proposal::KIND_STR, SignedUpdate::KIND_STR])?;
+        let (signed, own_base) = match doc {
+            Doc::Proposal(p) => (p.signed_update(), Some(p.base_state)),
+            Doc::Signed(s) => (*s, None),
+            Doc::Genesis(_) => return Err(usage("verify takes a proposal or a signed update")),
+        };
+        let base = match (&self.base, own_base) {
+            (Some(path), _) => input::base_state(path, now)?,
+            (None, Some(b)) => b,
+            (None, None) => {
+                return Err(usage(
+                    "a signed update carries no base state: pass --base (the genesis or proposal it builds on)",
+                ));
+            }
+        };
+        let seen = HashSet::new();
+        let u = &signed.update;
+        // What `rn member apply` would do with this file alone: a chain of one.
+        let verdict = accept(&base, &seen, &signed, now, Freshness::ChainLast);
+        let tally = inspect(&base, &seen, &signed, now, Freshness::ChainLast)
+            .ok()
+            .map(|i| i.tally);
+        let missing = tally.as_ref().map(|t| t.missing()).unwrap_or_default();
+        let signers: Vec<String> = signed
+            .signatures
+            .iter()
+            .map(|s| {
+                if s.new_key {
+                    format!("{} (new key)", s.approver)
+                } else {
+                    s.approver.to_string()
+                }
+            })
+            .collect();
+        if self.json {
+            let v = serde_json::json!({
+                "ok": verdict.is_ok(),
+                "error": verdict.as_ref().err().map(|e| serde_json::json!({"name": e.name(), "message": e.to_string()})),
+                "prev_root": u.prev_root.to_string(),
+                "new_root": u.new_root.to_string(),
+                "epoch_new": u.epoch_new.get(),
+                "signatures": signers,
+                "threshold": base.threshold().get(),
+                "missing": missing,
+            });
+            println!("{v}");
+        } else {
+            match &verdict {
+                Ok(v) => println!(
+                    "accepted: network {} epoch {} -> {}, new root {}, signed by {} ({} of {} needed)",
+                    u.network_id,
+                    u.epoch_prev,
+                    u.epoch_new,
+                    v.new_root(),
+                    v.signers()
+                        .iter()
+                        .map(|i| i.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    v.signers().len(),
+                    base.threshold()
+                ),
+                Err(e) => {
+                    println!("rejected ({}): {e}", e.name());
+                    if let Some(t) = &tally {
+                        print!("{}", describe_tally(t));
+                    }
+                }
+            }
+        }
+        Ok(if verdict.is_ok() {
+            Exit::Ok
+        } else {
+            Exit::Rejected
+        })
+    }
+}

@@ -1,0 +1,94 @@
+//! The command line: one file per command group, one struct per subcommand with
+//! `fn run(self)`. Commands parse, call the ledger and print; they never decide trust.
+
+pub mod key;
+pub mod member;
+pub mod output;
+
+use argh::FromArgs;
+
+/// Exit codes (DESIGN §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// The operator declined (e.g. answered "n" at `Sign? [y/N]`).
+    Declined = 1,
+    /// Bad command line.
+    Usage = 64,
+    /// Malformed input.
+    DataErr = 65,
+    /// Missing input.
+    NoInput = 66,
+    /// Internal error.
+    Software = 70,
+    /// I/O error.
+    IoErr = 74,
+    /// Temporary failure (lock busy): retry.
+    TempFail = 75,
+    /// Permissions.
+    NoPerm = 77,
+    /// Rejected by the trust gate: do not retry.
+    Rejected = 78,
+}
+
+/// An error the CLI itself raises, with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A bad command line or an option value that cannot work.
+    #[error("{0}")]
+    Usage(String),
+    /// Input that parses but cannot be used (e.g. two files carrying different updates).
+    #[error("{0}")]
+    Data(String),
+    /// `--help` of a nested parser: printed to standard output, exit 0.
+    #[error("{0}")]
+    Help(String),
+}
+
+impl CliError {
+    /// The exit code.
+    pub fn exit(&self) -> Exit {
+        match self {
+            CliError::Usage(_) => Exit::Usage,
+            CliError::Data(_) => Exit::DataErr,
+            CliError::Help(_) => Exit::Ok,
+        }
+    }
+}
+
+/// Shorthand for a usage error.
+pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
+    CliError::Usage(msg.into()).into()
+}
+
+/// rn governs a WireGuard mesh through a quorum-signed membership ledger.
+#[derive(FromArgs)]
+pub struct Rn {
+    #[argh(subcommand)]
+    command: Top,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Top {
+    Key(key::KeyCmd),
+    Member(member::MemberCmd),
+}
+
+/// Parses the command line (`args[0]` is the program name).
+pub fn parse(args: &[String]) -> Result<Rn, argh::EarlyExit> {
+    let strs: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    Rn::from_args(&["rn"], &strs)
+}
+
+impl Rn {
+    /// Runs the command.
+    pub fn run(self) -> anyhow::Result<Exit> {
+        match self.command {
+            Top::Key(c) => c.run(),
+            Top::Member(c) => c.run(),
+        }
+    }
+}

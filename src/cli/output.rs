@@ -1,0 +1,353 @@
+//! Output helpers: error reports, human descriptions of ops and updates, durations, clock.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use zeroize::Zeroizing;
+
+use super::{Exit, usage};
+use crate::files;
+use crate::keys::fingerprint;
+use crate::ledger::model::{NodeStatus, Params, Set, State};
+use crate::ledger::quorum::Tally;
+use crate::ledger::types::Cidr;
+use crate::ledger::{DecodeError, Op, Rejection, Update};
+
+/// Prints one error line to stderr (`--json`: one JSON object).
+pub fn report_error(err: &anyhow::Error, code: Exit, json: bool) {
+    let message = format!("{err:#}");
+    if json {
+        let name = err
+            .chain()
+            .find_map(|c| {
+                c.downcast_ref::<Rejection>()
+                    .map(Rejection::name)
+                    .or_else(|| c.downcast_ref::<DecodeError>().map(DecodeError::name))
+            })
+            .unwrap_or("Error");
+        let v = serde_json::json!({"error": name, "message": message, "exit": code as u8});
+        eprintln!("{v}");
+    } else {
+        eprintln!("rn: error: {message}");
+    }
+}
+
+/// The current unix time.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Parses `90s`, `15m`, `1h`, `7d` (or bare seconds).
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 15m, 1h or 7d"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+/// Writes a duration back in the largest exact unit.
+pub fn show_duration(secs: u64) -> String {
+    for (unit, n) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs >= n && secs.is_multiple_of(n) {
+            return format!("{}{unit}", secs / n);
+        }
+    }
+    format!("{secs}s")
+}
+
+/// Reads a passphrase from the first line of a file (which must be private, like a key).
+pub fn read_passphrase(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    files::check_private(path, false)?;
+    let raw = Zeroizing::new(files::read_capped(path, 4096)?);
+    let line = raw.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return Err(usage(format!(
+            "{}: the passphrase file is empty",
+            path.display()
+        )));
+    }
+    Ok(Zeroizing::new(line.to_vec()))
+}
+
+fn list<T: std::fmt::Display + Ord>(set: &Set<T>) -> String {
+    if set.is_empty() {
+        "none".into()
+    } else {
+        set.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn status_word(s: NodeStatus) -> &'static str {
+    match s {
+        NodeStatus::Active => "active",
+        NodeStatus::Revoked => "revoked",
+        NodeStatus::Quarantined => "quarantined",
+    }
+}
+
+fn overlay(c: &Option<Cidr>) -> String {
+    c.map_or_else(|| "none".into(), |c| c.to_string())
+}
+
+fn params_diff(old: &Params, new: &Params) -> String {
+    let mut parts = Vec::new();
+    if old.overlay_v4 != new.overlay_v4 {
+        parts.push(format!(
+            "overlay_v4 {} -> {}",
+            overlay(&old.overlay_v4),
+            overlay(&new.overlay_v4)
+        ));
+    }
+    if old.overlay_v6 != new.overlay_v6 {
+        parts.push(format!(
+            "overlay_v6 {} -> {}",
+            overlay(&old.overlay_v6),
+            overlay(&new.overlay_v6)
+        ));
+    }
+    if old.max_update_ttl_secs != new.max_update_ttl_secs {
+        parts.push(format!(
+            "max update ttl {} -> {}",
+            show_duration(old.max_update_ttl_secs.get()),
+            show_duration(new.max_update_ttl_secs.get())
+        ));
+    }
+    if old.clock_skew_secs != new.clock_skew_secs {
+        parts.push(format!(
+            "clock skew {} -> {}",
+            show_duration(old.clock_skew_secs.get()),
+            show_duration(new.clock_skew_secs.get())
+        ));
+    }
+    parts.join(", ")
+}
+
+/// One op in words, with keys shown in full (node keys, as `wg pubkey` prints them) or as
+/// OpenSSH fingerprints (approver keys, as `ssh-keygen -lf` prints them). `before` is the
+/// state the op meets.
+pub fn describe_op(op: &Op, before: &State) -> String {
+    let node_key = |id| {
+        before
+            .node(id)
+            .map_or_else(|| "?".to_owned(), |n| n.pubkey.to_string())
+    };
+    match op {
+        Op::AddNode { node } => format!(
+            "add node {} owned by {}, key {}, addresses {}, tags {}, routes {}, exit {}",
+            node.id,
+            node.owner,
+            node.pubkey,
+            list(&node.addresses),
+            list(&node.tags),
+            list(&node.routes),
+            if node.exit { "yes" } else { "no" }
+        ),
+        Op::RemoveNode { id } => format!("remove node {id} (key {})", node_key(id)),
+        Op::RevokeNode { id } => format!("REVOKE node {id} (key {})", node_key(id)),
+        Op::QuarantineNode { id } => format!("quarantine node {id} (key {})", node_key(id)),
+        Op::RestoreNode { id } => format!(
+            "restore node {id} to active (now {}, key {})",
+            before.node(id).map_or("?", |n| status_word(n.status)),
+            node_key(id)
+        ),
+        Op::RotateNodeKey { id, pubkey } => {
+            format!("re-key node {id}: {} -> {pubkey}", node_key(id))
+        }
+        Op::SetNode {
+            id,
+            tags,
+            addresses,
+            routes,
+            exit,
+        } => {
+            let old = before.node(id);
+            let mut parts = Vec::new();
+            if let Some(t) = tags {
+                parts.push(format!(
+                    "tags {} -> {}",
+                    old.map_or("?".into(), |n| list(&n.tags)),
+                    list(t)
+                ));
+            }
+            if let Some(a) = addresses {
+                parts.push(format!(
+                    "addresses {} -> {}",
+                    old.map_or("?".into(), |n| list(&n.addresses)),
+                    list(a)
+                ));
+            }
+            if let Some(r) = routes {
+                parts.push(format!(
+                    "routes {} -> {}",
+                    old.map_or("?".into(), |n| list(&n.routes)),
+                    list(r)
+                ));
+            }
+            if let Some(e) = exit {
+                parts.push(format!(
+                    "exit {} -> {}",
+                    old.map_or("?", |n| if n.exit { "yes" } else { "no" }),
+                    if *e { "yes" } else { "no" }
+                ));
+            }
+            format!("change node {id}: {}", parts.join("; "))
+        }
+        Op::AddApprover { approver } => format!(
+            "add approver {} as {}, key {}",
+            approver.id,
+            approver.role,
+            fingerprint(&approver.pubkey)
+        ),
+        Op::RevokeApprover { id } => format!(
+            "REVOKE approver {id} (key {})",
+            before
+                .approver(id)
+                .map_or_else(|| "?".to_owned(), |a| fingerprint(&a.pubkey))
+        ),
+        Op::RotateApproverKey { id, pubkey } => format!(
+            "re-key approver {id}: {} -> {}",
+            before
+                .approver(id)
+                .map_or_else(|| "?".to_owned(), |a| fingerprint(&a.pubkey)),
+            fingerprint(pubkey)
+        ),
+        Op::SetThreshold { threshold } => format!(
+            "threshold {} -> {threshold} (of {} active approvers now)",
+            before.threshold(),
+            before.active_approvers()
+        ),
+        Op::SetPolicy { policy } => format!(
+            "pin policy {} (was {})",
+            policy.map_or_else(|| "none".into(), |p| p.to_string()),
+            before
+                .policy()
+                .map_or_else(|| "none".into(), |p| p.to_string())
+        ),
+        Op::SetParams { params } => format!("params: {}", params_diff(before.params(), params)),
+    }
+}
+
+/// Formats a unix time as UTC `YYYY-MM-DD HH:MM:SS`.
+pub fn utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil-from-days (proleptic Gregorian), after H. Hinnant's public-domain algorithm.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// The human summary a signer sees: network, epochs, roots, each op, expiry, signatures.
+pub fn describe_update(u: &Update, before: &State, tally: &Tally, now: u64) -> String {
+    let mut s = String::new();
+    let expires = u.expires_at.get();
+    let left = if now <= expires {
+        format!("in {}", show_duration(expires - now))
+    } else {
+        format!("EXPIRED {} ago", show_duration(now - expires))
+    };
+    s.push_str(&format!(
+        "network   {}\nepoch     {} -> {}\nprev root {}\nnew root  {}\nupdate    {} (id {})\ncreated   {}\nexpires   {} ({left})\nreason    {}\nops       {}\n",
+        u.network_id,
+        u.epoch_prev,
+        u.epoch_new,
+        u.prev_root,
+        u.new_root,
+        u.hash().short(),
+        u.update_id,
+        utc(u.created_at.get()),
+        utc(expires),
+        if u.reason.as_str().is_empty() { "(none given)" } else { u.reason.as_str() },
+        u.ops.len()
+    ));
+    const SHOWN: usize = 50;
+    for (i, op) in u.ops.iter().enumerate().take(SHOWN) {
+        s.push_str(&format!("  {:>3}. {}\n", i + 1, describe_op(op, before)));
+    }
+    if u.ops.len() > SHOWN {
+        s.push_str(&format!(
+            "  ... and {} more ops (rn member verify --json lists the update in full)\n",
+            u.ops.len() - SHOWN
+        ));
+    }
+    s.push_str(&describe_tally(tally));
+    s
+}
+
+/// "signatures 1 of 2 (alice); still needed: …".
+pub fn describe_tally(t: &Tally) -> String {
+    let who = if t.counted.is_empty() {
+        "none".to_owned()
+    } else {
+        t.counted
+            .iter()
+            .map(|i| i.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let missing = t.missing();
+    format!(
+        "signed    {} of {} ({who}){}\n",
+        t.counted.len(),
+        t.threshold,
+        if missing.is_empty() {
+            "; quorum met".to_owned()
+        } else {
+            format!("; still needed: {}", missing.join("; "))
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h"), Ok(3600));
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+        assert_eq!(show_duration(604_800), "7d");
+        assert_eq!(show_duration(90), "90s");
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_764_230_000), "2025-11-27 07:53:20 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+}

@@ -1,0 +1,266 @@
+//! The one permission check and the one atomic write, used by every path that reads secrets or
+//! writes state (spec §4.6 "Files").
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// A file-system failure, naming the path and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The input does not exist.
+    #[error("{path}: no such file")]
+    Missing {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Unsafe ownership, mode or type.
+    #[error("{path}: {problem}; fix: {fix}")]
+    Unsafe {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+        /// The command that fixes it.
+        fix: String,
+    },
+    /// The output exists and overwriting was not asked for.
+    #[error("{path} already exists; pass --force to replace it")]
+    Exists {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Larger than allowed; refused before reading it all.
+    #[error("{path} is larger than the {cap}-byte cap for this input")]
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+        /// The cap.
+        cap: usize,
+    },
+    /// Any other I/O error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl FileError {
+    fn io(path: &Path, source: io::Error) -> Self {
+        match source.kind() {
+            io::ErrorKind::NotFound => FileError::Missing {
+                path: path.to_owned(),
+            },
+            io::ErrorKind::AlreadyExists => FileError::Exists {
+                path: path.to_owned(),
+            },
+            io::ErrorKind::PermissionDenied => FileError::Unsafe {
+                path: path.to_owned(),
+                problem: "permission denied".into(),
+                fix: "run as the user that owns it".into(),
+            },
+            _ => FileError::Io {
+                path: path.to_owned(),
+                source,
+            },
+        }
+    }
+}
+
+/// Reads at most `cap` bytes from `path` ("-" is standard input), refusing larger inputs.
+pub fn read_capped(path: &Path, cap: usize) -> Result<Vec<u8>, FileError> {
+    let mut buf = Vec::new();
+    let limit = cap as u64 + 1;
+    if path == Path::new("-") {
+        io::stdin()
+            .lock()
+            .take(limit)
+            .read_to_end(&mut buf)
+            .map_err(|e| FileError::io(path, e))?;
+    } else {
+        File::open(path)
+            .and_then(|f| f.take(limit).read_to_end(&mut buf))
+            .map_err(|e| FileError::io(path, e))?;
+    }
+    if buf.len() > cap {
+        return Err(FileError::TooLarge {
+            path: path.to_owned(),
+            cap,
+        });
+    }
+    Ok(buf)
+}
+
+/// Like ssh's StrictModes: `path` must not be a symlink, must be owned by the effective uid,
+/// and must grant nothing to group or others. `dir` selects directory (`0700`) or regular file
+/// (`0600`) expectations.
+pub fn check_private(path: &Path, dir: bool) -> Result<(), FileError> {
+    let meta = fs::symlink_metadata(path).map_err(|e| FileError::io(path, e))?;
+    let unsafe_ = |problem: String, fix: String| FileError::Unsafe {
+        path: path.to_owned(),
+        problem,
+        fix,
+    };
+    let shown = path.display();
+    if meta.file_type().is_symlink() {
+        return Err(unsafe_(
+            "is a symlink".into(),
+            format!(
+                "replace it with the real {}",
+                if dir { "directory" } else { "file" }
+            ),
+        ));
+    }
+    if dir && !meta.is_dir() {
+        return Err(unsafe_(
+            "is not a directory".into(),
+            format!("remove {shown}"),
+        ));
+    }
+    if !dir && !meta.is_file() {
+        return Err(unsafe_(
+            "is not a regular file".into(),
+            format!("remove {shown}"),
+        ));
+    }
+    let euid = rustix::process::geteuid().as_raw();
+    if meta.uid() != euid {
+        return Err(unsafe_(
+            format!(
+                "is owned by uid {}, not by the running uid {euid}",
+                meta.uid()
+            ),
+            format!("chown {euid} {shown}"),
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        let want = if dir { "700" } else { "600" };
+        return Err(unsafe_(
+            format!("has mode {mode:04o}, open to group or others"),
+            format!("chmod {want} {shown}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory with `mode`,
+/// fsync, rename over `path` (refused if it exists unless `overwrite`), fsync the directory.
+/// A crash leaves either the old file or the new one. "-" writes to standard output.
+pub fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    overwrite: bool,
+) -> Result<(), FileError> {
+    if path == Path::new("-") {
+        let mut out = io::stdout().lock();
+        return out
+            .write_all(bytes)
+            .and_then(|()| out.flush())
+            .map_err(|e| FileError::io(path, e));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| FileError::Io {
+            path: path.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "not a file path"),
+        })?
+        .to_string_lossy()
+        .into_owned();
+    if !overwrite && fs::symlink_metadata(path).is_ok() {
+        return Err(FileError::Exists {
+            path: path.to_owned(),
+        });
+    }
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| FileError::Io {
+        path: path.to_owned(),
+        source: io::Error::other(e.to_string()),
+    })?;
+    let tmp = dir.join(format!(".{name}.tmp-{}", crate::ledger::types::hex(&nonce)));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        if overwrite {
+            fs::rename(&tmp, path)?;
+        } else {
+            rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &tmp,
+                rustix::fs::CWD,
+                path,
+                rustix::fs::RenameFlags::NOREPLACE,
+            )
+            .map_err(io::Error::from)?;
+        }
+        File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(|e| FileError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn atomic_write_refuses_to_clobber_and_sets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_atomic(&p, b"one", 0o600, false).unwrap();
+        assert!(matches!(
+            write_atomic(&p, b"two", 0o600, false),
+            Err(FileError::Exists { .. })
+        ));
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        write_atomic(&p, b"two", 0o600, true).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+    }
+
+    #[test]
+    fn private_check_names_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        fs::write(&p, b"x").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = check_private(&p, false).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        check_private(&p, false).unwrap();
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        assert!(
+            check_private(&link, false)
+                .unwrap_err()
+                .to_string()
+                .contains("symlink")
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! Canonical encoding (RFC 8785 JCS) and strict decoding (spec §4.1).
+//!
+//! Every byte string that is hashed or signed comes from [`to_jcs`]. Every document that comes
+//! from outside goes through [`decode`]: size cap first, then the `kind` check, then a typed
+//! parse that rejects unknown fields, duplicate keys, wrong types and out-of-range integers.
+
+use std::borrow::Cow;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::error::DecodeError;
+
+/// RFC 8785 canonical bytes of a ledger value.
+pub fn to_jcs<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    serde_jcs::to_vec(value)
+        .expect("ledger values hold only strings, integers, booleans, null, arrays and objects")
+}
+
+/// Size caps checked before parsing (spec §4.1).
+pub mod caps {
+    /// Updates, signed updates and proposals.
+    pub const UPDATE: usize = 8 << 20;
+    /// A whole ledger log, or a bundle.
+    pub const LOG: usize = 256 << 20;
+    /// A policy document.
+    pub const POLICY: usize = 1 << 20;
+}
+
+/// A top-level document with a fixed `kind` and a size cap.
+pub trait Document: Serialize + DeserializeOwned {
+    /// The `kind` string, e.g. `rn.update.v1`.
+    const KIND: &'static str;
+    /// The size cap in bytes.
+    const CAP: usize;
+}
+
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+}
+
+/// Reads only the `kind` of a JSON object (the rest must still be valid JSON).
+pub fn peek_kind(bytes: &[u8]) -> Result<String, DecodeError> {
+    let peek: Peek<'_> = serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
+        what: "document",
+        detail: format!("no readable \"kind\": {e}"),
+    })?;
+    Ok(peek.kind.into_owned())
+}
+
+/// Strictly decodes one document of kind `T::KIND` from `bytes`.
+pub fn decode<T: Document>(bytes: &[u8]) -> Result<T, DecodeError> {
+    if bytes.len() > T::CAP {
+        return Err(DecodeError::Oversize {
+            what: T::KIND,
+            size: bytes.len(),
+            cap: T::CAP,
+        });
+    }
+    let kind = peek_kind(bytes)?;
+    if kind != T::KIND {
+        return Err(DecodeError::UnknownKind {
+            expected: T::KIND,
+            found: kind,
+        });
+    }
+    decode_value(T::KIND, bytes)
+}
+
+/// Strictly decodes a value whose kind was already checked (or that has none).
+pub fn decode_value<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, DecodeError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let detail = e.to_string();
+        match detail.strip_prefix(KIND_ERROR_PREFIX) {
+            Some(rest) => DecodeError::UnknownKind {
+                expected: what,
+                found: rest.to_owned(),
+            },
+            None => DecodeError::Malformed { what, detail },
+        }
+    })
+}
+
+const KIND_ERROR_PREFIX: &str = "unknown kind ";
+
+/// Declares a zero-sized marker for a `kind` string: it serialises as the string and refuses
+/// any other value when deserialised.
+macro_rules! kind_marker {
+    ($(#[$m:meta])* $name:ident = $kind:literal) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name;
+
+        impl $name {
+            /// The kind string.
+            #[allow(dead_code)]
+            pub const KIND: &'static str = $kind;
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str($kind)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::ledger::canonical::expect_kind(d, $kind).map(|()| $name)
+            }
+        }
+    };
+}
+pub(crate) use kind_marker;
+
+#[doc(hidden)]
+pub fn expect_kind<'de, D: Deserializer<'de>>(d: D, kind: &'static str) -> Result<(), D::Error> {
+    let found = Cow::<'de, str>::deserialize(d)?;
+    if found != kind {
+        return Err(serde::de::Error::custom(format_args!(
+            "{KIND_ERROR_PREFIX}{found:?} (expected {kind:?})"
+        )));
+    }
+    Ok(())
+}
+
+/// `deserialize_with` for an `Option` field that must be present (it may be `null`).
+pub fn required<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
+}
+
+/// `deserialize_with` for an optional field that, when present, must not be `null`.
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    kind_marker!(TestKind = "rn.test.v1");
+
+    #[derive(Serialize, Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Doc {
+        kind: TestKind,
+        a: u32,
+    }
+
+    impl Document for Doc {
+        const KIND: &'static str = "rn.test.v1";
+        const CAP: usize = 64;
+    }
+
+    #[test]
+    fn jcs_sorts_keys_and_strips_space() {
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{ "b": 1, "a": [true, null] }"#).unwrap();
+        assert_eq!(to_jcs(&v), br#"{"a":[true,null],"b":1}"#);
+    }
+
+    #[test]
+    fn strict_decoding() {
+        assert!(decode::<Doc>(br#"{"kind":"rn.test.v1","a":1}"#).is_ok());
+        let cases: [(&[u8], &str); 5] = [
+            (br#"{"kind":"rn.test.v2","a":1}"#, "UnknownKind"),
+            (br#"{"kind":"rn.test.v1","a":1,"b":2}"#, "Malformed"),
+            (br#"{"kind":"rn.test.v1","a":1,"a":2}"#, "Malformed"),
+            (br#"{"kind":"rn.test.v1","a":"1"}"#, "Malformed"),
+            (&[b' '; 65], "Oversize"),
+        ];
+        for (input, want) in cases {
+            let err = decode::<Doc>(input).unwrap_err();
+            assert_eq!(err.name(), want, "{}", String::from_utf8_lossy(input));
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The acceptance gate (spec §4.5): the one function every path — `apply`, inbox, bundle
+//! catch-up, load, `verify` — uses to decide whether an update may be committed.
+//!
+//! Its only output that can be committed is a [`VerifiedUpdate`], which nothing else can
+//! construct. Genesis has its own gate, [`verify_genesis`], returning a [`VerifiedGenesis`].
+
+use std::collections::HashSet;
+
+use super::error::Rejection;
+use super::model::{ApproverStatus, State};
+use super::quorum;
+use super::reduce::{Transition, reduce};
+use super::types::{Sha256Digest, UpdateId};
+use super::update::{Op, SignedGenesis, SignedUpdate};
+
+/// How the update reaches the ledger, which decides the time checks (spec §4.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// A single update judged on its own (`verify`, `sign`): every time check applies and an
+    /// expired update is refused whatever it does.
+    Lone,
+    /// An update followed by others in the same catch-up chain: vouched for by its successor's
+    /// quorum, so its expiry is not checked.
+    ChainInner,
+    /// The last update of a catch-up chain (a lone `apply` is a chain of one): expiry is
+    /// checked, except that an update whose every op only restricts is accepted late, so a
+    /// lagging node never misses a revocation.
+    ChainLast,
+    /// Replaying committed history on load: never re-checked against the clock.
+    History,
+}
+
+/// An update that passed every check of the gate against one exact state. Only
+/// [`accept`] creates it; only the store commits it.
+#[derive(Debug)]
+pub struct VerifiedUpdate {
+    signed: SignedUpdate,
+    transition: Transition,
+    signers: Vec<super::types::Id>,
+}
+
+impl VerifiedUpdate {
+    /// The verified signed update.
+    pub fn signed(&self) -> &SignedUpdate {
+        &self.signed
+    }
+
+    /// The root the update yields.
+    pub fn new_root(&self) -> Sha256Digest {
+        self.transition.root()
+    }
+
+    /// The approvers whose signatures counted.
+    pub fn signers(&self) -> &[super::types::Id] {
+        &self.signers
+    }
+
+    /// Applies it to the state it was verified against, returning the signed update.
+    ///
+    /// # Panics
+    /// If `state` is not the state the update was verified against (a programming error: the
+    /// store verifies and commits under one lock).
+    pub fn commit_to(self, state: &mut State) -> SignedUpdate {
+        state.apply(self.transition);
+        self.signed
+    }
+}
+
+/// Runs the gate: every check of spec §4.5, in order, each failure its own [`Rejection`].
+///
+/// `seen` holds every `update_id` already committed to this ledger; `now` is the verifier's
+/// clock in unix seconds.
+pub fn accept(
+    state: &State,
+    seen: &HashSet<UpdateId>,
+    signed: &SignedUpdate,
+    now: u64,
+    freshness: Freshness,
+) -> Result<VerifiedUpdate, Rejection> {
+    let (tally, transition) = run(state, seen, signed, now, freshness, true)?;
+    Ok(VerifiedUpdate {
+        signed: signed.clone(),
+        transition,
+        signers: tally.counted,
+    })
+}
+
+/// What the gate sees in an update that may not have all its signatures yet.
+#[derive(Debug)]
+pub struct Inspection {
+    /// The signatures so far (all of them valid).
+    pub tally: quorum::Tally,
+    /// The effect of the update.
+    pub transition: Transition,
+}
+
+/// Every check of [`accept`] except that the quorum need not be met yet: used by signers and
+/// `verify` to show what an update does and who still has to sign. Any invalid signature,
+/// illegal op or wrong root still rejects it.
+pub fn inspect(
+    state: &State,
+    seen: &HashSet<UpdateId>,
+    signed: &SignedUpdate,
+    now: u64,
+    freshness: Freshness,
+) -> Result<Inspection, Rejection> {
+    let (tally, transition) = run(state, seen, signed, now, freshness, false)?;
+    Ok(Inspection { tally, transition })
+}
+
+fn run(
+    state: &State,
+    seen: &HashSet<UpdateId>,
+    signed: &SignedUpdate,
+    now: u64,
+    freshness: Freshness,
+    enforce_quorum: bool,
+) -> Result<(quorum::Tally, Transition), Rejection> {
+    let u = &signed.update;
+    // 1. Decoding already happened (typed input); the network must match.
+    if u.network_id != *state.network_id() {
+        return Err(Rejection::WrongNetwork {
+            expected: state.network_id().clone(),
+            found: u.network_id.clone(),
+        });
+    }
+    // 2. Epochs.
+    let current = state.epoch();
+    if u.epoch_prev < current {
+        return Err(Rejection::Stale {
+            current,
+            epoch_prev: u.epoch_prev,
+        });
+    }
+    if u.epoch_prev > current {
+        return Err(Rejection::Gap {
+            current,
+            epoch_prev: u.epoch_prev,
+        });
+    }
+    if u.epoch_new.get() != current.get() + 1 {
+        return Err(Rejection::EpochStep {
+            expected: current.get() + 1,
+            epoch_new: u.epoch_new,
+        });
+    }
+    let message = u.message();
+    // 3. Same epoch, same root; a quorum-signed update on another root is fork evidence.
+    if u.prev_root != state.root() {
+        let quorate = quorum::tally(state, u, &message, &signed.signatures)
+            .and_then(|t| t.check())
+            .is_ok();
+        let (epoch, expected, found) = (current, state.root(), u.prev_root);
+        return Err(if quorate {
+            Rejection::Fork {
+                epoch,
+                expected,
+                found,
+            }
+        } else {
+            Rejection::PrevRootMismatch {
+                epoch,
+                expected,
+                found,
+            }
+        });
+    }
+    // 4. Replay.
+    if seen.contains(&u.update_id) {
+        return Err(Rejection::Replay {
+            update_id: u.update_id,
+        });
+    }
+    // 5. Time (spec §4.7).
+    check_time(state, signed, now, freshness)?;
+    // 6. Quorum.
+    let tally = quorum::tally(state, u, &message, &signed.signatures)?;
+    if enforce_quorum {
+        tally.check()?;
+    }
+    // 7. Reducer and invariants.
+    let transition = reduce(state, u)?;
+    // 8. Root.
+    if transition.root() != u.new_root {
+        return Err(Rejection::RootMismatch {
+            claimed: u.new_root,
+            computed: transition.root(),
+        });
+    }
+    Ok((tally, transition))
+}
+
+fn check_time(
+    state: &State,
+    signed: &SignedUpdate,
+    now: u64,
+    freshness: Freshness,
+) -> Result<(), Rejection> {
+    let u = &signed.update;
+    let params = state.params();
+    if freshness != Freshness::History
+        && u.created_at.get() > now.saturating_add(params.clock_skew_secs.get())
+    {
+        return Err(Rejection::FutureDated {
+            created_at: u.created_at,
+            now,
+            skew: params.clock_skew_secs,
+        });
+    }
+    if u.created_at >= u.expires_at {
+        return Err(Rejection::BadValidity {
+            created_at: u.created_at,
+            expires_at: u.expires_at,
+        });
+    }
+    let ttl = u.expires_at.get() - u.created_at.get();
+    if ttl > params.max_update_ttl_secs.get() {
+        return Err(Rejection::TtlTooLong {
+            ttl,
+            max: params.max_update_ttl_secs,
+        });
+    }
+    let expiry_applies = match freshness {
+        Freshness::Lone => true,
+        Freshness::ChainLast => !u.ops.iter().all(Op::is_restrictive),
+        Freshness::ChainInner | Freshness::History => false,
+    };
+    if expiry_applies && now > u.expires_at.get() {
+        return Err(Rejection::Expired {
+            expires_at: u.expires_at,
+            now,
+        });
+    }
+    Ok(())
+}
+
+/// A genesis whose every listed approver signed it. Only [`verify_genesis`] creates it.
+#[derive(Clone, Debug)]
+pub struct VerifiedGenesis {
+    signed: SignedGenesis,
+}
+
+impl VerifiedGenesis {
+    /// The verified signed genesis.
+    pub fn signed(&self) -> &SignedGenesis {
+        &self.signed
+    }
+
+    /// The epoch-0 state.
+    pub fn state(&self) -> &State {
+        &self.signed.genesis.state
+    }
+
+    /// The genesis root: the network's trust anchor.
+    pub fn root(&self) -> Sha256Digest {
+        self.signed.genesis.state.root()
+    }
+}
+
+/// Checks that a genesis holds a valid epoch-0 state and is signed by every approver it lists.
+pub fn check_genesis_state(sg: &SignedGenesis) -> Result<(), Rejection> {
+    let state = &sg.genesis.state;
+    let bad = |reason: &str| Rejection::BadGenesis {
+        reason: reason.to_owned(),
+    };
+    if state.epoch().get() != 0 {
+        return Err(bad("the genesis state must be at epoch 0"));
+    }
+    if state
+        .approvers()
+        .any(|a| a.status != ApproverStatus::Active)
+    {
+        return Err(bad("every genesis approver must be active"));
+    }
+    Ok(())
+}
+
+/// The genesis gate: a valid epoch-0 state, every listed approver signed, and — when `pin` is
+/// given — the root equals the pin.
+pub fn verify_genesis(
+    sg: &SignedGenesis,
+    pin: Option<&Sha256Digest>,
+) -> Result<VerifiedGenesis, Rejection> {
+    check_genesis_state(sg)?;
+    if let Some(pin) = pin {
+        let found = sg.genesis.state.root();
+        if found != *pin {
+            return Err(Rejection::PinMismatch {
+                pinned: *pin,
+                found,
+            });
+        }
+    }
+    let missing = quorum::genesis_missing(&sg.genesis, &sg.signatures)?;
+    if !missing.is_empty() {
+        return Err(Rejection::GenesisUnsigned { missing });
+    }
+    Ok(VerifiedGenesis { signed: sg.clone() })
+}

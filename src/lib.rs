@@ -1,0 +1,10 @@
+//! rn: a WireGuard mesh governed by a quorum-signed membership ledger.
+//!
+//! The binary's modules: [`ledger`] (formats, roots, quorum gate), [`keys`] (approver and node
+//! keys), [`files`] (the one permission check and atomic write), and [`cli`] (commands).
+
+pub mod cli;
+pub mod files;
+pub mod journal;
+pub mod keys;
+pub mod ledger;

@@ -1,0 +1,91 @@
+//! `rn`: parses arguments, dispatches, and maps every error to its exit code (one table).
+
+use std::process::ExitCode;
+
+use rn::cli::{self, Exit};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.iter().any(|a| a == "--json");
+    let code = match cli::parse(&args) {
+        Ok(command) => match command.run() {
+            Ok(code) => code,
+            Err(err) => {
+                if let Some(cli::CliError::Help(text)) = err.downcast_ref() {
+                    println!("{text}");
+                    return ExitCode::SUCCESS;
+                }
+                let code = exit_code(&err);
+                cli::output::report_error(&err, code, json);
+                code
+            }
+        },
+        Err(early) => {
+            if early.status.is_ok() {
+                println!("{}", early.output);
+                Exit::Ok
+            } else {
+                eprintln!(
+                    "rn: usage: {}\nRun rn --help for more information.",
+                    early.output.trim()
+                );
+                Exit::Usage
+            }
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+/// The one table from errors to exit codes (DESIGN §6). The first error in the chain with a
+/// known type decides.
+fn exit_code(err: &anyhow::Error) -> Exit {
+    use rn::files::FileError;
+    use rn::journal::JournalError;
+    use rn::keys::KeyError;
+    use rn::ledger::{DecodeError, Rejection};
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<cli::CliError>() {
+            return e.exit();
+        }
+        if cause.is::<Rejection>() {
+            return Exit::Rejected;
+        }
+        if cause.is::<DecodeError>() {
+            return Exit::DataErr;
+        }
+        if let Some(e) = cause.downcast_ref::<FileError>() {
+            return file_exit(e);
+        }
+        if let Some(e) = cause.downcast_ref::<JournalError>() {
+            return match e {
+                JournalError::Equivocation { .. } => Exit::Rejected,
+                JournalError::Corrupt { .. } => Exit::DataErr,
+                JournalError::File(f) => file_exit(f),
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<KeyError>() {
+            return match e {
+                KeyError::File(f) => file_exit(f),
+                KeyError::Format { .. } => Exit::DataErr,
+                KeyError::NeedPassphrase { .. } => Exit::Usage,
+                KeyError::WrongPassphrase { .. } => Exit::NoPerm,
+                KeyError::Rng(_) => Exit::Software,
+            };
+        }
+        if cause.is::<std::io::Error>() {
+            return Exit::IoErr;
+        }
+    }
+    Exit::Software
+}
+
+fn file_exit(e: &rn::files::FileError) -> Exit {
+    use rn::files::FileError;
+    match e {
+        FileError::Missing { .. } => Exit::NoInput,
+        FileError::Unsafe { .. } => Exit::NoPerm,
+        FileError::Exists { .. } => Exit::Usage,
+        FileError::TooLarge { .. } => Exit::DataErr,
+        FileError::Io { .. } => Exit::IoErr,
+    }
+}
