@@ -21,8 +21,14 @@ kind_marker!(
 
 /// A set kept sorted and free of duplicates. Decoding accepts any order (the canonical form
 /// does not depend on it) but refuses duplicates.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Set<T>(Vec<T>);
+
+impl<T> Default for Set<T> {
+    fn default() -> Self {
+        Set(Vec::new())
+    }
+}
 
 impl<T: Ord> Set<T> {
     /// Sorts, refusing duplicates (the duplicate is returned).
@@ -320,7 +326,8 @@ impl State {
             root: Sha256Digest([0; 32]),
         };
         state.params.check()?;
-        check_approvers(&state.approvers, state.threshold)?;
+        check_approver_keys(&state.approvers)?;
+        check_quorum_reachable(&state.approvers, state.threshold)?;
         for entry in state.nodes.values() {
             check_node_shape(&entry.node, &state.params)?;
             let id = &entry.node.id;
@@ -400,6 +407,21 @@ impl State {
         count_active(&self.approvers)
     }
 
+    /// The canonical header bytes the root hashes (spec §4.3), for auditors.
+    pub fn header_bytes(&self) -> Vec<u8> {
+        super::canonical::to_jcs(&self.header_digests())
+    }
+
+    /// Each node's leaf hash, in id order.
+    pub fn node_leaves(&self) -> impl Iterator<Item = (&Id, [u8; 32])> {
+        self.nodes.iter().map(|(id, e)| (id, e.leaf))
+    }
+
+    /// Each approver's leaf hash, in id order.
+    pub fn approver_leaves(&self) -> impl Iterator<Item = (&Id, [u8; 32])> {
+        self.approvers.iter().map(|(id, a)| (id, root::leaf(a)))
+    }
+
     pub(crate) fn header_digests(&self) -> root::Header<'_> {
         root::Header {
             kind: StateKind,
@@ -421,11 +443,8 @@ pub(crate) fn count_active(approvers: &BTreeMap<Id, Approver>) -> usize {
         .count()
 }
 
-/// Approver invariants: unique keys, 1 ≤ threshold ≤ active approvers, an active owner.
-pub(crate) fn check_approvers(
-    approvers: &BTreeMap<Id, Approver>,
-    threshold: Uint,
-) -> Result<(), String> {
+/// Approver keys are unique (spec §4.2).
+pub(crate) fn check_approver_keys(approvers: &BTreeMap<Id, Approver>) -> Result<(), String> {
     let mut keys = HashMap::new();
     for a in approvers.values() {
         if let Some(other) = keys.insert(a.pubkey, &a.id) {
@@ -435,6 +454,15 @@ pub(crate) fn check_approvers(
             ));
         }
     }
+    Ok(())
+}
+
+/// The quorum stays reachable: 1 ≤ threshold ≤ active approvers, and an active owner remains
+/// (spec §4.2, §4.4).
+pub(crate) fn check_quorum_reachable(
+    approvers: &BTreeMap<Id, Approver>,
+    threshold: Uint,
+) -> Result<(), String> {
     let active = count_active(approvers) as u64;
     if threshold.get() == 0 {
         return Err("threshold must be at least 1".into());

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use super::error::Rejection;
 use super::model::StateKind;
 use super::model::{
-    Approver, ApproverStatus, Node, NodeEntry, NodeStatus, Params, State, check_approvers,
-    check_node_shape,
+    Approver, ApproverStatus, Node, NodeEntry, NodeStatus, Params, State, check_approver_keys,
+    check_node_shape, check_quorum_reachable,
 };
 use super::root::{self, Header};
 use super::types::{Cidr, Id, Sha256Digest, TransportKey, Uint};
@@ -249,9 +249,10 @@ fn status_word(s: NodeStatus) -> &'static str {
 
 /// Checks the §4.2 invariants on the draft and builds the transition.
 fn finish(d: Draft<'_>, epoch: Uint) -> Result<Transition, Rejection> {
-    check_approvers(&d.approvers, d.threshold)
+    check_quorum_reachable(&d.approvers, d.threshold)
         .map_err(|reason| Rejection::QuorumUnreachable { reason })?;
     let invariant = |reason: String| Rejection::InvariantViolated { reason };
+    check_approver_keys(&d.approvers).map_err(invariant)?;
 
     // Node shape: only changed nodes, unless the overlay itself changed.
     let changed = d.nodes.values().flatten();

@@ -1,0 +1,938 @@
+//! Negative (and a few positive-control) vectors: one file per case under
+//! `tests/vectors/reject/` and `tests/vectors/accept/`, each naming the exact outcome.
+//!
+//! A vector file holds: `comment`, `expect` (a `DecodeError`/`Rejection` variant name, or
+//! `Accepted`), `base_epoch` (the golden `state-NN.json` it is judged against), `now`,
+//! `freshness` (`lone`, `chain_inner`, `chain_last`, `history`), `seen` (update ids already
+//! committed) and `input` (the exact bytes of the signed update, as a string).
+//!
+//! `RN_BLESS=1 cargo test --test vectors` rewrites the files from the generator below.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+
+use common::{T0, approver_key, approver_key2, node, node_key, sign, u, update_on};
+use rn::ledger::canonical::{decode, to_jcs};
+use rn::ledger::model::{Approver, ApproverStatus, Role, Set, State};
+use rn::ledger::types::{Sha256Digest, UpdateId};
+use rn::ledger::update::{Op, Signature, SignedUpdate};
+use rn::ledger::{Freshness, accept};
+use serde_json::{Value, json};
+
+struct Case {
+    name: &'static str,
+    comment: &'static str,
+    expect: &'static str,
+    base_epoch: usize,
+    now: u64,
+    freshness: &'static str,
+    seen: Vec<String>,
+    input: Vec<u8>,
+}
+
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
+
+/// Re-encodes a signed update after editing its JSON.
+fn edit(su: &SignedUpdate, f: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut v = serde_json::to_value(su).unwrap();
+    f(&mut v);
+    to_jcs(&v)
+}
+
+fn id(s: &str) -> rn::ledger::types::Id {
+    s.parse().unwrap()
+}
+
+fn approver(name: &str, role: Role, second_key: bool) -> Approver {
+    Approver {
+        id: id(name),
+        pubkey: if second_key {
+            approver_key2(name)
+        } else {
+            approver_key(name)
+        }
+        .public(),
+        role,
+        status: ApproverStatus::Active,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let chain = common::chain();
+    let s = &chain.states;
+    let mut out = Vec::new();
+    // Time of the next update on epoch e's state, and a "now" inside its validity.
+    let at = |e: usize| T0 + 100 * (e as u64 + 1) + 5000;
+    let mut case = |name, comment, expect, base_epoch: usize, freshness, input: Vec<u8>| {
+        out.push(Case {
+            name,
+            comment,
+            expect,
+            base_epoch,
+            now: at(base_epoch) + 10,
+            freshness,
+            seen: Vec::new(),
+            input,
+        });
+    };
+    let n = 100; // update ids for vectors: 100 + k
+    let revoke = |who: &str| vec![Op::RevokeNode { id: id(who) }];
+    let add = |name: &str, host: u32, e: usize| {
+        vec![Op::AddNode {
+            node: node(name, host, &["tag:web"], at(e)),
+        }]
+    };
+    let good = |e: usize, k: u64, ops: Vec<Op>, signers: &[&str]| {
+        sign(update_on(&s[e], n + k, at(e), ops), signers)
+    };
+
+    // --- decoding (spec §4.1) ---
+    let base = good(1, 1, revoke("web-2"), &["alice", "bob"]);
+    case(
+        "unknown_kind",
+        "The signed-update kind names an unknown version.",
+        "UnknownKind",
+        1,
+        "lone",
+        edit(&base, |v| v["kind"] = json!("rn.signed-update.v2")),
+    );
+    case(
+        "unknown_inner_kind",
+        "The inner update kind names an unknown version.",
+        "UnknownKind",
+        1,
+        "lone",
+        edit(&base, |v| v["update"]["kind"] = json!("rn.update.v2")),
+    );
+    case(
+        "unknown_field",
+        "An unknown field in the update.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&base, |v| v["update"]["priority"] = json!(1)),
+    );
+    let dup = String::from_utf8(to_jcs(&base)).unwrap().replacen(
+        "\"reason\":",
+        "\"reason\":\"x\",\"reason\":",
+        1,
+    );
+    case(
+        "duplicate_key",
+        "The key \"reason\" appears twice.",
+        "Malformed",
+        1,
+        "lone",
+        dup.into_bytes(),
+    );
+    case(
+        "integer_above_2_53",
+        "created_at is 2^53, which JCS cannot carry exactly.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&base, |v| {
+            v["update"]["created_at"] = json!(9_007_199_254_740_992u64)
+        }),
+    );
+    case(
+        "negative_integer",
+        "epoch_prev is negative.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&base, |v| v["update"]["epoch_prev"] = json!(-1)),
+    );
+    case(
+        "float_number",
+        "created_at is a float.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&base, |v| v["update"]["created_at"] = json!(1.5)),
+    );
+    case(
+        "empty_ops",
+        "An update with no ops.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&base, |v| v["update"]["ops"] = json!([])),
+    );
+    case(
+        "missing_field",
+        "expires_at is missing.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&base, |v| {
+            v["update"].as_object_mut().unwrap().remove("expires_at");
+        }),
+    );
+    case(
+        "unknown_op",
+        "An op name rn does not know.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&base, |v| {
+            v["update"]["ops"][0]["op"] = json!("frobnicate_node")
+        }),
+    );
+    case(
+        "bad_node_id",
+        "A node id that is not a lowercase DNS label.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&base, |v| v["update"]["ops"][0]["id"] = json!("Web_2")),
+    );
+    case(
+        "reason_control_character",
+        "A control character in the reason.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&base, |v| v["update"]["reason"] = json!("line\nbreak")),
+    );
+    case(
+        "non_canonical_signature_base64",
+        "A signature whose base64 has non-zero trailing bits.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&base, |v| {
+            let sig = v["signatures"][0]["sig"].as_str().unwrap().to_owned();
+            let mut b = sig.into_bytes();
+            // The last character before "==" carries 2 data bits and 4 padding bits: keep the
+            // data bits, set a padding bit. Same bytes, second spelling.
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let i = b.len() - 3;
+            let v6 = ALPHABET.iter().position(|&c| c == b[i]).unwrap();
+            b[i] = ALPHABET[(v6 & 0x30) | 1];
+            v["signatures"][0]["sig"] = json!(String::from_utf8(b).unwrap());
+        }),
+    );
+    case(
+        "non_canonical_cidr",
+        "An address with host bits beyond its prefix length.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&good(1, 2, add("web-3", 4, 1), &["alice", "bob"]), |v| {
+            v["update"]["ops"][0]["node"]["addresses"] = json!(["100.96.0.4/16"])
+        }),
+    );
+    let weak = good(
+        0,
+        3,
+        vec![Op::AddApprover {
+            approver: approver("erin", Role::Guardian, false),
+        }],
+        &["alice", "bob", "new:erin"],
+    );
+    case(
+        "weak_approver_key",
+        "add_approver with the identity point as its key (a weak key).",
+        "Malformed",
+        0,
+        "lone",
+        edit(&weak, |v| {
+            v["update"]["ops"][0]["approver"]["pubkey"] =
+                json!("AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        }),
+    );
+
+    // --- gate steps 1-5 ---
+    case(
+        "wrong_network",
+        "The update names another network.",
+        "WrongNetwork",
+        1,
+        "lone",
+        to_jcs(&{
+            let mut x = update_on(&s[1], n + 4, at(1), revoke("web-2"));
+            x.network_id = id("other");
+            sign(x, &["alice", "bob"])
+        }),
+    );
+    case(
+        "stale",
+        "Built on epoch 0 while the ledger is at epoch 1.",
+        "Stale",
+        1,
+        "lone",
+        to_jcs(&good(0, 5, add("web-9", 9, 0), &["alice", "bob"])),
+    );
+    case(
+        "gap",
+        "Built on epoch 1 while the ledger is at epoch 0.",
+        "Gap",
+        0,
+        "lone",
+        to_jcs(&good(1, 6, revoke("web-2"), &["alice", "bob"])),
+    );
+    case(
+        "epoch_step",
+        "epoch_new skips an epoch.",
+        "EpochStep",
+        1,
+        "lone",
+        to_jcs(&{
+            let mut x = update_on(&s[1], n + 7, at(1), revoke("web-2"));
+            x.epoch_new = u(3);
+            sign(x, &["alice", "bob"])
+        }),
+    );
+    // A quorum signed an update on another epoch-1 state: conflicting history.
+    let other_s1 = {
+        let mut st = s[0].clone();
+        let v = accept(
+            &st,
+            &HashSet::new(),
+            &good(0, 8, add("evil-1", 66, 0), &["alice", "bob"]),
+            at(0),
+            Freshness::Lone,
+        )
+        .unwrap();
+        v.commit_to(&mut st);
+        st
+    };
+    case(
+        "fork",
+        "A quorum-signed update building on a different epoch-1 root: fork evidence.",
+        "Fork",
+        1,
+        "lone",
+        to_jcs(&sign(
+            update_on(
+                &other_s1,
+                n + 9,
+                at(1),
+                vec![Op::RevokeNode { id: id("evil-1") }],
+            ),
+            &["alice", "bob"],
+        )),
+    );
+    case(
+        "wrong_prev_root",
+        "prev_root is not the ledger's root, and no quorum signed it.",
+        "PrevRootMismatch",
+        1,
+        "lone",
+        to_jcs(&{
+            let mut x = update_on(&s[1], n + 10, at(1), revoke("web-2"));
+            x.prev_root = Sha256Digest::of(b"elsewhere");
+            sign(x, &["alice"])
+        }),
+    );
+    let replay = good(1, 11, revoke("web-2"), &["alice", "bob"]);
+    case(
+        "replayed",
+        "The update id was already committed to this ledger.",
+        "Replay",
+        1,
+        "lone",
+        to_jcs(&replay),
+    );
+    case(
+        "future_dated",
+        "created_at is 91 s ahead of now (skew 90 s).",
+        "FutureDated",
+        1,
+        "lone",
+        to_jcs(&{
+            let mut x = update_on(&s[1], n + 12, at(1) + 10 + 91, revoke("web-2"));
+            x.expires_at = u(at(1) + 4000);
+            sign(x, &["alice", "bob"])
+        }),
+    );
+    case(
+        "bad_validity",
+        "expires_at equals created_at.",
+        "BadValidity",
+        1,
+        "lone",
+        to_jcs(&{
+            let mut x = update_on(&s[1], n + 13, at(1), revoke("web-2"));
+            x.expires_at = x.created_at;
+            sign(x, &["alice", "bob"])
+        }),
+    );
+    case(
+        "ttl_too_long",
+        "Valid for 7 days and 1 second (max 7 days).",
+        "TtlTooLong",
+        1,
+        "lone",
+        to_jcs(&{
+            let mut x = update_on(&s[1], n + 14, at(1), revoke("web-2"));
+            x.expires_at = u(at(1) + 604_801);
+            sign(x, &["alice", "bob"])
+        }),
+    );
+    let expired = |k: u64, ops: Vec<Op>| {
+        let mut x = update_on(&s[1], n + k, at(1) - 7200, ops);
+        x.expires_at = u(at(1) - 3600);
+        sign(x, &["alice", "bob"])
+    };
+    case(
+        "expired",
+        "A lone update one hour past its expiry.",
+        "Expired",
+        1,
+        "lone",
+        to_jcs(&expired(
+            15,
+            vec![Op::AddNode {
+                node: node("web-3", 4, &[], at(1) - 7200),
+            }],
+        )),
+    );
+    case(
+        "expired_last_of_chain_grants",
+        "The last update of a catch-up chain is expired and adds a node.",
+        "Expired",
+        1,
+        "chain_last",
+        to_jcs(&expired(
+            16,
+            vec![Op::SetNode {
+                id: id("web-1"),
+                tags: None,
+                addresses: None,
+                routes: None,
+                exit: Some(true),
+            }],
+        )),
+    );
+    case(
+        "expired_lone_revocation",
+        "An expired revocation judged on its own (not catch-up).",
+        "Expired",
+        1,
+        "lone",
+        to_jcs(&expired(17, revoke("web-2"))),
+    );
+
+    // --- quorum (spec §4.5.1) ---
+    let forged = {
+        let mut x = good(1, 18, revoke("web-2"), &["alice", "bob"]);
+        x.signatures[0].sig = approver_key("alice").sign(b"some other message");
+        x
+    };
+    case(
+        "forged_signature",
+        "alice's signature is over another message.",
+        "BadSignature",
+        1,
+        "lone",
+        to_jcs(&forged),
+    );
+    case(
+        "modified_after_signing",
+        "The reason was edited after both signatures.",
+        "BadSignature",
+        1,
+        "lone",
+        edit(&good(1, 19, revoke("web-2"), &["alice", "bob"]), |v| {
+            v["update"]["reason"] = json!("edited")
+        }),
+    );
+    case(
+        "under_threshold",
+        "One signature where two are needed.",
+        "BelowThreshold",
+        1,
+        "lone",
+        to_jcs(&good(1, 20, revoke("web-2"), &["alice"])),
+    );
+    let duplicate = {
+        let mut x = good(1, 21, revoke("web-2"), &["alice"]);
+        x.signatures.push(x.signatures[0].clone());
+        x
+    };
+    case(
+        "duplicate_signer",
+        "alice's signature twice, to reach the threshold alone.",
+        "DuplicateSigner",
+        1,
+        "lone",
+        to_jcs(&duplicate),
+    );
+    let unknown = {
+        let mut x = good(1, 22, revoke("web-2"), &["alice", "bob"]);
+        let msg = x.update.message();
+        x.signatures.push(Signature {
+            approver: id("mallory"),
+            sig: approver_key("mallory").sign(&msg),
+            new_key: false,
+        });
+        x
+    };
+    case(
+        "unknown_signer",
+        "A valid signature by someone who is not an approver.",
+        "UnknownSigner",
+        1,
+        "lone",
+        to_jcs(&unknown),
+    );
+    case(
+        "revoked_signer",
+        "dave was revoked at epoch 6 and still signs.",
+        "RevokedSigner",
+        6,
+        "lone",
+        to_jcs(&good(
+            6,
+            23,
+            revoke("web-1"),
+            &["alice", "bob", "k2:carol", "k2:dave"],
+        )),
+    );
+    case(
+        "missing_owner",
+        "Two guardians raise the threshold: governance needs an owner.",
+        "MissingOwner",
+        5,
+        "lone",
+        to_jcs(&good(
+            5,
+            24,
+            vec![Op::SetThreshold { threshold: u(3) }],
+            &["k2:carol", "k2:dave"],
+        )),
+    );
+    case(
+        "missing_proof_of_possession",
+        "add_approver without a signature by the new key.",
+        "MissingProofOfPossession",
+        0,
+        "lone",
+        to_jcs(&good(
+            0,
+            25,
+            vec![Op::AddApprover {
+                approver: approver("erin", Role::Guardian, true),
+            }],
+            &["alice", "bob"],
+        )),
+    );
+    case(
+        "unexpected_proof",
+        "A new_key signature on an update that introduces no key.",
+        "UnexpectedProof",
+        1,
+        "lone",
+        to_jcs(&good(
+            1,
+            26,
+            revoke("web-2"),
+            &["alice", "bob", "new:carol"],
+        )),
+    );
+    case(
+        "old_key_after_rotation",
+        "carol signs with the key rotated out at epoch 5.",
+        "BadSignature",
+        5,
+        "lone",
+        to_jcs(&good(5, 27, revoke("web-1"), &["alice", "carol"])),
+    );
+
+    // --- reducer and invariants (spec §4.2, §4.4) ---
+    case(
+        "add_existing_node",
+        "add_node for an id that exists.",
+        "IllegalOp",
+        1,
+        "lone",
+        to_jcs(&good(1, 28, add("web-1", 9, 1), &["alice", "bob"])),
+    );
+    case(
+        "revoke_twice",
+        "revoke_node on a revoked node.",
+        "IllegalOp",
+        3,
+        "lone",
+        to_jcs(&good(3, 29, revoke("web-2"), &["alice", "bob"])),
+    );
+    case(
+        "unknown_node",
+        "revoke_node on an id that does not exist.",
+        "IllegalOp",
+        1,
+        "lone",
+        to_jcs(&good(1, 30, revoke("nope"), &["alice", "bob"])),
+    );
+    case(
+        "quarantine_revoked",
+        "quarantine_node needs an active node.",
+        "IllegalOp",
+        3,
+        "lone",
+        to_jcs(&good(
+            3,
+            31,
+            vec![Op::QuarantineNode { id: id("web-2") }],
+            &["alice", "bob"],
+        )),
+    );
+    case(
+        "restore_active",
+        "restore_node on an active node.",
+        "IllegalOp",
+        1,
+        "lone",
+        to_jcs(&good(
+            1,
+            32,
+            vec![Op::RestoreNode { id: id("web-1") }],
+            &["alice", "bob"],
+        )),
+    );
+    case(
+        "add_node_wrong_time",
+        "joined_at differs from the update's created_at.",
+        "IllegalOp",
+        1,
+        "lone",
+        to_jcs(&good(
+            1,
+            33,
+            vec![Op::AddNode {
+                node: node("web-3", 4, &[], at(1) - 1),
+            }],
+            &["alice", "bob"],
+        )),
+    );
+    let mut short = common::params();
+    short.max_update_ttl_secs = u(30);
+    case(
+        "params_out_of_range",
+        "set_params with a 30 s max TTL (minimum 60 s).",
+        "IllegalOp",
+        1,
+        "lone",
+        to_jcs(&good(
+            1,
+            34,
+            vec![Op::SetParams { params: short }],
+            &["alice", "bob"],
+        )),
+    );
+    case(
+        "threshold_above_active",
+        "set_threshold 4 with 3 active approvers.",
+        "QuorumUnreachable",
+        1,
+        "lone",
+        to_jcs(&good(
+            1,
+            35,
+            vec![Op::SetThreshold { threshold: u(4) }],
+            &["alice", "bob"],
+        )),
+    );
+    case(
+        "revoke_every_owner",
+        "Revoking both owners leaves no one to sign governance.",
+        "QuorumUnreachable",
+        1,
+        "lone",
+        to_jcs(&good(
+            1,
+            36,
+            vec![
+                Op::RevokeApprover { id: id("alice") },
+                Op::RevokeApprover { id: id("bob") },
+            ],
+            &["alice", "bob"],
+        )),
+    );
+    case(
+        "address_conflict",
+        "A new node takes web-1's address.",
+        "InvariantViolated",
+        1,
+        "lone",
+        to_jcs(&good(1, 37, add("web-3", 1, 1), &["alice", "bob"])),
+    );
+    case(
+        "address_outside_overlay",
+        "An address outside 100.96.0.0/16.",
+        "InvariantViolated",
+        1,
+        "lone",
+        to_jcs(&good(
+            1,
+            38,
+            vec![Op::SetNode {
+                id: id("web-1"),
+                tags: None,
+                addresses: Some(Set::new(vec!["10.0.0.1/32".parse().unwrap()]).unwrap()),
+                routes: None,
+                exit: None,
+            }],
+            &["alice", "bob"],
+        )),
+    );
+    case(
+        "duplicate_transport_key",
+        "A new node reuses web-1's WireGuard key.",
+        "InvariantViolated",
+        1,
+        "lone",
+        to_jcs(&good(
+            1,
+            39,
+            vec![Op::AddNode {
+                node: {
+                    let mut x = node("web-3", 4, &[], at(1));
+                    x.pubkey = node_key("web-1", 1);
+                    x
+                },
+            }],
+            &["alice", "bob"],
+        )),
+    );
+    case(
+        "route_overlaps_overlay",
+        "A route inside the overlay range.",
+        "InvariantViolated",
+        1,
+        "lone",
+        to_jcs(&good(
+            1,
+            40,
+            vec![Op::SetNode {
+                id: id("web-1"),
+                tags: None,
+                addresses: None,
+                routes: Some(Set::new(vec!["100.96.0.0/24".parse().unwrap()]).unwrap()),
+                exit: None,
+            }],
+            &["alice", "bob"],
+        )),
+    );
+    case(
+        "approver_key_reused",
+        "A new approver with bob's key.",
+        "InvariantViolated",
+        0,
+        "lone",
+        to_jcs(&{
+            let a = Approver {
+                pubkey: approver_key("bob").public(),
+                ..approver("erin", Role::Guardian, false)
+            };
+            let x = update_on(&s[0], n + 41, at(0), vec![Op::AddApprover { approver: a }]);
+            let mut su = sign(x, &["alice", "bob"]);
+            let msg = su.update.message();
+            rn::ledger::update::insert_signature(
+                &mut su.signatures,
+                Signature {
+                    approver: id("erin"),
+                    sig: approver_key("bob").sign(&msg),
+                    new_key: true,
+                },
+            );
+            su
+        }),
+    );
+    case(
+        "wrong_new_root",
+        "new_root does not match what the ops yield.",
+        "RootMismatch",
+        1,
+        "lone",
+        to_jcs(&{
+            let mut x = update_on(&s[1], n + 42, at(1), revoke("web-2"));
+            x.new_root = Sha256Digest::of(b"wrong");
+            sign(x, &["alice", "bob"])
+        }),
+    );
+
+    // --- positive controls (tests/vectors/accept/) ---
+    case(
+        "expired_revocation_catch_up",
+        "An expired revocation as the last update of a catch-up chain is still applied (spec §4.7).",
+        "Accepted",
+        1,
+        "chain_last",
+        to_jcs(&expired(43, revoke("web-2"))),
+    );
+    case(
+        "expired_inner_update",
+        "An expired update inside a catch-up chain is vouched for by its successor.",
+        "Accepted",
+        1,
+        "chain_inner",
+        to_jcs(&expired(
+            44,
+            vec![Op::AddNode {
+                node: node("web-3", 4, &[], at(1) - 7200),
+            }],
+        )),
+    );
+    case(
+        "history_ignores_clock",
+        "Committed history is replayed without clock checks.",
+        "Accepted",
+        1,
+        "history",
+        to_jcs(&expired(
+            45,
+            vec![Op::AddNode {
+                node: node("web-3", 4, &[], at(1) - 7200),
+            }],
+        )),
+    );
+    for c in out.iter_mut().filter(|c| c.name == "replayed") {
+        c.seen.push(replay.update.update_id.to_string());
+    }
+    out
+}
+
+fn to_file(c: &Case) -> Vec<u8> {
+    let v = json!({
+        "comment": c.comment,
+        "expect": c.expect,
+        "base_epoch": c.base_epoch,
+        "now": c.now,
+        "freshness": c.freshness,
+        "seen": c.seen,
+        "input": String::from_utf8(c.input.clone()).unwrap(),
+    });
+    let mut b = serde_json::to_vec_pretty(&v).unwrap();
+    b.push(b'\n');
+    b
+}
+
+fn path_of(c: &Case) -> PathBuf {
+    let sub = if c.expect == "Accepted" {
+        "accept"
+    } else {
+        "reject"
+    };
+    vectors_dir().join(sub).join(format!("{}.json", c.name))
+}
+
+/// Runs one vector file and returns the outcome name.
+fn outcome(file: &Value) -> String {
+    let e = file["base_epoch"].as_u64().unwrap();
+    let base: State = serde_json::from_slice(
+        &std::fs::read(vectors_dir().join(format!("golden/state-{e:02}.json"))).unwrap(),
+    )
+    .unwrap();
+    let input = file["input"].as_str().unwrap().as_bytes();
+    let su: SignedUpdate = match decode(input) {
+        Ok(su) => su,
+        Err(err) => return err.name().to_owned(),
+    };
+    let seen: HashSet<UpdateId> = file["seen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().parse().unwrap())
+        .collect();
+    let freshness = match file["freshness"].as_str().unwrap() {
+        "lone" => Freshness::Lone,
+        "chain_inner" => Freshness::ChainInner,
+        "chain_last" => Freshness::ChainLast,
+        "history" => Freshness::History,
+        other => panic!("unknown freshness {other}"),
+    };
+    match accept(&base, &seen, &su, file["now"].as_u64().unwrap(), freshness) {
+        Ok(_) => "Accepted".to_owned(),
+        Err(r) => r.name().to_owned(),
+    }
+}
+
+#[test]
+fn vector_files_match_the_generator() {
+    let bless = std::env::var_os("RN_BLESS").is_some();
+    for c in cases() {
+        let path = path_of(&c);
+        let bytes = to_file(&c);
+        if bless {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        } else {
+            let committed = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("{}: {e} (RN_BLESS=1 writes it)", path.display()));
+            assert!(
+                committed == bytes,
+                "{} differs from the generator",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_vector_yields_its_named_outcome() {
+    let mut names = BTreeSet::new();
+    let mut count = 0;
+    for sub in ["reject", "accept"] {
+        for entry in std::fs::read_dir(vectors_dir().join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            let file: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let want = file["expect"].as_str().unwrap();
+            assert_eq!(
+                outcome(&file),
+                want,
+                "{}: {}",
+                path.display(),
+                file["comment"]
+            );
+            assert_eq!(
+                sub == "accept",
+                want == "Accepted",
+                "{} is in the wrong folder",
+                path.display()
+            );
+            names.insert(want.to_owned());
+            count += 1;
+        }
+    }
+    assert!(count >= 40, "only {count} vectors");
+    // Every failure the gate can report for an update has at least one vector.
+    for variant in [
+        "UnknownKind",
+        "Malformed",
+        "WrongNetwork",
+        "Stale",
+        "Gap",
+        "EpochStep",
+        "Fork",
+        "PrevRootMismatch",
+        "Replay",
+        "FutureDated",
+        "BadValidity",
+        "TtlTooLong",
+        "Expired",
+        "BadSignature",
+        "BelowThreshold",
+        "DuplicateSigner",
+        "UnknownSigner",
+        "RevokedSigner",
+        "MissingOwner",
+        "MissingProofOfPossession",
+        "UnexpectedProof",
+        "IllegalOp",
+        "QuorumUnreachable",
+        "InvariantViolated",
+        "RootMismatch",
+        "Accepted",
+    ] {
+        assert!(names.contains(variant), "no vector expects {variant}");
+    }
+}
