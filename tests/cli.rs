@@ -1,0 +1,689 @@
+//! The real `rn` binary, driven as an operator would: founding a network, proposing, signing
+//! on separate "laptops", combining and verifying; and every bad input giving its exit code
+//! and leaving no output file behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Env {
+    fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn rn_in(&self, args: &[&str], stdin: &str) -> Run {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rn"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap().into()
+    }
+
+    fn rn(&self, args: &[&str]) -> Run {
+        self.rn_in(args, "")
+    }
+
+    /// Runs and insists on success, returning stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let r = self.rn(args);
+        assert_eq!(r.code, 0, "rn {args:?} failed: {}", r.stderr);
+        r.stdout.trim().to_owned()
+    }
+
+    fn laptop(&self, name: &str) -> String {
+        let d = self.path(name);
+        fs::create_dir_all(&d).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).unwrap();
+        format!("{name}/key")
+    }
+
+    /// alice (owner, rn key), bob (owner, ssh-keygen key), carol (guardian, rn key);
+    /// threshold 2; genesis signed by all three. Returns the genesis root.
+    fn found(&self) -> String {
+        let a = self.laptop("alice");
+        self.ok(&["key", "gen", "--out", &a]);
+        let b = self.laptop("bob");
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "bob", "-f"])
+            .arg(self.path(&b))
+            .status()
+            .expect("ssh-keygen (openssh-client) is installed by `make test`");
+        assert!(st.success());
+        let c = self.laptop("carol");
+        self.ok(&["key", "gen", "--out", &c]);
+        let pa = self.ok(&["key", "pub", &a]);
+        let pb = self.ok(&["key", "pub", &format!("{b}.pub")]);
+        let pc = self.ok(&["key", "pub", &c]);
+        let root = self.ok(&[
+            "member",
+            "init",
+            "--network-id",
+            "acme",
+            "--approver",
+            &format!("alice:owner:{pa}"),
+            "--approver",
+            &format!("bob:owner:{pb}"),
+            "--approver",
+            &format!("carol:guardian:{pc}"),
+            "--threshold",
+            "2",
+            "-o",
+            "genesis.json",
+        ]);
+        for k in [&a, &b, &c] {
+            self.ok(&["member", "sign", "genesis.json", "--key", k, "--yes"]);
+        }
+        root
+    }
+
+    fn node_key(&self, name: &str) -> String {
+        self.ok(&["key", "gen-node", "--out", &format!("{name}.key")])
+    }
+}
+
+fn assert_absent(p: &Path) {
+    assert!(!p.exists(), "{} must not have been written", p.display());
+}
+
+#[test]
+fn a_network_is_founded_and_changed_from_the_cli() {
+    let env = Env::new();
+    let root = env.found();
+    assert!(root.starts_with("sha256:"), "{root}");
+    let pk = env.node_key("web-1");
+    env.ok(&[
+        "member",
+        "propose",
+        "add-node",
+        "--id",
+        "web-1",
+        "--pubkey",
+        &pk,
+        "--owner",
+        "alice",
+        "--tag",
+        "tag:web",
+        "--base",
+        "genesis.json",
+        "--reason",
+        "onboard web-1",
+        "-o",
+        "p1.json",
+    ]);
+    // Two laptops, two copies.
+    fs::copy(env.path("p1.json"), env.path("alice/p1.json")).unwrap();
+    fs::copy(env.path("p1.json"), env.path("bob/p1.json")).unwrap();
+    env.ok(&[
+        "member",
+        "sign",
+        "alice/p1.json",
+        "--key",
+        "alice/key",
+        "--yes",
+    ]);
+    env.ok(&["member", "sign", "bob/p1.json", "--key", "bob/key", "--yes"]);
+
+    // One signature: rejected, naming what is missing.
+    let one = env.rn(&["member", "verify", "alice/p1.json"]);
+    assert_eq!(one.code, 78, "{}", one.stdout);
+    assert!(one.stdout.contains("1 of 2 signatures"), "{}", one.stdout);
+    assert!(one.stdout.contains("bob, carol"), "{}", one.stdout);
+    let j: serde_json::Value = serde_json::from_str(
+        &env.rn(&["member", "verify", "alice/p1.json", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["error"]["name"], "BelowThreshold");
+    assert_eq!(j["missing"][0], "1 more signature(s) from: bob, carol");
+
+    env.ok(&[
+        "member",
+        "combine",
+        "alice/p1.json",
+        "bob/p1.json",
+        "-o",
+        "p1-signed.json",
+    ]);
+    let v = env.rn(&["member", "verify", "p1-signed.json", "--json"]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    let j: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
+    assert_eq!(j["ok"], true);
+    assert_eq!(j["epoch_new"], 1);
+    assert_eq!(j["signatures"], serde_json::json!(["alice", "bob"]));
+    assert_eq!(j["threshold"], 2);
+    assert_eq!(j["missing"], serde_json::json!([]));
+
+    // The signed proposal is the base of the next one (chained offline).
+    let pk2 = env.node_key("web-2");
+    env.ok(&[
+        "member",
+        "propose",
+        "add-node",
+        "--id",
+        "web-2",
+        "--pubkey",
+        &pk2,
+        "--owner",
+        "bob",
+        "--base",
+        "p1-signed.json",
+        "-o",
+        "p2.json",
+    ]);
+    let p2: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.path("p2.json")).unwrap()).unwrap();
+    assert_eq!(p2["update"]["epoch_new"], 2);
+    assert_eq!(
+        p2["update"]["ops"][0]["node"]["addresses"][0], "100.96.0.2/32",
+        "lowest free address"
+    );
+
+    // alice already signed an update on the genesis: a different one on the same base is refused.
+    let pk3 = env.node_key("web-3");
+    env.ok(&[
+        "member",
+        "propose",
+        "add-node",
+        "--id",
+        "web-3",
+        "--pubkey",
+        &pk3,
+        "--owner",
+        "alice",
+        "--base",
+        "genesis.json",
+        "-o",
+        "conflict.json",
+    ]);
+    let before = fs::read(env.path("conflict.json")).unwrap();
+    let r = env.rn(&[
+        "member",
+        "sign",
+        "conflict.json",
+        "--key",
+        "alice/key",
+        "--yes",
+    ]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("refusing to sign: this key already signed update"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        fs::read(env.path("conflict.json")).unwrap(),
+        before,
+        "file unchanged"
+    );
+    // The same update again is fine (idempotent).
+    let again = env.rn(&[
+        "member",
+        "sign",
+        "alice/p1.json",
+        "--key",
+        "alice/key",
+        "--yes",
+    ]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("already signed"), "{}", again.stderr);
+}
+
+#[test]
+fn signing_asks_and_a_no_changes_nothing() {
+    let env = Env::new();
+    env.found();
+    let pk = env.node_key("n1");
+    env.ok(&[
+        "member",
+        "propose",
+        "add-node",
+        "--id",
+        "n1",
+        "--pubkey",
+        &pk,
+        "--owner",
+        "ops",
+        "--base",
+        "genesis.json",
+        "-o",
+        "p.json",
+    ]);
+    let before = fs::read(env.path("p.json")).unwrap();
+    let r = env.rn_in(&["member", "sign", "p.json", "--key", "carol/key"], "n\n");
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("Sign? [y/N]"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("add node n1 owned by ops"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fs::read(env.path("p.json")).unwrap(), before);
+    assert_absent(&env.path("carol/key.journal"));
+    let r = env.rn_in(&["member", "sign", "p.json", "--key", "carol/key"], "y\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_ne!(fs::read(env.path("p.json")).unwrap(), before);
+    assert!(env.path("carol/key.journal").exists());
+}
+
+#[test]
+fn new_approvers_must_prove_possession_and_an_owner_must_sign() {
+    let env = Env::new();
+    env.found();
+    let d = env.laptop("dave");
+    let pd = env.ok(&["key", "gen", "--out", &d]);
+    env.ok(&[
+        "member",
+        "propose",
+        "add-approver",
+        "--id",
+        "dave",
+        "--role",
+        "guardian",
+        "--pubkey",
+        &pd,
+        "--base",
+        "genesis.json",
+        "-o",
+        "p.json",
+    ]);
+    env.ok(&["member", "sign", "p.json", "--key", "carol/key", "--yes"]);
+    env.ok(&[
+        "member",
+        "sign",
+        "p.json",
+        "--key",
+        "alice/key",
+        "--yes",
+        "-o",
+        "p-ac.json",
+    ]);
+    let r = env.rn(&["member", "verify", "p-ac.json", "--json"]);
+    assert_eq!(r.code, 78);
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        j["error"]["name"], "MissingProofOfPossession",
+        "{}",
+        r.stdout
+    );
+    // Without an owner: carol + dave's proof.
+    env.ok(&["member", "sign", "p.json", "--key", &d, "--yes"]);
+    env.ok(&["member", "sign", "p.json", "--key", "bob/key", "--yes"]);
+    let r = env.rn(&["member", "verify", "p.json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    env.ok(&["member", "sign", "p-ac.json", "--key", &d, "--yes"]);
+    let r = env.rn(&["member", "verify", "p-ac.json"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+
+    // A governance change signed by two guardians only.
+    env.ok(&[
+        "member",
+        "propose",
+        "set-threshold",
+        "3",
+        "--base",
+        "p.json",
+        "-o",
+        "t.json",
+    ]);
+    env.ok(&["member", "sign", "t.json", "--key", "carol/key", "--yes"]);
+    env.ok(&["member", "sign", "t.json", "--key", &d, "--yes"]);
+    let r = env.rn(&["member", "verify", "t.json", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(j["error"]["name"], "MissingOwner", "{}", r.stdout);
+}
+
+#[test]
+fn a_batch_onboards_hundreds_of_nodes_in_one_signature_round() {
+    let env = Env::new();
+    env.found();
+    let mut ops = Vec::new();
+    for i in 0..300 {
+        let key = {
+            let secret = rn::keys::NodeSecret::generate().unwrap();
+            secret.public().to_string()
+        };
+        ops.push(serde_json::json!({"op": "add_node", "node": {"id": format!("n{i}"), "pubkey": key, "owner": "ops", "tags": ["tag:fleet"]}}));
+    }
+    fs::write(env.path("batch.json"), serde_json::to_vec(&ops).unwrap()).unwrap();
+    env.ok(&[
+        "member",
+        "propose",
+        "--batch",
+        "batch.json",
+        "--base",
+        "genesis.json",
+        "--reason",
+        "fleet",
+        "-o",
+        "p.json",
+    ]);
+    env.ok(&["member", "sign", "p.json", "--key", "alice/key", "--yes"]);
+    env.ok(&["member", "sign", "p.json", "--key", "bob/key", "--yes"]);
+    env.ok(&["member", "verify", "p.json"]);
+    let p: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.path("p.json")).unwrap()).unwrap();
+    let addrs: std::collections::HashSet<_> = p["update"]["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["node"]["addresses"][0].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(addrs.len(), 300);
+    assert!(
+        addrs.contains("100.96.1.44/32"),
+        "addresses continue past .255"
+    );
+}
+
+#[test]
+fn an_expired_proposal_is_neither_signed_nor_accepted() {
+    let env = Env::new();
+    env.found();
+    let pk = env.node_key("n1");
+    env.ok(&[
+        "member",
+        "propose",
+        "add-node",
+        "--id",
+        "n1",
+        "--pubkey",
+        &pk,
+        "--owner",
+        "ops",
+        "--ttl",
+        "1s",
+        "--base",
+        "genesis.json",
+        "-o",
+        "p.json",
+    ]);
+    env.ok(&["member", "sign", "p.json", "--key", "alice/key", "--yes"]);
+    env.ok(&["member", "sign", "p.json", "--key", "bob/key", "--yes"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let r = env.rn(&["member", "verify", "p.json", "--json"]);
+    assert_eq!(r.code, 78);
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(j["error"]["name"], "Expired");
+    let r = env.rn(&["member", "sign", "p.json", "--key", "carol/key", "--yes"]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(r.stderr.contains("expired"), "{}", r.stderr);
+}
+
+#[test]
+fn passphrase_protected_keys_from_rn_and_ssh_keygen_sign() {
+    let env = Env::new();
+    env.found();
+    fs::write(env.path("alice/pass"), "correct horse\n").unwrap();
+    fs::set_permissions(env.path("alice/pass"), fs::Permissions::from_mode(0o600)).unwrap();
+    env.ok(&[
+        "key",
+        "gen",
+        "--out",
+        "alice/enc",
+        "--passphrase-file",
+        "alice/pass",
+    ]);
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "correct horse", "-f"])
+        .arg(env.path("alice/ssh-enc"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for key in ["alice/enc", "alice/ssh-enc"] {
+        let r = env.rn(&["key", "pub", key]);
+        assert_eq!(r.code, 64, "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("passphrase-protected; pass --passphrase-file"),
+            "{}",
+            r.stderr
+        );
+        let p = env.ok(&["key", "pub", key, "--passphrase-file", "alice/pass"]);
+        assert_eq!(p, env.ok(&["key", "pub", &format!("{key}.pub")]));
+    }
+    fs::write(env.path("alice/wrong"), "battery staple\n").unwrap();
+    fs::set_permissions(env.path("alice/wrong"), fs::Permissions::from_mode(0o600)).unwrap();
+    let r = env.rn(&[
+        "key",
+        "pub",
+        "alice/ssh-enc",
+        "--passphrase-file",
+        "alice/wrong",
+    ]);
+    assert_eq!(r.code, 77, "{}", r.stderr);
+}
+
+#[test]
+fn bad_inputs_get_their_exit_code_and_write_nothing() {
+    let env = Env::new();
+    env.found();
+    let pk = env.node_key("n1");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["member", "verify", "missing.json"], 66, "no such file"),
+        (
+            vec![
+                "member",
+                "propose",
+                "revoke-node",
+                "n1",
+                "--base",
+                "missing.json",
+                "-o",
+                "out.json",
+            ],
+            66,
+            "no such file",
+        ),
+        (
+            vec!["member", "propose", "frob-node", "x"],
+            64,
+            "unknown op",
+        ),
+        (
+            vec![
+                "member", "propose", "add-node", "--id", "Bad_Id", "--pubkey", &pk, "--owner", "o",
+            ],
+            64,
+            "lowercase DNS label",
+        ),
+        (
+            vec![
+                "member", "propose", "add-node", "--id", "n1", "--pubkey", "AAAA", "--owner", "o",
+            ],
+            64,
+            "transport key",
+        ),
+        (
+            vec![
+                "member",
+                "propose",
+                "revoke-node",
+                "nope",
+                "--base",
+                "genesis.json",
+                "-o",
+                "out.json",
+            ],
+            78,
+            "no node nope",
+        ),
+        (
+            vec![
+                "member",
+                "propose",
+                "add-node",
+                "--id",
+                "n1",
+                "--pubkey",
+                &pk,
+                "--owner",
+                "o",
+                "--ttl",
+                "8d",
+                "--base",
+                "genesis.json",
+                "-o",
+                "out.json",
+            ],
+            64,
+            "--ttl",
+        ),
+        (
+            vec![
+                "member",
+                "sign",
+                "genesis.json",
+                "--key",
+                "web-1.key.missing",
+            ],
+            66,
+            "no such file",
+        ),
+        (
+            vec!["member", "sign", "malformed.json", "--key", "alice/key"],
+            65,
+            "malformed",
+        ),
+        (
+            vec!["member", "verify", "wrongkind.json"],
+            65,
+            "unknown kind",
+        ),
+        (
+            vec![
+                "member",
+                "init",
+                "--network-id",
+                "x",
+                "--approver",
+                "a:king:AAAA",
+                "--threshold",
+                "1",
+                "-o",
+                "out.json",
+            ],
+            64,
+            "owner or guardian",
+        ),
+        (
+            vec![
+                "member",
+                "init",
+                "--network-id",
+                "x",
+                "--threshold",
+                "1",
+                "-o",
+                "out.json",
+            ],
+            64,
+            "--approver",
+        ),
+        (vec!["member", "bogus"], 64, "usage"),
+    ];
+    fs::write(env.path("malformed.json"), b"{\"kind\":\"rn.proposal.v1\",").unwrap();
+    fs::write(env.path("wrongkind.json"), b"{\"kind\":\"rn.proposal.v9\"}").unwrap();
+    for (args, code, needle) in &cases {
+        let r = env.rn(args);
+        assert_eq!(r.code, *code, "rn {args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(needle),
+            "rn {args:?}: {:?} lacks {needle:?}",
+            r.stderr
+        );
+        assert_eq!(
+            r.stderr
+                .trim()
+                .lines()
+                .filter(|l| l.starts_with("rn: "))
+                .count(),
+            1,
+            "one error line: {}",
+            r.stderr
+        );
+        assert_absent(&env.path("out.json"));
+    }
+
+    // Wrong key: not an approver of this network.
+    let stranger = env.laptop("mallory");
+    env.ok(&["key", "gen", "--out", &stranger]);
+    let before = fs::read(env.path("genesis.json")).unwrap();
+    let r = env.rn(&[
+        "member",
+        "sign",
+        "genesis.json",
+        "--key",
+        &stranger,
+        "--yes",
+    ]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(r.stderr.contains("is not an approver"), "{}", r.stderr);
+    assert_eq!(fs::read(env.path("genesis.json")).unwrap(), before);
+
+    // A key readable by others is refused, with the fix.
+    fs::set_permissions(env.path("alice/key"), fs::Permissions::from_mode(0o644)).unwrap();
+    let r = env.rn(&[
+        "member",
+        "sign",
+        "genesis.json",
+        "--key",
+        "alice/key",
+        "--yes",
+    ]);
+    assert_eq!(r.code, 77);
+    assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+
+    // key gen never clobbers.
+    let key = fs::read(env.path("carol/key")).unwrap();
+    let r = env.rn(&["key", "gen", "--out", "carol/key"]);
+    assert_eq!(r.code, 64);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(fs::read(env.path("carol/key")).unwrap(), key);
+
+    // --json errors are one JSON object.
+    let r = env.rn(&["member", "verify", "wrongkind.json", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert_eq!(j["error"], "UnknownKind");
+    assert_eq!(j["exit"], 65);
+}
