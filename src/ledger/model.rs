@@ -267,6 +267,9 @@ pub struct State {
     /// Cached: which node holds each address, and each transport key.
     pub(crate) address_index: HashMap<Cidr, Id>,
     pub(crate) key_index: HashMap<TransportKey, Id>,
+    /// Cached: the approver-list digest and the node-list digest with its checkpoints.
+    pub(crate) approvers_digest: root::ListDigest,
+    pub(crate) nodes_digest: root::NodeDigest,
     pub(crate) root: Sha256Digest,
 }
 
@@ -323,6 +326,8 @@ impl State {
             policy,
             address_index: HashMap::new(),
             key_index: HashMap::new(),
+            approvers_digest: root::digest_records(std::iter::empty()),
+            nodes_digest: root::NodeDigest::build(&BTreeMap::new()),
             root: Sha256Digest([0; 32]),
         };
         state.params.check()?;
@@ -343,7 +348,7 @@ impl State {
                 ));
             }
         }
-        state.root = root::state_root(&state.header_digests());
+        state.refresh_digests();
         Ok(state)
     }
 
@@ -429,10 +434,17 @@ impl State {
             epoch: self.epoch,
             params: &self.params,
             threshold: self.threshold,
-            approvers: root::digest_records(self.approvers.values().map(root::leaf)),
-            nodes: root::digest_records(self.nodes.values().map(|e| e.leaf)),
+            approvers: self.approvers_digest,
+            nodes: self.nodes_digest.digest,
             policy: self.policy.as_ref(),
         }
+    }
+
+    /// Recomputes the cached digests and the root from the records (construction and commit).
+    pub(crate) fn refresh_digests(&mut self) {
+        self.approvers_digest = root::digest_records(self.approvers.values().map(root::leaf));
+        self.nodes_digest = root::NodeDigest::build(&self.nodes);
+        self.root = root::state_root(&self.header_digests());
     }
 }
 

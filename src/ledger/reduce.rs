@@ -27,6 +27,8 @@ pub struct Transition {
     pub(crate) threshold: Uint,
     pub(crate) params: Params,
     pub(crate) policy: Option<Sha256Digest>,
+    pub(crate) approvers_digest: root::ListDigest,
+    pub(crate) nodes_digest: root::ListDigest,
     pub(crate) root: Sha256Digest,
 }
 
@@ -300,14 +302,19 @@ fn finish(d: Draft<'_>, epoch: Uint) -> Result<Transition, Rejection> {
         .into_iter()
         .map(|(id, n)| (id, n.map(NodeEntry::new)))
         .collect();
-    let node_digest = root::digest_records(merged_leaves(&d.base.nodes, &nodes));
+    let node_digest = d.base.nodes_digest.with_changes(&d.base.nodes, &nodes);
+    let approvers_digest = if d.approvers == d.base.approvers {
+        d.base.approvers_digest
+    } else {
+        root::digest_records(d.approvers.values().map(root::leaf))
+    };
     let header = Header {
         kind: StateKind,
         network_id: &d.base.network_id,
         epoch,
         params: &d.params,
         threshold: d.threshold,
-        approvers: root::digest_records(d.approvers.values().map(root::leaf)),
+        approvers: approvers_digest,
         nodes: node_digest,
         policy: d.policy.as_ref(),
     };
@@ -320,41 +327,9 @@ fn finish(d: Draft<'_>, epoch: Uint) -> Result<Transition, Rejection> {
         threshold: d.threshold,
         params: d.params,
         policy: d.policy,
+        approvers_digest,
+        nodes_digest: node_digest,
         root: new_root,
-    })
-}
-
-/// Leaves of the base records overlaid with the changed ones, in id order.
-fn merged_leaves<'a>(
-    base: &'a BTreeMap<Id, NodeEntry>,
-    changed: &'a BTreeMap<Id, Option<NodeEntry>>,
-) -> impl Iterator<Item = [u8; 32]> + 'a {
-    let mut b = base.iter().peekable();
-    let mut c = changed.iter().peekable();
-    std::iter::from_fn(move || {
-        loop {
-            let take_changed = match (b.peek(), c.peek()) {
-                (None, None) => return None,
-                (Some(_), None) => false,
-                (None, Some(_)) => true,
-                (Some((bk, _)), Some((ck, _))) => {
-                    if bk == ck {
-                        b.next();
-                        true
-                    } else {
-                        ck < bk
-                    }
-                }
-            };
-            if take_changed {
-                let (_, entry) = c.next()?;
-                if let Some(e) = entry {
-                    return Some(e.leaf);
-                }
-            } else {
-                return b.next().map(|(_, e)| e.leaf);
-            }
-        }
     })
 }
 
@@ -366,6 +341,7 @@ impl State {
             t.prev_root, self.root,
             "a transition applies only to the state it was computed from"
         );
+        let first_changed = t.nodes.keys().next().cloned();
         // Two passes: an address or key may move between two changed nodes.
         for id in t.nodes.keys() {
             if let Some(old) = self.nodes.remove(id) {
@@ -389,6 +365,14 @@ impl State {
         self.threshold = t.threshold;
         self.params = t.params;
         self.policy = t.policy;
+        self.approvers_digest = t.approvers_digest;
+        if let Some(first) = first_changed {
+            self.nodes_digest.update_from(&self.nodes, &first);
+        }
+        assert_eq!(
+            self.nodes_digest.digest, t.nodes_digest,
+            "the committed node list hashes to what the gate verified"
+        );
         self.root = t.root;
     }
 

@@ -32,12 +32,17 @@ fn bad(what: &'static str, detail: impl Into<String>) -> ValueError {
     }
 }
 
-/// Implements `Serialize` as a string and `Deserialize` through `FromStr`.
+/// Implements `Serialize` as a string (through `Display`, or through a cheaper function
+/// producing the same text) and `Deserialize` through `FromStr`.
 macro_rules! string_serde {
     ($t:ty) => {
+        string_serde!($t, |v: &$t, s: S| s.collect_str(v));
+    };
+    ($t:ty, $ser:expr) => {
         impl Serialize for $t {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                let f = $ser;
+                f(self, s)
             }
         }
         impl<'de> Deserialize<'de> for $t {
@@ -47,6 +52,29 @@ macro_rules! string_serde {
             }
         }
     };
+}
+
+/// Calls `f` with the padded base64 of `bytes` (at most 64 bytes), formatted on the stack.
+fn with_b64<R>(bytes: &[u8], f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 88];
+    let n = B64
+        .encode_slice(bytes, &mut buf)
+        .expect("88 bytes hold the base64 of 64");
+    f(std::str::from_utf8(&buf[..n]).expect("base64 is ASCII"))
+}
+
+/// Calls `f` with `prefix` + lowercase hex of `bytes` (at most 32), formatted on the stack.
+fn with_hex<R>(prefix: &str, bytes: &[u8], f: impl FnOnce(&str) -> R) -> R {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 80];
+    buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    let mut n = prefix.len();
+    for b in bytes {
+        buf[n] = DIGITS[usize::from(b >> 4)];
+        buf[n + 1] = DIGITS[usize::from(b & 15)];
+        n += 2;
+    }
+    f(std::str::from_utf8(&buf[..n]).expect("hex is ASCII"))
 }
 
 /// The largest integer every format accepts: 2^53 − 1 (spec §4.1).
@@ -148,7 +176,7 @@ impl fmt::Debug for Id {
         fmt::Debug::fmt(&*self.0, f)
     }
 }
-string_serde!(Id);
+string_serde!(Id, |v: &Id, s: S| s.serialize_str(v.as_str()));
 
 /// A node tag: `tag:` followed by a DNS label.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -179,7 +207,7 @@ impl fmt::Display for Tag {
         f.write_str(&self.0)
     }
 }
-string_serde!(Tag);
+string_serde!(Tag, |v: &Tag, s: S| s.serialize_str(v.as_str()));
 
 /// A node owner: `^[A-Za-z0-9._%+@-]{1,128}$` (a user name or an e-mail address).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -214,7 +242,7 @@ impl fmt::Display for Owner {
         f.write_str(&self.0)
     }
 }
-string_serde!(Owner);
+string_serde!(Owner, |v: &Owner, s: S| s.serialize_str(v.as_str()));
 
 /// The human reason of an update: at most 256 bytes, no control characters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -248,7 +276,7 @@ impl fmt::Display for Reason {
         f.write_str(&self.0)
     }
 }
-string_serde!(Reason);
+string_serde!(Reason, |v: &Reason, s: S| s.serialize_str(v.as_str()));
 
 fn decode_b64<const N: usize>(what: &'static str, s: &str) -> Result<[u8; N], ValueError> {
     let want = N.div_ceil(3) * 4;
@@ -346,7 +374,10 @@ impl fmt::Debug for ApproverKey {
         write!(f, "ApproverKey({self})")
     }
 }
-string_serde!(ApproverKey);
+string_serde!(ApproverKey, |v: &ApproverKey, s: S| with_b64(
+    v.as_bytes(),
+    |t| s.serialize_str(t)
+));
 
 /// A node's transport (WireGuard X25519) public key: 32 bytes in padded base64, as `wg pubkey`
 /// prints it. The all-zero key is refused.
@@ -386,7 +417,8 @@ impl fmt::Debug for TransportKey {
         write!(f, "TransportKey({self})")
     }
 }
-string_serde!(TransportKey);
+string_serde!(TransportKey, |v: &TransportKey, s: S| with_b64(&v.0, |t| s
+    .serialize_str(t)));
 
 /// An Ed25519 signature (64 bytes, 88 characters of padded base64).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -422,7 +454,7 @@ impl fmt::Debug for Sig {
         write!(f, "Sig({self})")
     }
 }
-string_serde!(Sig);
+string_serde!(Sig, |v: &Sig, s: S| with_b64(&v.0, |t| s.serialize_str(t)));
 
 fn parse_hex32(what: &'static str, hex: &str) -> Result<[u8; 32], ValueError> {
     if hex.len() != 64 || !hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
@@ -487,7 +519,11 @@ impl fmt::Debug for Sha256Digest {
         fmt::Display::fmt(self, f)
     }
 }
-string_serde!(Sha256Digest);
+string_serde!(Sha256Digest, |v: &Sha256Digest, s: S| with_hex(
+    "sha256:",
+    &v.0,
+    |t| s.serialize_str(t)
+));
 
 /// A BLAKE3 digest, written `blake3:<64 hex>`: the ledger and audit log chains.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -524,7 +560,11 @@ impl fmt::Debug for Blake3Digest {
         fmt::Display::fmt(self, f)
     }
 }
-string_serde!(Blake3Digest);
+string_serde!(Blake3Digest, |v: &Blake3Digest, s: S| with_hex(
+    "blake3:",
+    &v.0,
+    |t| s.serialize_str(t)
+));
 
 /// An update id: 128 random bits as 32 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -570,7 +610,8 @@ impl fmt::Debug for UpdateId {
         fmt::Display::fmt(self, f)
     }
 }
-string_serde!(UpdateId);
+string_serde!(UpdateId, |v: &UpdateId, s: S| with_hex("", &v.0, |t| s
+    .serialize_str(t)));
 
 /// An IPv4 or IPv6 prefix in canonical form: no host bits set, written as `ipnet` prints it
 /// (so each prefix has exactly one spelling). Ordered bytewise by that spelling, like every

@@ -195,7 +195,8 @@ pub fn chain() -> Chain {
     let g = verify_genesis(&genesis, None).unwrap();
     let mut states = vec![g.state().clone()];
     let mut updates = Vec::new();
-    let steps: Vec<(Vec<&str>, Box<dyn Fn(u64) -> Vec<Op>>)> = vec![
+    type Ops = Box<dyn Fn(u64) -> Vec<Op>>;
+    let steps: Vec<(Vec<&str>, Ops)> = vec![
         (
             vec!["alice", "bob"],
             Box::new(|at| {

@@ -1,0 +1,45 @@
+# rn — build, test and demo. `make test` and `make demo` install what they need.
+SHELL := /bin/bash
+CARGO ?= cargo
+TARGET := x86_64-unknown-linux-gnu
+STATIC := target/$(TARGET)/release/rn
+
+.PHONY: all build release test test-deps demo bench-ledger bless clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+## A static-pie binary: copy it to any x86_64 Linux host.
+release:
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(TARGET)
+	@file $(STATIC) | sed 's/, BuildID[^,]*//'
+	@ls -l $(STATIC) | awk '{printf "size: %.1f MiB\n", $$5/1048576}'
+
+## Tools the tests use: ssh-keygen (interop with OpenSSH keys) and Python's `cryptography`
+## (the independent check of the golden vectors).
+test-deps:
+	@command -v ssh-keygen >/dev/null || { apt-get update -qq && apt-get install -y -qq openssh-client; }
+	@python3 -c 'import cryptography' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-cryptography; } || python3 -m pip install -q cryptography
+
+test: test-deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --all-targets
+	python3 ci/vectors_check.py
+
+demo: build
+	bash ci/demo.sh target/release/rn
+
+## Gate cost against the bare signature checks (ratios; see docs/benchmarks.md).
+bench-ledger:
+	$(CARGO) bench --bench ledger
+
+## Rewrite the golden and reject vectors from the generators (review the diff!).
+bless:
+	RN_BLESS=1 $(CARGO) test --test golden --test vectors
+	python3 ci/vectors_check.py
+
+clean:
+	$(CARGO) clean

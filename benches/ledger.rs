@@ -1,0 +1,200 @@
+//! Gate cost against its floor: `accept` (verify + reduce + root) for a 2-of-3 single-op update
+//! versus the two `verify_strict` calls alone, on states of 10, 1,000 and 10,000 nodes.
+//! Run with `make bench-ledger`. Prints ratios (these machines are noisy; absolute times are
+//! for orientation only).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use common::{T0, approver, node, params, sign, u, update_on};
+use rn::ledger::canonical::{decode, to_jcs};
+use rn::ledger::model::{Role, State};
+use rn::ledger::update::{Op, SignedUpdate};
+use rn::ledger::{Freshness, accept};
+
+fn state_with(nodes: u32) -> State {
+    let mut p = params();
+    p.overlay_v4 = Some("100.64.0.0/10".parse().unwrap());
+    State::new(
+        "acme".parse().unwrap(),
+        u(41),
+        p,
+        u(2),
+        vec![
+            approver("alice", Role::Owner),
+            approver("bob", Role::Owner),
+            approver("carol", Role::Guardian),
+        ],
+        (0..nodes)
+            .map(|i| {
+                let mut n = node(&format!("node-{i:05}"), 0, &["tag:fleet"], T0);
+                n.addresses = rn::ledger::model::Set::new(vec![
+                    format!(
+                        "{}/32",
+                        std::net::Ipv4Addr::from((100u32 << 24 | 64 << 16) + i + 1)
+                    )
+                    .parse()
+                    .unwrap(),
+                ])
+                .unwrap();
+                n
+            })
+            .collect(),
+        None,
+    )
+    .unwrap()
+}
+
+/// Median of `rounds` timings of `iters` calls, per call.
+fn per_call(rounds: usize, iters: u32, mut f: impl FnMut()) -> Duration {
+    let mut samples: Vec<Duration> = (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            t.elapsed() / iters
+        })
+        .collect();
+    samples.sort();
+    samples[rounds / 2]
+}
+
+fn main() {
+    println!(
+        "{:<34} {:>12} {:>12} {:>7} {:>7}",
+        "gate, 2-of-3 single-op update", "gate", "2x verify", "ratio", "target"
+    );
+    for (nodes, target) in [(10u32, None), (1_000, Some(1.25)), (10_000, Some(2.0))] {
+        let state = state_with(nodes);
+        let victim = format!("node-{:05}", nodes / 2);
+        let su = sign(
+            update_on(
+                &state,
+                1,
+                T0 + 100,
+                vec![Op::RevokeNode {
+                    id: victim.parse().unwrap(),
+                }],
+            ),
+            &["alice", "bob"],
+        );
+        let seen = HashSet::new();
+        let now = T0 + 200;
+        assert!(accept(&state, &seen, &su, now, Freshness::ChainLast).is_ok());
+        let msg = su.update.message();
+        let keys: Vec<_> = ["alice", "bob"]
+            .iter()
+            .map(|id| {
+                *state
+                    .approver(&id.parse().unwrap())
+                    .unwrap()
+                    .pubkey
+                    .verifying_key()
+            })
+            .collect();
+        let sigs: Vec<_> = su.signatures.iter().map(|s| s.sig.to_dalek()).collect();
+        let bytes = to_jcs(&su);
+        let iters = 200;
+        let mut gate = Duration::MAX;
+        let mut decode_gate = Duration::MAX;
+        let mut verify = Duration::MAX;
+        // Interleave the measurements so drift in machine load hits both alike.
+        for _ in 0..5 {
+            verify = verify.min(per_call(5, iters, || {
+                for (k, s) in keys.iter().zip(&sigs) {
+                    black_box(k.verify_strict(black_box(&msg), s)).unwrap();
+                }
+            }));
+            gate = gate.min(per_call(5, iters, || {
+                black_box(accept(
+                    &state,
+                    &seen,
+                    black_box(&su),
+                    now,
+                    Freshness::ChainLast,
+                ))
+                .unwrap();
+            }));
+            decode_gate = decode_gate.min(per_call(5, iters, || {
+                let d: SignedUpdate = decode(black_box(&bytes)).unwrap();
+                black_box(accept(&state, &seen, &d, now, Freshness::ChainLast)).unwrap();
+            }));
+        }
+        let ratio = gate.as_secs_f64() / verify.as_secs_f64();
+        let ratio_d = decode_gate.as_secs_f64() / verify.as_secs_f64();
+        let t = target.map_or("-".to_owned(), |t: f64| format!("<= {t}"));
+        let meets = target.map_or(String::new(), |t| {
+            if ratio <= t {
+                " meets".into()
+            } else {
+                " MISSES".into()
+            }
+        });
+        println!(
+            "{:<34} {:>10.1}us {:>10.1}us {:>7.3} {:>7}{meets}",
+            format!("{nodes} nodes"),
+            gate.as_secs_f64() * 1e6,
+            verify.as_secs_f64() * 1e6,
+            ratio,
+            t
+        );
+        println!(
+            "{:<34} {:>10.1}us {:>10.1}us {:>7.3}",
+            format!("{nodes} nodes, decoding included"),
+            decode_gate.as_secs_f64() * 1e6,
+            verify.as_secs_f64() * 1e6,
+            ratio_d
+        );
+    }
+    breakdown();
+}
+
+/// Where the gate spends its time beyond the two signatures, at 1,000 nodes.
+fn breakdown() {
+    let state = state_with(1_000);
+    let victim: rn::ledger::types::Id = "node-00500".parse().unwrap();
+    let su = sign(
+        update_on(
+            &state,
+            1,
+            T0 + 100,
+            vec![Op::RevokeNode { id: victim.clone() }],
+        ),
+        &["alice", "bob"],
+    );
+    let n = state.node(&victim).unwrap().clone();
+    let leaves = vec![7u8; 16 << 10];
+    println!("\nbeyond the signatures, 1,000 nodes (revoking the middle node):");
+    let t = |name: &str, f: &mut dyn FnMut()| {
+        let d = per_call(5, 2000, &mut *f);
+        println!("  {name:<44} {:>8.2}us", d.as_secs_f64() * 1e6);
+    };
+    t("reduce (ops, invariants, new root)", &mut || {
+        black_box(rn::ledger::reduce::reduce(&state, &su.update)).unwrap();
+    });
+    t(
+        "  of which JCS + SHA-256 of the changed record",
+        &mut || {
+            black_box(rn::ledger::root::leaf(&n));
+        },
+    );
+    t("  of which JCS + SHA-256 of the header", &mut || {
+        black_box(rn::ledger::types::Sha256Digest::of(&state.header_bytes()));
+    });
+    t(
+        "  of which SHA-256 of 16 KiB (half the leaves)",
+        &mut || {
+            use sha2::Digest;
+            black_box(sha2::Sha256::digest(black_box(&leaves)));
+        },
+    );
+    t("JCS(update): the signed message", &mut || {
+        black_box(su.update.message());
+    });
+}
