@@ -71,11 +71,19 @@ impl FileError {
     }
 }
 
+/// The path a positional "-" (standard input) arrives as.
+pub const STDIN: &str = "/dev/stdin";
+
+/// True for standard input ("-" or [`STDIN`]).
+pub fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-") || path == Path::new(STDIN)
+}
+
 /// Reads at most `cap` bytes from `path` ("-" is standard input), refusing larger inputs.
 pub fn read_capped(path: &Path, cap: usize) -> Result<Vec<u8>, FileError> {
     let mut buf = Vec::new();
     let limit = cap as u64 + 1;
-    if path == Path::new("-") {
+    if is_stdin(path) {
         io::stdin()
             .lock()
             .take(limit)
@@ -157,6 +165,18 @@ pub fn write_atomic(
     mode: u32,
     overwrite: bool,
 ) -> Result<(), FileError> {
+    write_atomic_with(path, bytes, mode, overwrite, || {})
+}
+
+/// [`write_atomic`] with a hook run after the temporary file is durable and before it is
+/// renamed into place (fault injection uses it to crash "mid-write").
+pub fn write_atomic_with(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    overwrite: bool,
+    before_rename: impl FnOnce(),
+) -> Result<(), FileError> {
     if path == Path::new("-") {
         let mut out = io::stdout().lock();
         return out
@@ -196,6 +216,7 @@ pub fn write_atomic(
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
+        before_rename();
         if overwrite {
             fs::rename(&tmp, path)?;
         } else {

@@ -4,6 +4,7 @@
 //! keys), [`files`] (the one permission check and atomic write), and [`cli`] (commands).
 
 pub mod cli;
+pub mod fault;
 pub mod files;
 pub mod journal;
 pub mod keys;

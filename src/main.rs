@@ -41,6 +41,7 @@ fn main() -> ExitCode {
 fn exit_code(err: &anyhow::Error) -> Exit {
     use rn::files::FileError;
     use rn::journal::JournalError;
+    use rn::ledger::store::StoreError;
     use rn::keys::KeyError;
     use rn::ledger::{DecodeError, Rejection};
     for cause in err.chain() {
@@ -55,6 +56,20 @@ fn exit_code(err: &anyhow::Error) -> Exit {
         }
         if let Some(e) = cause.downcast_ref::<FileError>() {
             return file_exit(e);
+        }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return match e {
+                StoreError::NotBootstrapped { .. } => Exit::NoInput,
+                StoreError::AlreadyBootstrapped { .. } => Exit::Usage,
+                StoreError::Busy { .. } => Exit::TempFail,
+                StoreError::File(f) => file_exit(f),
+                StoreError::Decode { .. } => Exit::DataErr,
+                StoreError::Genesis(_)
+                | StoreError::Restricted(_)
+                | StoreError::Rejected { .. }
+                | StoreError::Unrecoverable(_) => Exit::Rejected,
+                StoreError::Io { .. } => Exit::IoErr,
+            };
         }
         if let Some(e) = cause.downcast_ref::<JournalError>() {
             return match e {

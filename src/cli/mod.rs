@@ -77,9 +77,26 @@ enum Top {
     Member(member::MemberCmd),
 }
 
-/// Parses the command line (`args[0]` is the program name).
+/// Switches (options without a value): a "-" after one of these is a positional.
+const SWITCHES: &[&str] = &[
+    "--json", "--yes", "--force", "--verify", "--audit", "--with-genesis",
+    "--danger-accept-current", "--exit", "--no-tags", "--no-routes", "--fingerprint",
+];
+
+/// Parses the command line (`args[0]` is the program name). A positional "-" (standard input,
+/// as in `rn member export | rn member apply -`) reaches the commands as `/dev/stdin`, because
+/// the parser takes every argument starting with '-' for an option.
 pub fn parse(args: &[String]) -> Result<Rn, argh::EarlyExit> {
-    let strs: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    let mut strs: Vec<&str> = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate().skip(1) {
+        let prev = &args[i - 1];
+        let after_value_option = i > 1 && prev.starts_with('-') && !SWITCHES.contains(&prev.as_str());
+        if a == "-" && !after_value_option {
+            strs.push(crate::files::STDIN);
+        } else {
+            strs.push(a);
+        }
+    }
     Rn::from_args(&["rn"], &strs)
 }
 

@@ -11,6 +11,7 @@ use crate::keys::fingerprint;
 use crate::ledger::model::{NodeStatus, Params, Set, State};
 use crate::ledger::quorum::Tally;
 use crate::ledger::types::Cidr;
+use crate::ledger::store::StoreError;
 use crate::ledger::{DecodeError, Op, Rejection, Update};
 
 /// Prints one error line to stderr (`--json`: one JSON object).
@@ -23,6 +24,13 @@ pub fn report_error(err: &anyhow::Error, code: Exit, json: bool) {
                 c.downcast_ref::<Rejection>()
                     .map(Rejection::name)
                     .or_else(|| c.downcast_ref::<DecodeError>().map(DecodeError::name))
+                    .or_else(|| {
+                        c.downcast_ref::<StoreError>().and_then(|e| match e {
+                            StoreError::Restricted(r) => Some(r.name()),
+                            StoreError::Decode { source, .. } => Some(source.name()),
+                            other => other.rejection().map(Rejection::name),
+                        })
+                    })
             })
             .unwrap_or("Error");
         let v = serde_json::json!({"error": name, "message": message, "exit": code as u8});

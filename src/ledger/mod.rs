@@ -5,10 +5,12 @@
 pub mod canonical;
 pub mod error;
 pub mod gate;
+pub mod log;
 pub mod model;
 pub mod quorum;
 pub mod reduce;
 pub mod root;
+pub mod store;
 pub mod types;
 pub mod update;
 

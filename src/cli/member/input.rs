@@ -32,6 +32,12 @@ pub fn read(path: &Path, accepted: &[&'static str]) -> anyhow::Result<Doc> {
         .with_context(|| format!("reading {shown}"));
     }
     let doc = match kind.as_str() {
+        crate::ledger::log::SnapshotKind::KIND => {
+            return Err(super::super::usage(format!(
+                "{shown}: a snapshot is only a base (--base); this command takes {}",
+                accepted.join(", ")
+            )));
+        }
         SignedGenesis::KIND_STR => Doc::Genesis(Box::new(canonical::decode(&bytes)?)),
         Proposal::KIND_STR => Doc::Proposal(Box::new(canonical::decode(&bytes)?)),
         _ => Doc::Signed(Box::new(canonical::decode(&bytes)?)),
@@ -40,12 +46,30 @@ pub fn read(path: &Path, accepted: &[&'static str]) -> anyhow::Result<Doc> {
 }
 
 /// Kinds a base may be.
-pub const BASE_KINDS: &[&str] = &[SignedGenesis::KIND_STR, Proposal::KIND_STR];
+pub const BASE_KINDS: &[&str] = &[
+    SignedGenesis::KIND_STR,
+    Proposal::KIND_STR,
+    crate::ledger::log::SnapshotKind::KIND,
+];
 
-/// The state to build on, from `--base`: a fully signed genesis (its epoch-0 state) or a
-/// proposal (the state after it, recomputed through the gate).
+/// The state to build on, from `--base`: a fully signed genesis (its epoch-0 state), a
+/// snapshot (its state, root recomputed) or a proposal (the state after it, recomputed
+/// through the gate).
 pub fn base_state(path: &Path, now: u64) -> anyhow::Result<State> {
     let shown = path.display();
+    let bytes = files::read_capped(path, caps::LOG)?;
+    if canonical::peek_kind(&bytes).ok().as_deref() == Some(crate::ledger::log::SnapshotKind::KIND) {
+        let snap: crate::ledger::log::Snapshot =
+            canonical::decode(&bytes).with_context(|| format!("base {shown}"))?;
+        if snap.state.root() != snap.root {
+            return Err(DecodeError::Malformed {
+                what: "snapshot",
+                detail: format!("its state hashes to {}, not the {} it claims", snap.state.root(), snap.root),
+            })
+            .with_context(|| format!("base {shown}"));
+        }
+        return Ok(snap.state);
+    }
     match read(path, BASE_KINDS)? {
         Doc::Genesis(g) => Ok(verify_genesis(&g, None)
             .with_context(|| format!("base {shown}"))?

@@ -3,6 +3,7 @@
 mod combine;
 mod init;
 pub mod input;
+pub mod ledger;
 mod propose;
 mod sign;
 mod verify;
@@ -27,6 +28,12 @@ enum MemberSub {
     Sign(sign::Sign),
     Combine(combine::Combine),
     Verify(verify::Verify),
+    Bootstrap(ledger::Bootstrap),
+    Apply(ledger::Apply),
+    Status(ledger::Status),
+    Log(ledger::Log),
+    Export(ledger::Export),
+    Recover(ledger::Recover),
 }
 
 impl MemberCmd {
@@ -38,6 +45,12 @@ impl MemberCmd {
             MemberSub::Sign(c) => c.run(),
             MemberSub::Combine(c) => c.run(),
             MemberSub::Verify(c) => c.run(),
+            MemberSub::Bootstrap(c) => c.run(),
+            MemberSub::Apply(c) => c.run(),
+            MemberSub::Status(c) => c.run(),
+            MemberSub::Log(c) => c.run(),
+            MemberSub::Export(c) => c.run(),
+            MemberSub::Recover(c) => c.run(),
         }
     }
 }

@@ -28,9 +28,12 @@ use crate::ledger::update::{Op, Proposal, ProposalKind, Update, UpdateKind};
 #[derive(FromArgs)]
 #[argh(subcommand, name = "propose")]
 pub struct Propose {
-    /// base state: a signed genesis or a proposal (then the state after it)
+    /// base state: a signed genesis, a snapshot or a proposal (then the state after it)
     #[argh(option)]
     base: Option<PathBuf>,
+    /// build on this ledger's current state (default /var/lib/rn when --base is not given)
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
     /// validity of the proposal (default 1h)
     #[argh(option)]
     ttl: Option<String>,
@@ -65,6 +68,7 @@ fn lift_common(p: &mut Propose) -> anyhow::Result<()> {
         };
         let path_slot: Option<&mut Option<PathBuf>> = match a.as_str() {
             "--base" => Some(&mut p.base),
+            "--state-dir" => Some(&mut p.state_dir),
             "--batch" => Some(&mut p.batch),
             "-o" | "--output" => Some(&mut p.output),
             _ => None,
@@ -505,12 +509,15 @@ impl Propose {
             .output
             .clone()
             .ok_or_else(|| usage("-o FILE is required (\"-o -\" writes to standard output)"))?;
-        let base_path = self
-            .base
-            .clone()
-            .ok_or_else(|| usage("--base FILE is required: a signed genesis or a proposal"))?;
         let now = now();
-        let base = input::base_state(&base_path, now)?;
+        let base = match (&self.base, &self.state_dir) {
+            (Some(_), Some(_)) => return Err(usage("give --base or --state-dir, not both")),
+            (Some(path), None) => input::base_state(path, now)?,
+            (None, dir) => super::ledger::trusted_state(
+                dir.as_deref()
+                    .unwrap_or(std::path::Path::new(super::ledger::DEFAULT_STATE_DIR)),
+            )?,
+        };
         let at = Uint::new(now).map_err(|e| usage(e.to_string()))?;
 
         let mut pending = Vec::new();

@@ -82,7 +82,7 @@ impl Sign {
     fn destination(&self) -> anyhow::Result<(&Path, bool)> {
         match &self.output {
             Some(out) => Ok((out.as_path(), self.force)),
-            None if self.file == Path::new("-") => Ok((Path::new("-"), true)),
+            None if files::is_stdin(&self.file) => Ok((Path::new("-"), true)),
             None => Ok((self.file.as_path(), true)),
         }
     }

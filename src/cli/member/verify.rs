@@ -23,6 +23,9 @@ pub struct Verify {
     /// base_state)
     #[argh(option)]
     base: Option<PathBuf>,
+    /// judge it against this ledger's current state instead
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
     /// print the result as JSON
     #[argh(switch)]
     json: bool,
@@ -37,16 +40,25 @@ impl Verify {
             Doc::Signed(s) => (*s, None),
             Doc::Genesis(_) => return Err(usage("verify takes a proposal or a signed update")),
         };
-        let base = match (&self.base, own_base) {
-            (Some(path), _) => input::base_state(path, now)?,
-            (None, Some(b)) => b,
-            (None, None) => {
+        let mut seen = HashSet::new();
+        let base = match (&self.base, &self.state_dir, own_base) {
+            (Some(_), Some(_), _) => return Err(usage("give --base or --state-dir, not both")),
+            (Some(path), None, _) => input::base_state(path, now)?,
+            (None, Some(dir), _) => {
+                let store = crate::ledger::store::Store::open(dir, None, now)?;
+                if let crate::ledger::store::Mode::Restricted(r) = store.mode() {
+                    return Err(crate::ledger::store::StoreError::Restricted(r.clone()).into());
+                }
+                seen = store.seen().clone();
+                store.state().clone()
+            }
+            (None, None, Some(b)) => b,
+            (None, None, None) => {
                 return Err(usage(
                     "a signed update carries no base state: pass --base (the genesis or proposal it builds on)",
                 ));
             }
         };
-        let seen = HashSet::new();
         let u = &signed.update;
         // What `rn member apply` would do with this file alone: a chain of one.
         let verdict = accept(&base, &seen, &signed, now, Freshness::ChainLast);

@@ -1,0 +1,453 @@
+//! `rn member bootstrap | apply | status | log | export | recover`: the commands run on a node
+//! or workstation that keeps a ledger (a state directory), usually over SSH.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use argh::FromArgs;
+use serde_json::json;
+
+use crate::cli::output::{describe_op, now, utc};
+use crate::cli::{Exit, usage};
+use crate::files;
+use crate::ledger::canonical::{self, caps, to_jcs};
+use crate::ledger::log::Bundle;
+use crate::ledger::model::{ApproverStatus, NodeStatus};
+use crate::ledger::reduce::reduce;
+use crate::ledger::store::{Mode, Store};
+use crate::ledger::types::Sha256Digest;
+use crate::ledger::update::{Proposal, SignedUpdate};
+use crate::ledger::{DecodeError, State};
+
+/// Where ledgers live unless `--state-dir` says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/rn";
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_STATE_DIR)
+}
+
+/// Create a ledger (state directory) from a fully signed genesis whose root equals the pin.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "bootstrap")]
+pub struct Bootstrap {
+    /// the signed genesis
+    #[argh(option)]
+    genesis: PathBuf,
+    /// the genesis root, obtained out of band (sha256:...)
+    #[argh(option)]
+    pin: Sha256Digest,
+    /// the state directory (default /var/lib/rn)
+    #[argh(option, default = "default_state_dir()")]
+    state_dir: PathBuf,
+}
+
+impl Bootstrap {
+    pub fn run(self) -> anyhow::Result<Exit> {
+        let bytes = files::read_capped(&self.genesis, caps::UPDATE)?;
+        let store = Store::bootstrap(&self.state_dir, &bytes, &self.pin, now())?;
+        let s = store.state();
+        println!(
+            "bootstrapped {}: network {}, genesis root {}, {} approvers, threshold {}",
+            self.state_dir.display(),
+            s.network_id(),
+            store.genesis_root(),
+            s.approvers().len(),
+            s.threshold()
+        );
+        Ok(Exit::Ok)
+    }
+}
+
+/// Commit a proposal, signed update or bundle through the gate ("-" reads standard input):
+/// `rn member export | ssh host rn member apply -`.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "apply")]
+pub struct Apply {
+    /// the file to apply, or "-"
+    #[argh(positional)]
+    file: PathBuf,
+    /// the state directory (default /var/lib/rn)
+    #[argh(option, default = "default_state_dir()")]
+    state_dir: PathBuf,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// The updates (and bundle genesis) a file carries.
+fn updates_of(bytes: &[u8]) -> anyhow::Result<(Vec<SignedUpdate>, Option<Sha256Digest>)> {
+    let kind = canonical::peek_kind(bytes)?;
+    Ok(match kind.as_str() {
+        SignedUpdate::KIND_STR => (vec![canonical::decode::<SignedUpdate>(bytes)?], None),
+        Proposal::KIND_STR => (vec![canonical::decode::<Proposal>(bytes)?.signed_update()], None),
+        crate::ledger::log::BundleKind::KIND => {
+            let b: Bundle = canonical::decode(bytes)?;
+            let root = b.genesis.as_ref().map(|g| g.genesis.state.root());
+            (b.updates, root)
+        }
+        _ => {
+            return Err(DecodeError::UnknownKind {
+                expected: SignedUpdate::KIND_STR,
+                found: format!("{kind} (apply takes rn.signed-update.v1, rn.proposal.v1 or rn.bundle.v1)"),
+            }
+            .into());
+        }
+    })
+}
+
+impl Apply {
+    pub fn run(self) -> anyhow::Result<Exit> {
+        let bytes = files::read_capped(&self.file, caps::LOG)?;
+        let (updates, bundle_genesis) = updates_of(&bytes).with_context(|| format!("reading {}", self.file.display()))?;
+        let now = now();
+        let mut store = Store::open(&self.state_dir, None, now)?;
+        if let Some(root) = bundle_genesis
+            && root != store.genesis_root()
+        {
+            return Err(usage(format!(
+                "the bundle carries genesis {root}, but this ledger's genesis is {}",
+                store.genesis_root()
+            )));
+        }
+        let before = store.state().clone();
+        let source = self.file.display().to_string();
+        let report = store.apply(&updates, now, &source)?;
+        if self.json {
+            let v = json!({
+                "ok": true,
+                "from_epoch": report.from_epoch,
+                "to_epoch": report.to_epoch,
+                "already_applied": report.already,
+                "committed": report.committed.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+                "root": store.state().root().to_string(),
+            });
+            println!("{v}");
+            return Ok(Exit::Ok);
+        }
+        if report.committed.is_empty() {
+            println!(
+                "already applied: {} update(s), ledger at epoch {} (root {})",
+                report.already,
+                report.to_epoch,
+                store.state().root()
+            );
+            return Ok(Exit::Ok);
+        }
+        println!(
+            "applied {} update(s): epoch {} -> {}, root {}{}",
+            report.committed.len(),
+            report.from_epoch,
+            report.to_epoch,
+            store.state().root(),
+            if report.already > 0 { format!(" ({} already applied)", report.already) } else { String::new() }
+        );
+        let mut state = before;
+        for c in &store.history()[report.from_epoch as usize..] {
+            for op in &c.signed.update.ops {
+                println!("  epoch {}: {}", c.signed.update.epoch_new, describe_op(op, &state));
+            }
+            if let Ok(t) = reduce(&state, &c.signed.update) {
+                state = state.preview(&t);
+            }
+        }
+        Ok(Exit::Ok)
+    }
+}
+
+/// Show the ledger: network, epoch, root, approvers, nodes, mode (trusted or restricted with
+/// the reason), fork evidence. Works on a restricted ledger.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "status")]
+pub struct Status {
+    /// the state directory (default /var/lib/rn)
+    #[argh(option, default = "default_state_dir()")]
+    state_dir: PathBuf,
+    /// print as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+fn mode_text(mode: &Mode) -> String {
+    match mode {
+        Mode::Trusted => "trusted".into(),
+        Mode::Restricted(r) => format!("restricted: {r}"),
+    }
+}
+
+fn node_status(s: NodeStatus) -> &'static str {
+    match s {
+        NodeStatus::Active => "active",
+        NodeStatus::Revoked => "revoked",
+        NodeStatus::Quarantined => "quarantined",
+    }
+}
+
+fn state_json(s: &State) -> serde_json::Value {
+    json!({
+        "network_id": s.network_id().to_string(),
+        "epoch": s.epoch().get(),
+        "root": s.root().to_string(),
+        "threshold": s.threshold().get(),
+        "policy": s.policy().map(|p| p.to_string()),
+        "approvers": s.approvers().map(|a| json!({
+            "id": a.id.to_string(), "role": a.role.to_string(),
+            "status": if a.status == ApproverStatus::Active { "active" } else { "revoked" },
+            "pubkey": a.pubkey.to_string(),
+        })).collect::<Vec<_>>(),
+        "nodes": s.nodes().map(|n| json!({
+            "id": n.id.to_string(), "status": node_status(n.status), "owner": n.owner.to_string(),
+            "pubkey": n.pubkey.to_string(),
+            "addresses": n.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "tags": n.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            "routes": n.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+            "exit": n.exit,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+impl Status {
+    pub fn run(self) -> anyhow::Result<Exit> {
+        let store = Store::open(&self.state_dir, None, now())?;
+        let s = store.state();
+        let forks: Vec<String> = store.fork_evidence().iter().map(|p| p.display().to_string()).collect();
+        let audit = store.audit_status();
+        if self.json {
+            let mut v = state_json(s);
+            v["mode"] = json!(match store.mode() { Mode::Trusted => "trusted", Mode::Restricted(_) => "restricted" });
+            v["reason"] = match store.mode() {
+                Mode::Trusted => serde_json::Value::Null,
+                Mode::Restricted(r) => json!({"name": r.name(), "message": r.to_string()}),
+            };
+            v["genesis_root"] = json!(store.genesis_root().to_string());
+            v["fork_evidence"] = json!(forks);
+            v["audit"] = json!({"records": audit.records, "broken": audit.broken});
+            v["repaired"] = json!(store.repairs());
+            println!("{v}");
+            return Ok(Exit::Ok);
+        }
+        let active = s.nodes().filter(|n| n.status == NodeStatus::Active).count();
+        println!("network    {}", s.network_id());
+        println!("mode       {}", mode_text(store.mode()));
+        println!("epoch      {}", s.epoch());
+        println!("root       {}", s.root());
+        println!("genesis    {}", store.genesis_root());
+        println!("policy     {}", s.policy().map_or_else(|| "none".to_owned(), |p| p.to_string()));
+        println!("approvers  {} ({} active), threshold {}", s.approvers().len(), s.active_approvers(), s.threshold());
+        for a in s.approvers() {
+            println!(
+                "  {:<16} {:<8} {}",
+                a.id.as_str(),
+                a.role.to_string(),
+                if a.status == ApproverStatus::Active { "active" } else { "revoked" }
+            );
+        }
+        println!("nodes      {} ({active} active)", s.nodes().len());
+        for n in s.nodes() {
+            let addrs: Vec<String> = n.addresses.iter().map(|a| a.to_string()).collect();
+            println!("  {:<16} {:<11} {}", n.id.as_str(), node_status(n.status), addrs.join(" "));
+        }
+        println!(
+            "audit      {} records, {}",
+            audit.records,
+            audit.broken.as_deref().unwrap_or("chain intact")
+        );
+        if forks.is_empty() {
+            println!("forks      none");
+        } else {
+            println!("FORK EVIDENCE ({}): a quorum signed a conflicting history", forks.len());
+            for f in &forks {
+                println!("  {f}");
+            }
+        }
+        for r in store.repairs() {
+            println!("repaired   {r}");
+        }
+        Ok(Exit::Ok)
+    }
+}
+
+/// The history, one line per update; --verify re-checks both hash chains end to end.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "log")]
+pub struct Log {
+    /// the state directory (default /var/lib/rn)
+    #[argh(option, default = "default_state_dir()")]
+    state_dir: PathBuf,
+    /// print as JSON lines
+    #[argh(switch)]
+    json: bool,
+    /// verify the ledger log and the audit log; exit 78 if either does not verify
+    #[argh(switch)]
+    verify: bool,
+    /// show the audit log instead of the ledger history
+    #[argh(switch)]
+    audit: bool,
+}
+
+impl Log {
+    pub fn run(self) -> anyhow::Result<Exit> {
+        let store = Store::open(&self.state_dir, None, now())?;
+        if self.verify {
+            let audit = store.audit_status();
+            let ledger_ok = *store.mode() == Mode::Trusted;
+            let v = json!({
+                "ledger": {"ok": ledger_ok, "entries": store.history().len(), "epoch": store.state().epoch().get(),
+                           "root": store.state().root().to_string(), "error": match store.mode() { Mode::Trusted => None, Mode::Restricted(r) => Some(r.to_string()) }},
+                "audit": {"ok": audit.broken.is_none(), "records": audit.records, "error": audit.broken},
+            });
+            if self.json {
+                println!("{v}");
+            } else {
+                match store.mode() {
+                    Mode::Trusted => println!(
+                        "ledger: genesis {} + {} entries verified (chain, canonical bytes, gate); epoch {}, root {}",
+                        store.genesis_root(),
+                        store.history().len(),
+                        store.state().epoch(),
+                        store.state().root()
+                    ),
+                    Mode::Restricted(r) => println!("ledger: DOES NOT VERIFY: {r}"),
+                }
+                match &audit.broken {
+                    None => println!("audit:  {} records, hash chain intact", audit.records),
+                    Some(b) => println!("audit:  CHAIN BROKEN: {b} ({} records verified before it)", audit.records),
+                }
+            }
+            return Ok(if ledger_ok && audit.broken.is_none() { Exit::Ok } else { Exit::Rejected });
+        }
+        if self.audit {
+            for r in store.audit_records()? {
+                if self.json {
+                    println!("{}", String::from_utf8_lossy(&to_jcs(&r)));
+                } else {
+                    println!(
+                        "#{:<4} {}  epoch {:<5} {:<13} {}{}{}",
+                        r.index,
+                        utc(r.at.get()),
+                        r.epoch,
+                        r.event,
+                        r.check.as_deref().map(|c| format!("[{c}] ")).unwrap_or_default(),
+                        r.detail,
+                        r.source.as_deref().map(|s| format!(" (from {s})")).unwrap_or_default()
+                    );
+                }
+            }
+            return Ok(Exit::Ok);
+        }
+        let mut state = store.genesis().state().clone();
+        for c in store.history() {
+            let u = &c.signed.update;
+            let signers: Vec<String> = c
+                .signed
+                .signatures
+                .iter()
+                .filter(|s| !s.new_key)
+                .map(|s| s.approver.to_string())
+                .collect();
+            let ops: Vec<String> = u.ops.iter().map(|op| describe_op(op, &state)).collect();
+            if self.json {
+                println!(
+                    "{}",
+                    json!({"epoch": u.epoch_new.get(), "created_at": u.created_at.get(), "update": c.hash.to_string(),
+                           "reason": u.reason.as_str(), "signers": signers, "ops": ops, "root": u.new_root.to_string()})
+                );
+            } else {
+                println!(
+                    "epoch {:<5} {}  signed by {}  {}{}",
+                    u.epoch_new,
+                    utc(u.created_at.get()),
+                    signers.join(", "),
+                    ops.join("; "),
+                    if u.reason.as_str().is_empty() { String::new() } else { format!("  ({})", u.reason) }
+                );
+            }
+            if let Ok(t) = reduce(&state, u) {
+                state = state.preview(&t);
+            }
+        }
+        Ok(Exit::Ok)
+    }
+}
+
+/// Write a bundle of committed updates for a lagging node or a signer's laptop.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "export")]
+pub struct Export {
+    /// the state directory (default /var/lib/rn)
+    #[argh(option, default = "default_state_dir()")]
+    state_dir: PathBuf,
+    /// only updates after this epoch (default 0: all)
+    #[argh(option, default = "0")]
+    since: u64,
+    /// include the signed genesis
+    #[argh(switch)]
+    with_genesis: bool,
+    /// output file (default "-": standard output)
+    #[argh(option, short = 'o', default = "PathBuf::from(\"-\")")]
+    output: PathBuf,
+    /// replace an existing output file
+    #[argh(switch)]
+    force: bool,
+}
+
+impl Export {
+    pub fn run(self) -> anyhow::Result<Exit> {
+        let store = Store::open(&self.state_dir, None, now())?;
+        if let Mode::Restricted(r) = store.mode() {
+            return Err(crate::ledger::store::StoreError::Restricted(r.clone()).into());
+        }
+        let bundle = store.export(self.since, self.with_genesis);
+        let mut bytes = to_jcs(&bundle);
+        bytes.push(b'\n');
+        files::write_atomic(&self.output, &bytes, 0o644, self.force)?;
+        if self.output.as_os_str() != "-" {
+            eprintln!(
+                "exported {} update(s) after epoch {} to {}",
+                bundle.updates.len(),
+                self.since,
+                self.output.display()
+            );
+        }
+        Ok(Exit::Ok)
+    }
+}
+
+/// The audited way out of a restricted ledger an operator has investigated (for instance a
+/// lost watermark): accepts the log as it verifies from the genesis now.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "recover")]
+pub struct Recover {
+    /// the state directory (default /var/lib/rn)
+    #[argh(option, default = "default_state_dir()")]
+    state_dir: PathBuf,
+    /// required: you investigated the reason and accept the current log
+    #[argh(switch)]
+    danger_accept_current: bool,
+}
+
+impl Recover {
+    pub fn run(self) -> anyhow::Result<Exit> {
+        if !self.danger_accept_current {
+            return Err(usage(
+                "recover rewrites the watermark to the current log; read the reason in `rn member status`, then pass --danger-accept-current",
+            ));
+        }
+        let mut store = Store::open(&self.state_dir, None, now())?;
+        let reason = store.recover(now())?;
+        println!(
+            "recovered from \"{reason}\": trusted again at epoch {} (root {}); the recovery is in the audit log",
+            store.state().epoch(),
+            store.state().root()
+        );
+        Ok(Exit::Ok)
+    }
+}
+
+/// The state of a ledger directory, for proposals and verification (must be trusted).
+pub fn trusted_state(dir: &std::path::Path) -> anyhow::Result<State> {
+    let store = Store::open(dir, None, now())?;
+    if let Mode::Restricted(r) = store.mode() {
+        return Err(crate::ledger::store::StoreError::Restricted(r.clone()).into());
+    }
+    Ok(store.state().clone())
+}

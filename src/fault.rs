@@ -1,0 +1,17 @@
+//! Crash points for tests. With the `fault-injection` cargo feature (never in release builds),
+//! `point(name)` aborts the process when `RN_FAULT_AT` equals `name`, so a test can kill a commit
+//! at each step and check what a restart finds. Without the feature it compiles to nothing.
+
+/// Aborts here if this is the crash point the test asked for.
+#[cfg(feature = "fault-injection")]
+pub fn point(name: &str) {
+    if std::env::var("RN_FAULT_AT").is_ok_and(|at| at == name) {
+        eprintln!("rn: fault injection: crashing at {name}");
+        std::process::abort();
+    }
+}
+
+/// No-op in builds without fault injection.
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn point(_name: &str) {}

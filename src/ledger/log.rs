@@ -1,0 +1,143 @@
+//! On-disk formats of a state directory (spec §4.6, §4.8): log entries, snapshot, watermark,
+//! bundle and audit records. Only [`super::store`] reads and writes the files.
+
+use serde::{Deserialize, Serialize};
+
+use super::canonical::{Document, caps, kind_marker, required};
+use super::model::State;
+use super::types::{Blake3Digest, Id, Sha256Digest, Uint};
+use super::update::{SignedGenesis, SignedUpdate};
+
+kind_marker!(
+    /// `rn.log-entry.v1`
+    LogEntryKind = "rn.log-entry.v1"
+);
+kind_marker!(
+    /// `rn.snapshot.v1`
+    SnapshotKind = "rn.snapshot.v1"
+);
+kind_marker!(
+    /// `rn.watermark.v1`
+    WatermarkKind = "rn.watermark.v1"
+);
+kind_marker!(
+    /// `rn.bundle.v1`
+    BundleKind = "rn.bundle.v1"
+);
+kind_marker!(
+    /// `rn.audit.v1`
+    AuditKind = "rn.audit.v1"
+);
+
+/// One line of `ledger.log`: `index == epoch_new`, `prev` = BLAKE3 of the previous line (or of
+/// the signed genesis' canonical bytes for index 1).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogEntry {
+    /// `rn.log-entry.v1`.
+    pub kind: LogEntryKind,
+    /// The epoch this entry creates.
+    pub index: Uint,
+    /// Hash of the previous line.
+    pub prev: Blake3Digest,
+    /// The committed update.
+    pub signed_update: SignedUpdate,
+}
+
+impl Document for LogEntry {
+    const KIND: &'static str = LogEntryKind::KIND;
+    const CAP: usize = caps::UPDATE;
+}
+
+/// `ledger.snapshot`: the state at the log's head — a cache; the log is the truth.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// `rn.snapshot.v1`.
+    pub kind: SnapshotKind,
+    /// The state.
+    pub state: State,
+    /// Its root (recomputed on decoding; must match).
+    pub root: Sha256Digest,
+    /// The log index (epoch) it reflects.
+    pub log_index: Uint,
+    /// BLAKE3 of the log line at `log_index` (or of the genesis bytes at 0).
+    pub log_head: Blake3Digest,
+}
+
+impl Document for Snapshot {
+    const KIND: &'static str = SnapshotKind::KIND;
+    const CAP: usize = caps::LOG;
+}
+
+/// `ledger.watermark`: the highest state this node ever committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Watermark {
+    /// `rn.watermark.v1`.
+    pub kind: WatermarkKind,
+    /// The network.
+    pub network_id: Id,
+    /// The committed epoch.
+    pub epoch: Uint,
+    /// The committed root.
+    pub root: Sha256Digest,
+    /// BLAKE3 of the log line at `epoch`.
+    pub log_head: Blake3Digest,
+}
+
+impl Document for Watermark {
+    const KIND: &'static str = WatermarkKind::KIND;
+    const CAP: usize = 4096;
+}
+
+/// What `rn member export` writes and `rn member apply` takes to catch a ledger up.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// `rn.bundle.v1`.
+    pub kind: BundleKind,
+    /// The signed genesis, when exported `--with-genesis`.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::canonical::present")]
+    pub genesis: Option<SignedGenesis>,
+    /// Consecutive signed updates.
+    pub updates: Vec<SignedUpdate>,
+    /// Policy documents the updates pin.
+    pub policies: Vec<serde_json::Value>,
+}
+
+impl Document for Bundle {
+    const KIND: &'static str = BundleKind::KIND;
+    const CAP: usize = caps::LOG;
+}
+
+/// One line of `audit.log`, hash-chained like the ledger log (the first record's `prev` is
+/// BLAKE3 of the signed genesis' canonical bytes).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecord {
+    /// `rn.audit.v1`.
+    pub kind: AuditKind,
+    /// Position in the audit log, from 1.
+    pub index: Uint,
+    /// Hash of the previous line.
+    pub prev: Blake3Digest,
+    /// Unix seconds.
+    pub at: Uint,
+    /// What happened: `bootstrap`, `commit`, `rejected`, `fork_evidence`, `restricted`,
+    /// `repaired`, `recovered`.
+    pub event: String,
+    /// The ledger epoch when it happened.
+    pub epoch: Uint,
+    /// Where the input came from (a file name, `-`, `inbox/x.json`), if any.
+    #[serde(deserialize_with = "required")]
+    pub source: Option<String>,
+    /// The update concerned, if any.
+    #[serde(deserialize_with = "required")]
+    pub update: Option<Sha256Digest>,
+    /// Which check failed (the error name), if any.
+    #[serde(deserialize_with = "required")]
+    pub check: Option<String>,
+    /// Human detail.
+    pub detail: String,
+}

@@ -1,0 +1,1051 @@
+//! The state directory (spec §4.6–4.8): the only code that writes ledger files.
+//!
+//! ```text
+//! DIR/            0700, owned by the effective uid
+//!   genesis.pin   the pinned genesis root ("sha256:…\n")
+//!   genesis.json  canonical signed genesis + "\n"
+//!   ledger.log    one canonical log entry per line — the truth
+//!   ledger.snapshot, ledger.watermark, audit.log, lock, evidence/
+//! ```
+//!
+//! Opening verifies everything from the genesis (permissions, pin, every log line through the
+//! gate, the watermark, the snapshot) and repairs only what a crash can leave (an unfinished
+//! commit, a torn last line beyond the watermark, a stale snapshot). Anything else puts the
+//! ledger in restricted mode with a reason; nothing is committed until an operator
+//! investigates (`rn member recover --danger-accept-current`).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::canonical::{caps, decode, decode_value, to_jcs};
+use super::error::{DecodeError, Rejection};
+use super::gate::{Freshness, VerifiedGenesis, accept, verify_genesis};
+use super::log::{
+    AuditKind, AuditRecord, Bundle, BundleKind, LogEntry, LogEntryKind, Snapshot, SnapshotKind,
+    Watermark, WatermarkKind,
+};
+use super::model::State;
+use super::quorum;
+use super::types::{Blake3Digest, Sha256Digest, Uint, UpdateId};
+use super::update::{SignedGenesis, SignedUpdate};
+use crate::fault;
+use crate::files::{self, FileError};
+
+const PIN: &str = "genesis.pin";
+const GENESIS: &str = "genesis.json";
+const LOG: &str = "ledger.log";
+const SNAPSHOT: &str = "ledger.snapshot";
+const WATERMARK: &str = "ledger.watermark";
+const AUDIT: &str = "audit.log";
+const LOCK: &str = "lock";
+const EVIDENCE: &str = "evidence";
+
+/// How long `open` waits for another rn process to release the lock.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Why a ledger is restricted: its trust state is in doubt, so it grants nothing and commits
+/// nothing until an operator investigates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Restriction {
+    /// A complete line of `ledger.log` does not verify.
+    LogTampered {
+        /// 1-based line number.
+        line: usize,
+        /// What failed.
+        detail: String,
+    },
+    /// The log is behind the highest state this ledger ever committed.
+    Rollback {
+        /// Epoch the log reaches.
+        log_epoch: u64,
+        /// Epoch the watermark records.
+        watermark_epoch: u64,
+    },
+    /// The watermark is missing beside a bootstrapped ledger.
+    MissingWatermark,
+    /// The watermark is unreadable or disagrees with the log at its epoch.
+    WatermarkMismatch {
+        /// What disagrees.
+        detail: String,
+    },
+    /// The snapshot claims more than the log holds.
+    SnapshotAhead {
+        /// The snapshot's log index.
+        snapshot_index: u64,
+        /// Epoch the log reaches.
+        log_epoch: u64,
+    },
+}
+
+impl Restriction {
+    /// Stable name for `--json` and the audit log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Restriction::LogTampered { .. } => "LogTampered",
+            Restriction::Rollback { .. } => "Rollback",
+            Restriction::MissingWatermark => "MissingWatermark",
+            Restriction::WatermarkMismatch { .. } => "WatermarkMismatch",
+            Restriction::SnapshotAhead { .. } => "SnapshotAhead",
+        }
+    }
+}
+
+impl fmt::Display for Restriction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Restriction::LogTampered { line, detail } => {
+                write!(f, "ledger.log line {line} does not verify: {detail}")
+            }
+            Restriction::Rollback {
+                log_epoch,
+                watermark_epoch,
+            } => write!(
+                f,
+                "rollback: the log reaches epoch {log_epoch} but this ledger already committed epoch {watermark_epoch}"
+            ),
+            Restriction::MissingWatermark => {
+                write!(f, "ledger.watermark is missing beside a bootstrapped ledger")
+            }
+            Restriction::WatermarkMismatch { detail } => {
+                write!(f, "ledger.watermark disagrees with the log: {detail}")
+            }
+            Restriction::SnapshotAhead {
+                snapshot_index,
+                log_epoch,
+            } => write!(
+                f,
+                "ledger.snapshot claims epoch {snapshot_index}, beyond the log's epoch {log_epoch}"
+            ),
+        }
+    }
+}
+
+/// Trusted, or restricted with a reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Verified from the genesis; may commit and grant.
+    Trusted,
+    /// In doubt: grants nothing, commits nothing.
+    Restricted(Restriction),
+}
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No ledger in this directory.
+    #[error("{dir}: no ledger here; create one with rn member bootstrap --genesis FILE --pin sha256:ROOT --state-dir {dir}")]
+    NotBootstrapped {
+        /// The directory.
+        dir: String,
+    },
+    /// Bootstrap into a directory that already holds a ledger.
+    #[error("{dir} already holds a ledger (genesis.json exists)")]
+    AlreadyBootstrapped {
+        /// The directory.
+        dir: String,
+    },
+    /// Another process holds the lock.
+    #[error("{dir} is locked by another rn process; retry")]
+    Busy {
+        /// The directory.
+        dir: String,
+    },
+    /// A file problem (missing, unsafe permissions, I/O).
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// A file that must decode does not.
+    #[error("{file}: {source}")]
+    Decode {
+        /// The file.
+        file: String,
+        /// Why.
+        source: DecodeError,
+    },
+    /// The genesis or its pin does not verify.
+    #[error("{GENESIS}: {0}")]
+    Genesis(Rejection),
+    /// The ledger is restricted: nothing is committed.
+    #[error("the ledger is restricted ({0}); investigate, then rn member recover --danger-accept-current")]
+    Restricted(Restriction),
+    /// An input update was refused by the gate; nothing was committed.
+    #[error("update {position} of {count} ({update}) rejected: {rejection}")]
+    Rejected {
+        /// 1-based position in the input.
+        position: usize,
+        /// Updates in the input.
+        count: usize,
+        /// Hash of the update.
+        update: Sha256Digest,
+        /// The gate's verdict.
+        rejection: Rejection,
+    },
+    /// Recovery refused.
+    #[error("cannot recover: {0}")]
+    Unrecoverable(String),
+    /// An I/O error on a file the store holds open.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl StoreError {
+    /// The gate's rejection, if that is what this is.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match self {
+            StoreError::Rejected { rejection, .. } | StoreError::Genesis(rejection) => {
+                Some(rejection)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One committed update.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    /// The signed update as committed.
+    pub signed: SignedUpdate,
+    /// `sha256(JCS(update))`.
+    pub hash: Sha256Digest,
+    /// BLAKE3 of its log line.
+    pub line_hash: Blake3Digest,
+}
+
+/// What `apply` did.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyReport {
+    /// Updates already in the ledger (skipped).
+    pub already: usize,
+    /// Updates committed now.
+    pub committed: Vec<Sha256Digest>,
+    /// Epoch before.
+    pub from_epoch: u64,
+    /// Epoch after.
+    pub to_epoch: u64,
+}
+
+/// State of the audit chain as found on open.
+#[derive(Clone, Debug)]
+pub struct AuditStatus {
+    /// Records that verified.
+    pub records: usize,
+    /// Where the chain breaks, if it does.
+    pub broken: Option<String>,
+}
+
+/// An open, locked, verified state directory.
+pub struct Store {
+    dir: PathBuf,
+    _lock: File,
+    genesis: VerifiedGenesis,
+    genesis_bytes: Vec<u8>,
+    state: State,
+    mode: Mode,
+    history: Vec<Committed>,
+    seen: HashSet<UpdateId>,
+    audit_next: u64,
+    audit_head: Blake3Digest,
+    audit_status: AuditStatus,
+    last_audit: Option<(String, String)>,
+    repairs: Vec<String>,
+    verified_len: u64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn canonical_line<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut b = to_jcs(v);
+    b.push(b'\n');
+    b
+}
+
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    files::check_private(&path, false)?;
+    let start = Instant::now();
+    loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(rustix::io::Errno::WOULDBLOCK) if start.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(StoreError::Busy {
+                    dir: dir.display().to_string(),
+                });
+            }
+            Err(e) => return Err(io_err(&path)(e.into())),
+        }
+    }
+}
+
+fn read_optional(path: &Path, cap: usize) -> Result<Option<Vec<u8>>, StoreError> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+        Ok(_) => {
+            files::check_private(path, false)?;
+            Ok(Some(files::read_capped(path, cap)?))
+        }
+    }
+}
+
+impl Store {
+    /// Creates a ledger in `dir` from a fully signed genesis whose root equals `pin`.
+    pub fn bootstrap(
+        dir: &Path,
+        genesis_bytes: &[u8],
+        pin: &Sha256Digest,
+        now: u64,
+    ) -> Result<Store, StoreError> {
+        let signed: SignedGenesis = decode(genesis_bytes).map_err(|source| StoreError::Decode {
+            file: "genesis".into(),
+            source,
+        })?;
+        let verified = verify_genesis(&signed, Some(pin)).map_err(StoreError::Genesis)?;
+        match fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(io_err(dir))?;
+            }
+            Err(e) => return Err(io_err(dir)(e)),
+            Ok(_) => {}
+        }
+        files::check_private(dir, true)?;
+        let lock = lock_dir(dir)?;
+        if dir.join(GENESIS).exists() {
+            return Err(StoreError::AlreadyBootstrapped {
+                dir: dir.display().to_string(),
+            });
+        }
+        let canonical = canonical_line(&signed);
+        let head = Blake3Digest::of(&canonical[..canonical.len() - 1]);
+        let state = verified.state().clone();
+        // genesis.json last: until it exists the directory is not a ledger, and a crashed
+        // bootstrap can simply be run again.
+        files::write_atomic(&dir.join(PIN), format!("{pin}\n").as_bytes(), 0o600, true)?;
+        files::write_atomic(&dir.join(LOG), b"", 0o600, true)?;
+        let _ = fs::remove_file(dir.join(AUDIT));
+        let mut store = Store {
+            dir: dir.to_owned(),
+            _lock: lock,
+            genesis: verified,
+            genesis_bytes: canonical[..canonical.len() - 1].to_vec(),
+            state,
+            mode: Mode::Trusted,
+            history: Vec::new(),
+            seen: HashSet::new(),
+            audit_next: 1,
+            audit_head: head,
+            audit_status: AuditStatus {
+                records: 0,
+                broken: None,
+            },
+            last_audit: None,
+            repairs: Vec::new(),
+            verified_len: 0,
+        };
+        store.write_snapshot_and_watermark()?;
+        store.audit(now, "bootstrap", None, None, None, format!("pinned {pin}"))?;
+        files::write_atomic(&dir.join(GENESIS), &canonical, 0o600, false)?;
+        Ok(store)
+    }
+
+    /// Opens, locks and verifies the ledger in `dir`. `pin`, when given (the node config's
+    /// pinned root), must equal the stored pin. Doubts about the trust state give a store in
+    /// restricted mode; only unreadable or unsafe directories are errors.
+    pub fn open(dir: &Path, pin: Option<&Sha256Digest>, now: u64) -> Result<Store, StoreError> {
+        let not_bootstrapped = || StoreError::NotBootstrapped {
+            dir: dir.display().to_string(),
+        };
+        match files::check_private(dir, true) {
+            Err(FileError::Missing { .. }) => return Err(not_bootstrapped()),
+            other => other?,
+        }
+        if fs::symlink_metadata(dir.join(GENESIS)).is_err() {
+            return Err(not_bootstrapped());
+        }
+        let lock = lock_dir(dir)?;
+        for name in [PIN, GENESIS, LOG, SNAPSHOT, WATERMARK, AUDIT] {
+            let p = dir.join(name);
+            if fs::symlink_metadata(&p).is_ok() {
+                files::check_private(&p, false)?;
+            }
+        }
+        let evidence = dir.join(EVIDENCE);
+        if fs::symlink_metadata(&evidence).is_ok() {
+            files::check_private(&evidence, true)?;
+        }
+
+        // Genesis against the pin.
+        let stored_pin = read_optional(&dir.join(PIN), 128)?.ok_or_else(|| FileError::Missing {
+            path: dir.join(PIN),
+        })?;
+        let stored_pin: Sha256Digest = std::str::from_utf8(&stored_pin)
+            .ok()
+            .and_then(|s| s.trim_end_matches('\n').parse().ok())
+            .ok_or_else(|| StoreError::Decode {
+                file: PIN.into(),
+                source: DecodeError::Malformed {
+                    what: "pin",
+                    detail: "expected sha256:<64 hex> and a newline".into(),
+                },
+            })?;
+        if let Some(pin) = pin
+            && *pin != stored_pin
+        {
+            return Err(StoreError::Genesis(Rejection::PinMismatch {
+                pinned: *pin,
+                found: stored_pin,
+            }));
+        }
+        let genesis_file = files::read_capped(&dir.join(GENESIS), caps::UPDATE)?;
+        let signed: SignedGenesis = decode(&genesis_file).map_err(|source| StoreError::Decode {
+            file: GENESIS.into(),
+            source,
+        })?;
+        if canonical_line(&signed) != genesis_file {
+            return Err(StoreError::Decode {
+                file: GENESIS.into(),
+                source: DecodeError::Malformed {
+                    what: "genesis",
+                    detail: "not in canonical form (the file was edited)".into(),
+                },
+            });
+        }
+        let genesis = verify_genesis(&signed, Some(&stored_pin)).map_err(StoreError::Genesis)?;
+        let genesis_bytes = genesis_file[..genesis_file.len() - 1].to_vec();
+        let mut store = Store {
+            dir: dir.to_owned(),
+            _lock: lock,
+            state: genesis.state().clone(),
+            audit_head: Blake3Digest::of(&genesis_bytes),
+            genesis,
+            genesis_bytes,
+            mode: Mode::Trusted,
+            history: Vec::new(),
+            seen: HashSet::new(),
+            audit_next: 1,
+            audit_status: AuditStatus {
+                records: 0,
+                broken: None,
+            },
+            last_audit: None,
+            repairs: Vec::new(),
+            verified_len: 0,
+        };
+        store.load_audit()?;
+        let (verified_len, torn) = store.replay_log(now)?;
+        store.verified_len = verified_len;
+        store.check_watermark_and_snapshot(torn, now)?;
+        Ok(store)
+    }
+
+    /// Verifies every complete line of the log; returns the byte length of the verified
+    /// prefix and whether a torn (newline-less) tail follows it.
+    fn replay_log(&mut self, now: u64) -> Result<(u64, bool), StoreError> {
+        let path = self.dir.join(LOG);
+        let bytes = files::read_capped(&path, caps::LOG)?;
+        let mut prev = Blake3Digest::of(&self.genesis_bytes);
+        let mut offset = 0usize;
+        let mut line_no = 0usize;
+        while offset < bytes.len() {
+            let Some(nl) = bytes[offset..].iter().position(|&b| b == b'\n') else {
+                return Ok((offset as u64, true));
+            };
+            line_no += 1;
+            let line = &bytes[offset..offset + nl];
+            match self.verify_line(line, &prev, now) {
+                Ok(c) => {
+                    prev = c.line_hash;
+                    self.seen.insert(c.signed.update.update_id);
+                    self.history.push(c);
+                }
+                Err(detail) => {
+                    self.mode = Mode::Restricted(Restriction::LogTampered {
+                        line: line_no,
+                        detail,
+                    });
+                    return Ok((offset as u64, false));
+                }
+            }
+            offset += nl + 1;
+        }
+        Ok((offset as u64, false))
+    }
+
+    fn verify_line(&mut self, line: &[u8], prev: &Blake3Digest, now: u64) -> Result<Committed, String> {
+        let entry: LogEntry = decode(line).map_err(|e| e.to_string())?;
+        if to_jcs(&entry) != line {
+            return Err("not in canonical form".into());
+        }
+        let expected = self.state.epoch().get() + 1;
+        if entry.index.get() != expected {
+            return Err(format!("index {} where {expected} was expected", entry.index));
+        }
+        if entry.prev != *prev {
+            return Err(format!("prev {} does not chain to the previous line {prev}", entry.prev));
+        }
+        if entry.signed_update.update.epoch_new != entry.index {
+            return Err("index differs from the update's epoch_new".into());
+        }
+        let v = accept(&self.state, &self.seen, &entry.signed_update, now, Freshness::History)
+            .map_err(|r| format!("{}: {r}", r.name()))?;
+        let hash = entry.signed_update.update.hash();
+        let signed = v.commit_to(&mut self.state);
+        Ok(Committed {
+            signed,
+            hash,
+            line_hash: Blake3Digest::of(line),
+        })
+    }
+
+    fn log_head(&self) -> Blake3Digest {
+        self.history
+            .last()
+            .map_or_else(|| Blake3Digest::of(&self.genesis_bytes), |c| c.line_hash)
+    }
+
+    fn check_watermark_and_snapshot(&mut self, torn: bool, now: u64) -> Result<(), StoreError> {
+        let verified_len = self.verified_len;
+        if self.mode != Mode::Trusted {
+            let reason = match &self.mode {
+                Mode::Restricted(r) => r.to_string(),
+                Mode::Trusted => String::new(),
+            };
+            self.audit(now, "restricted", None, None, None, reason)?;
+            return Ok(());
+        }
+        let log_epoch = self.state.epoch().get();
+        let wm_path = self.dir.join(WATERMARK);
+        let restriction = match read_optional(&wm_path, 4096)? {
+            None => Some(Restriction::MissingWatermark),
+            Some(b) => match decode::<Watermark>(&b) {
+                Err(e) => Some(Restriction::WatermarkMismatch {
+                    detail: format!("unreadable: {e}"),
+                }),
+                Ok(wm) if wm.network_id != *self.state.network_id() => {
+                    Some(Restriction::WatermarkMismatch {
+                        detail: format!("it names network {}", wm.network_id),
+                    })
+                }
+                Ok(wm) if wm.epoch.get() > log_epoch => Some(Restriction::Rollback {
+                    log_epoch,
+                    watermark_epoch: wm.epoch.get(),
+                }),
+                Ok(wm) if wm.epoch.get() == log_epoch => {
+                    if wm.root != self.state.root() || wm.log_head != self.log_head() {
+                        Some(Restriction::WatermarkMismatch {
+                            detail: format!(
+                                "at epoch {log_epoch} it records root {} and head {}, the log yields {} and {}",
+                                wm.root,
+                                wm.log_head,
+                                self.state.root(),
+                                self.log_head()
+                            ),
+                        })
+                    } else {
+                        None
+                    }
+                }
+                Ok(wm) => {
+                    // The log is ahead: a commit was interrupted after its log fsync. Every
+                    // line verified, so finish it.
+                    let at = wm.epoch.get() as usize;
+                    if at >= 1 && self.history.get(at - 1).map(|c| c.line_hash) != Some(wm.log_head)
+                        || at == 0 && wm.log_head != Blake3Digest::of(&self.genesis_bytes)
+                    {
+                        Some(Restriction::WatermarkMismatch {
+                            detail: format!("its head {} is not the log's line {at}", wm.log_head),
+                        })
+                    } else {
+                        self.repairs.push(format!(
+                            "finished an interrupted commit: epoch {} -> {log_epoch}",
+                            wm.epoch
+                        ));
+                        None
+                    }
+                }
+            },
+        };
+        if let Some(r) = restriction {
+            self.audit(now, "restricted", None, None, Some(r.name().into()), r.to_string())?;
+            self.mode = Mode::Restricted(r);
+            return Ok(());
+        }
+        if torn {
+            fault::point("before_truncate");
+            let path = self.dir.join(LOG);
+            let f = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+            f.set_len(verified_len).map_err(io_err(&path))?;
+            f.sync_all().map_err(io_err(&path))?;
+            self.repairs
+                .push("truncated a torn final line of ledger.log beyond the watermark".into());
+        }
+        // The snapshot is a cache: rewrite it unless it claims more than the log.
+        let snap_ok = match read_optional(&self.dir.join(SNAPSHOT), caps::LOG)? {
+            None => false,
+            Some(b) => match decode::<Snapshot>(&b) {
+                Ok(s) if s.log_index.get() > log_epoch => {
+                    let r = Restriction::SnapshotAhead {
+                        snapshot_index: s.log_index.get(),
+                        log_epoch,
+                    };
+                    self.audit(now, "restricted", None, None, Some(r.name().into()), r.to_string())?;
+                    self.mode = Mode::Restricted(r);
+                    return Ok(());
+                }
+                Ok(s) => {
+                    s.log_index.get() == log_epoch
+                        && s.root == self.state.root()
+                        && s.state.root() == self.state.root()
+                        && s.log_head == self.log_head()
+                }
+                Err(_) => false,
+            },
+        };
+        let finishing = self.repairs.iter().any(|r| r.starts_with("finished"));
+        if !snap_ok && !finishing {
+            self.repairs.push("rewrote ledger.snapshot from the log".into());
+        }
+        if !snap_ok || finishing {
+            self.write_snapshot_and_watermark()?;
+        }
+        for r in self.repairs.clone() {
+            self.audit(now, "repaired", None, None, None, r)?;
+        }
+        Ok(())
+    }
+
+    fn write_snapshot_and_watermark(&mut self) -> Result<(), StoreError> {
+        let snapshot = Snapshot {
+            kind: SnapshotKind,
+            state: self.state.clone(),
+            root: self.state.root(),
+            log_index: self.state.epoch(),
+            log_head: self.log_head(),
+        };
+        files::write_atomic_with(
+            &self.dir.join(SNAPSHOT),
+            &canonical_line(&snapshot),
+            0o600,
+            true,
+            || fault::point("mid_snapshot"),
+        )?;
+        fault::point("after_snapshot");
+        let watermark = Watermark {
+            kind: WatermarkKind,
+            network_id: self.state.network_id().clone(),
+            epoch: self.state.epoch(),
+            root: self.state.root(),
+            log_head: self.log_head(),
+        };
+        files::write_atomic_with(
+            &self.dir.join(WATERMARK),
+            &canonical_line(&watermark),
+            0o600,
+            true,
+            || fault::point("mid_watermark"),
+        )?;
+        fault::point("after_watermark");
+        Ok(())
+    }
+
+    fn load_audit(&mut self) -> Result<(), StoreError> {
+        let Some(bytes) = read_optional(&self.dir.join(AUDIT), caps::LOG)? else {
+            return Ok(());
+        };
+        let mut prev = Blake3Digest::of(&self.genesis_bytes);
+        let mut n = 0u64;
+        let mut last_line: Option<&[u8]> = None;
+        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            last_line = Some(line);
+            let ok = decode_value::<AuditRecord>("audit record", line)
+                .ok()
+                .filter(|r| to_jcs(r) == line && r.prev == prev && r.index.get() == n + 1);
+            self.last_audit = ok.as_ref().map(|r| (r.event.clone(), r.detail.clone()));
+            if ok.is_none() && self.audit_status.broken.is_none() {
+                self.audit_status.broken = Some(format!("audit.log line {} does not verify", i + 1));
+            }
+            if self.audit_status.broken.is_none() {
+                self.audit_status.records += 1;
+            }
+            prev = Blake3Digest::of(line);
+            n += 1;
+        }
+        // New records chain to whatever the last line is, so a break stays visible.
+        if let Some(l) = last_line {
+            self.audit_head = Blake3Digest::of(l);
+        }
+        self.audit_next = n + 1;
+        Ok(())
+    }
+
+    /// Appends one hash-chained audit record (fsynced).
+    fn audit(
+        &mut self,
+        now: u64,
+        event: &str,
+        source: Option<&str>,
+        update: Option<Sha256Digest>,
+        check: Option<String>,
+        detail: String,
+    ) -> Result<(), StoreError> {
+        // A restriction found again on the next open is not a new transition.
+        if event == "restricted" && self.last_audit.as_ref() == Some(&(event.to_owned(), detail.clone())) {
+            return Ok(());
+        }
+        let rec = AuditRecord {
+            kind: AuditKind,
+            index: Uint::new(self.audit_next).unwrap_or(Uint::ZERO),
+            prev: self.audit_head,
+            at: Uint::new(now).unwrap_or(Uint::ZERO),
+            event: event.to_owned(),
+            epoch: self.state.epoch(),
+            source: source.map(str::to_owned),
+            update,
+            check,
+            detail,
+        };
+        let line = canonical_line(&rec);
+        let path = self.dir.join(AUDIT);
+        let mut f = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        f.write_all(&line).and_then(|()| f.sync_all()).map_err(io_err(&path))?;
+        self.audit_head = Blake3Digest::of(&line[..line.len() - 1]);
+        self.audit_next += 1;
+        self.last_audit = Some((rec.event, rec.detail));
+        Ok(())
+    }
+
+    /// Commits `updates` (a signed update, or a bundle's chain) through the gate, all or
+    /// nothing: updates already committed are skipped; the rest must chain from the current
+    /// state, the last judged with catch-up expiry (spec §4.7). A rejection writes one audit
+    /// record and nothing else. A quorum-signed update conflicting with a committed one is
+    /// kept as fork evidence.
+    pub fn apply(&mut self, updates: &[SignedUpdate], now: u64, source: &str) -> Result<ApplyReport, StoreError> {
+        if let Mode::Restricted(r) = &self.mode {
+            return Err(StoreError::Restricted(r.clone()));
+        }
+        let from = self.state.epoch().get();
+        let mut report = ApplyReport {
+            from_epoch: from,
+            to_epoch: from,
+            ..ApplyReport::default()
+        };
+        let count = updates.len();
+        let mut fresh = Vec::new();
+        for (i, su) in updates.iter().enumerate() {
+            let e = su.update.epoch_new.get();
+            let hash = su.update.hash();
+            if e == 0 || e > from {
+                fresh.push((i, su, hash));
+                continue;
+            }
+            if !fresh.is_empty() {
+                // An old update after new ones: the chain is out of order.
+                let rejection = Rejection::Stale {
+                    current: self.state.epoch(),
+                    epoch_prev: su.update.epoch_prev,
+                };
+                return Err(self.reject(now, source, i, count, hash, rejection));
+            }
+            let committed = &self.history[e as usize - 1];
+            if committed.hash == hash {
+                report.already += 1;
+                continue;
+            }
+            let rejection = self.classify_conflict(su, e);
+            if let Rejection::Fork { .. } = rejection {
+                self.keep_evidence(su, e, &hash, now, source)?;
+            }
+            return Err(self.reject(now, source, i, count, hash, rejection));
+        }
+        if fresh.is_empty() {
+            return Ok(report);
+        }
+        let mut work = self.state.clone();
+        let mut seen = self.seen.clone();
+        let mut accepted = Vec::with_capacity(fresh.len());
+        let last = fresh.len() - 1;
+        for (k, (i, su, hash)) in fresh.into_iter().enumerate() {
+            let freshness = if k == last {
+                Freshness::ChainLast
+            } else {
+                Freshness::ChainInner
+            };
+            match accept(&work, &seen, su, now, freshness) {
+                Ok(v) => {
+                    seen.insert(su.update.update_id);
+                    accepted.push((v.commit_to(&mut work), hash));
+                }
+                Err(rejection) => return Err(self.reject(now, source, i, count, hash, rejection)),
+            }
+        }
+        // Write: log lines (one write, one fsync), then snapshot, then watermark.
+        let mut prev = self.log_head();
+        let mut lines = Vec::new();
+        let mut committed = Vec::with_capacity(accepted.len());
+        for (signed, hash) in accepted {
+            let entry = LogEntry {
+                kind: LogEntryKind,
+                index: signed.update.epoch_new,
+                prev,
+                signed_update: signed,
+            };
+            let line = canonical_line(&entry);
+            let line_hash = Blake3Digest::of(&line[..line.len() - 1]);
+            lines.extend_from_slice(&line);
+            prev = line_hash;
+            committed.push(Committed {
+                signed: entry.signed_update,
+                hash,
+                line_hash,
+            });
+        }
+        let path = self.dir.join(LOG);
+        let mut f = OpenOptions::new().append(true).open(&path).map_err(io_err(&path))?;
+        fault::point("before_log_write");
+        f.write_all(&lines).map_err(io_err(&path))?;
+        fault::point("after_log_write");
+        f.sync_all().map_err(io_err(&path))?;
+        fault::point("after_log_fsync");
+        self.state = work;
+        self.seen = seen;
+        self.verified_len += lines.len() as u64;
+        for c in committed {
+            report.committed.push(c.hash);
+            self.history.push(c);
+        }
+        self.write_snapshot_and_watermark()?;
+        report.to_epoch = self.state.epoch().get();
+        let hashes: Vec<String> = report.committed.iter().map(|h| h.short()).collect();
+        self.audit(
+            now,
+            "commit",
+            Some(source),
+            report.committed.last().copied(),
+            None,
+            format!("epoch {} -> {}: {}", report.from_epoch, report.to_epoch, hashes.join(" ")),
+        )?;
+        Ok(report)
+    }
+
+    fn reject(&mut self, now: u64, source: &str, i: usize, count: usize, update: Sha256Digest, rejection: Rejection) -> StoreError {
+        let audited = self.audit(
+            now,
+            if matches!(rejection, Rejection::Fork { .. }) { "fork_evidence" } else { "rejected" },
+            Some(source),
+            Some(update),
+            Some(rejection.name().into()),
+            rejection.to_string(),
+        );
+        match audited {
+            Ok(()) => StoreError::Rejected {
+                position: i + 1,
+                count,
+                update,
+                rejection,
+            },
+            Err(e) => e,
+        }
+    }
+
+    /// An update for an epoch already committed, other than the committed one: fork evidence
+    /// when a quorum of the approvers at that epoch signed it, stale otherwise.
+    fn classify_conflict(&self, su: &SignedUpdate, epoch_new: u64) -> Rejection {
+        let base = self.state_at(epoch_new - 1);
+        let u = &su.update;
+        let quorate = u.epoch_prev == base.epoch()
+            && quorum::tally(&base, u, &u.message(), &su.signatures)
+                .and_then(|t| t.check())
+                .is_ok();
+        if quorate {
+            Rejection::Fork {
+                epoch: base.epoch(),
+                expected: self.history[epoch_new as usize - 1].signed.update.new_root,
+                found: u.new_root,
+            }
+        } else {
+            Rejection::Stale {
+                current: self.state.epoch(),
+                epoch_prev: u.epoch_prev,
+            }
+        }
+    }
+
+    /// The verified state at `epoch`, replayed from the genesis.
+    pub fn state_at(&self, epoch: u64) -> State {
+        let mut s = self.genesis.state().clone();
+        let seen = HashSet::new();
+        for c in self.history.iter().take(epoch as usize) {
+            match accept(&s, &seen, &c.signed, 0, Freshness::History) {
+                Ok(v) => {
+                    v.commit_to(&mut s);
+                }
+                Err(_) => break,
+            }
+        }
+        s
+    }
+
+    fn keep_evidence(&mut self, su: &SignedUpdate, epoch: u64, hash: &Sha256Digest, _now: u64, _source: &str) -> Result<(), StoreError> {
+        let dir = self.dir.join(EVIDENCE);
+        if fs::symlink_metadata(&dir).is_err() {
+            fs::DirBuilder::new().mode(0o700).create(&dir).map_err(io_err(&dir))?;
+        }
+        let name = format!("fork-epoch-{epoch}-{}.json", &hash.to_string()[7..19]);
+        let path = dir.join(name);
+        if !path.exists() {
+            files::write_atomic(&path, &canonical_line(su), 0o600, false)?;
+        }
+        Ok(())
+    }
+
+    /// Fork evidence kept in `evidence/`.
+    pub fn fork_evidence(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(self.dir.join(EVIDENCE))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The explicit, audited way out of a restricted state the operator has investigated:
+    /// accepts the log as it verifies from the genesis now (truncating a torn tail) and
+    /// rewrites snapshot and watermark at its head. Refused when the log itself does not
+    /// verify: that needs a backup or a fresh bootstrap plus an export from a healthy node.
+    pub fn recover(&mut self, now: u64) -> Result<Restriction, StoreError> {
+        let reason = match &self.mode {
+            Mode::Trusted => return Err(StoreError::Unrecoverable("the ledger is not restricted; nothing to recover".into())),
+            Mode::Restricted(r @ Restriction::LogTampered { .. }) => {
+                return Err(StoreError::Unrecoverable(format!(
+                    "{r}; the log itself does not verify from the genesis. Restore the state directory from a backup, or bootstrap a fresh one and apply an export from a healthy node"
+                )));
+            }
+            Mode::Restricted(r) => r.clone(),
+        };
+        // Drop a torn tail, then move the watermark and snapshot to the verified head.
+        let path = self.dir.join(LOG);
+        let len = self.verified_len;
+        let actual = fs::metadata(&path).map_err(io_err(&path))?.len();
+        if actual != len {
+            let f = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+            f.set_len(len).map_err(io_err(&path))?;
+            f.sync_all().map_err(io_err(&path))?;
+        }
+        self.write_snapshot_and_watermark()?;
+        self.mode = Mode::Trusted;
+        self.audit(
+            now,
+            "recovered",
+            None,
+            None,
+            Some(reason.name().into()),
+            format!("operator accepted the current log at epoch {} (root {}) after: {reason}", self.state.epoch(), self.state.root()),
+        )?;
+        Ok(reason)
+    }
+
+    /// A bundle of the committed updates after `since` (and the genesis when asked).
+    pub fn export(&self, since: u64, with_genesis: bool) -> Bundle {
+        Bundle {
+            kind: BundleKind,
+            genesis: with_genesis.then(|| self.genesis.signed().clone()),
+            updates: self
+                .history
+                .iter()
+                .skip(since as usize)
+                .map(|c| c.signed.clone())
+                .collect(),
+            policies: Vec::new(),
+        }
+    }
+
+    /// The current state (in restricted mode: the last state that verified — for display).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Trusted or restricted.
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+
+    /// The genesis root (the network's trust anchor).
+    pub fn genesis_root(&self) -> Sha256Digest {
+        self.genesis.root()
+    }
+
+    /// The verified genesis.
+    pub fn genesis(&self) -> &VerifiedGenesis {
+        &self.genesis
+    }
+
+    /// Committed updates, epoch 1 first.
+    pub fn history(&self) -> &[Committed] {
+        &self.history
+    }
+
+    /// The audit chain as found on open.
+    pub fn audit_status(&self) -> &AuditStatus {
+        &self.audit_status
+    }
+
+    /// The audit records (for `rn member log --audit`).
+    pub fn audit_records(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        let bytes = read_optional(&self.dir.join(AUDIT), caps::LOG)?.unwrap_or_default();
+        Ok(bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| decode_value::<AuditRecord>("audit record", l).ok())
+            .collect())
+    }
+
+    /// What opening repaired (an unfinished commit, a torn tail, a stale snapshot).
+    pub fn repairs(&self) -> &[String] {
+        &self.repairs
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The update ids committed so far.
+    pub fn seen(&self) -> &HashSet<UpdateId> {
+        &self.seen
+    }
+}
