@@ -23,10 +23,18 @@ test-deps:
 	@command -v ssh-keygen >/dev/null || { apt-get update -qq && apt-get install -y -qq openssh-client; }
 	@python3 -c 'import cryptography' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-cryptography; } || python3 -m pip install -q cryptography
 
+## Tests marked #[ignore = "needs root …"] run here when root, and are named when skipped.
 test: test-deps
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test --all-targets
+	$(CARGO) clippy --all-targets --all-features -- -D warnings
+	@if [ "$$(id -u)" = 0 ]; then \
+	  $(CARGO) test --all-targets -- --include-ignored; \
+	else \
+	  echo "not root: the tests marked 'needs root' are skipped:"; \
+	  $(CARGO) test --all-targets -- --list --ignored 2>/dev/null | grep ': test$$' || true; \
+	  $(CARGO) test --all-targets; \
+	fi
+	$(CARGO) test --features fault-injection --test crash -- --nocapture
 	python3 ci/vectors_check.py
 
 demo: build

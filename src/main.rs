@@ -41,8 +41,8 @@ fn main() -> ExitCode {
 fn exit_code(err: &anyhow::Error) -> Exit {
     use rn::files::FileError;
     use rn::journal::JournalError;
-    use rn::ledger::store::StoreError;
     use rn::keys::KeyError;
+    use rn::ledger::store::StoreError;
     use rn::ledger::{DecodeError, Rejection};
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<cli::CliError>() {

@@ -687,3 +687,189 @@ fn bad_inputs_get_their_exit_code_and_write_nothing() {
     assert_eq!(j["error"], "UnknownKind");
     assert_eq!(j["exit"], 65);
 }
+
+/// Founds a network, bootstraps two state directories from it, and signs one add-node.
+fn two_ledgers(env: &Env) -> String {
+    let root = env.found();
+    for d in ["a", "b"] {
+        env.ok(&[
+            "member",
+            "bootstrap",
+            "--genesis",
+            "genesis.json",
+            "--pin",
+            &root,
+            "--state-dir",
+            d,
+        ]);
+    }
+    let pk = env.node_key("web-1");
+    env.ok(&[
+        "member",
+        "propose",
+        "add-node",
+        "--id",
+        "web-1",
+        "--pubkey",
+        &pk,
+        "--owner",
+        "alice",
+        "--state-dir",
+        "a",
+        "-o",
+        "p.json",
+    ]);
+    env.ok(&["member", "sign", "p.json", "--key", "alice/key", "--yes"]);
+    env.ok(&["member", "sign", "p.json", "--key", "bob/key", "--yes"]);
+    root
+}
+
+#[test]
+fn two_state_dirs_are_kept_in_step_by_export_and_apply() {
+    let env = Env::new();
+    let root = two_ledgers(&env);
+    let r = env.rn(&[
+        "member",
+        "bootstrap",
+        "--genesis",
+        "genesis.json",
+        "--pin",
+        &root,
+        "--state-dir",
+        "a",
+    ]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    let bad_pin = format!("sha256:{}", "0".repeat(64));
+    let r = env.rn(&[
+        "member",
+        "bootstrap",
+        "--genesis",
+        "genesis.json",
+        "--pin",
+        &bad_pin,
+        "--state-dir",
+        "c",
+    ]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert_absent(&env.path("c/genesis.json"));
+
+    let out = env.ok(&["member", "apply", "p.json", "--state-dir", "a"]);
+    assert!(out.contains("applied 1 update(s): epoch 0 -> 1"), "{out}");
+    // export | apply over a pipe, as over ssh.
+    let bundle = env.ok(&["member", "export", "--state-dir", "a"]);
+    let r = env.rn_in(
+        &["member", "apply", "-", "--state-dir", "b", "--json"],
+        &bundle,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let status = |d: &str| -> serde_json::Value {
+        serde_json::from_str(&env.ok(&["member", "status", "--state-dir", d, "--json"])).unwrap()
+    };
+    let (a, b) = (status("a"), status("b"));
+    assert_eq!(a["root"], b["root"]);
+    assert_eq!(a["epoch"], 1);
+    assert_eq!(b["mode"], "trusted");
+    assert_eq!(b["nodes"][0]["id"], "web-1");
+    // Applying the bundle again is a clean no-op.
+    let again = env.rn_in(&["member", "apply", "-", "--state-dir", "b"], &bundle);
+    assert_eq!(again.code, 0);
+    assert!(again.stdout.contains("already applied"), "{}", again.stdout);
+    let log = env.ok(&["member", "log", "--state-dir", "b"]);
+    assert!(
+        log.contains("signed by alice, bob") && log.contains("add node web-1"),
+        "{log}"
+    );
+    let v = env.ok(&["member", "log", "--state-dir", "b", "--verify"]);
+    assert!(
+        v.contains("1 entries verified") && v.contains("hash chain intact"),
+        "{v}"
+    );
+}
+
+#[test]
+fn the_same_update_applied_by_two_processes_at_once_commits_once() {
+    let env = Env::new();
+    two_ledgers(&env);
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_rn"))
+            .args(["member", "apply", "p.json", "--state-dir", "a"])
+            .current_dir(env.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (one, two) = (spawn(), spawn());
+    let outs: Vec<Run> = [one, two]
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().into())
+        .collect();
+    let applied = outs
+        .iter()
+        .filter(|r| r.code == 0 && r.stdout.contains("applied 1 update"))
+        .count();
+    let clean = outs
+        .iter()
+        .filter(|r| r.code == 0 && r.stdout.contains("already applied") || r.code == 75)
+        .count();
+    assert_eq!(
+        (applied, clean),
+        (1, 1),
+        "{:?}",
+        outs.iter()
+            .map(|r| (&r.code, &r.stdout, &r.stderr))
+            .collect::<Vec<_>>()
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&env.ok(&["member", "status", "--state-dir", "a", "--json"])).unwrap();
+    assert_eq!(s["epoch"], 1);
+}
+
+#[test]
+fn a_restricted_ledger_says_why_refuses_changes_and_recovers_only_when_told() {
+    let env = Env::new();
+    two_ledgers(&env);
+    env.ok(&["member", "apply", "p.json", "--state-dir", "a"]);
+    fs::remove_file(env.path("a/ledger.watermark")).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_str(&env.ok(&["member", "status", "--state-dir", "a", "--json"])).unwrap();
+    assert_eq!(s["mode"], "restricted");
+    assert_eq!(s["reason"]["name"], "MissingWatermark");
+    let text = env.ok(&["member", "status", "--state-dir", "a"]);
+    assert!(
+        text.contains("restricted: ledger.watermark is missing"),
+        "{text}"
+    );
+    let r = env.rn(&["member", "apply", "p.json", "--state-dir", "a", "--json"]);
+    assert_eq!(r.code, 78);
+    let j: serde_json::Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert_eq!(j["error"], "MissingWatermark");
+    assert_eq!(
+        env.rn(&["member", "log", "--verify", "--state-dir", "a"])
+            .code,
+        78
+    );
+    let r = env.rn(&["member", "recover", "--state-dir", "a"]);
+    assert_eq!(r.code, 64);
+    assert!(r.stderr.contains("--danger-accept-current"), "{}", r.stderr);
+    let out = env.ok(&[
+        "member",
+        "recover",
+        "--state-dir",
+        "a",
+        "--danger-accept-current",
+    ]);
+    assert!(out.contains("trusted again at epoch 1"), "{out}");
+    let audit = env.ok(&["member", "log", "--audit", "--state-dir", "a"]);
+    assert!(
+        audit.contains("restricted") && audit.contains("recovered"),
+        "{audit}"
+    );
+    let missing = env.rn(&["member", "status", "--state-dir", "nowhere"]);
+    assert_eq!(missing.code, 66);
+    assert!(
+        missing.stderr.contains("rn member bootstrap"),
+        "{}",
+        missing.stderr
+    );
+}

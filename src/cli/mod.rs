@@ -79,8 +79,17 @@ enum Top {
 
 /// Switches (options without a value): a "-" after one of these is a positional.
 const SWITCHES: &[&str] = &[
-    "--json", "--yes", "--force", "--verify", "--audit", "--with-genesis",
-    "--danger-accept-current", "--exit", "--no-tags", "--no-routes", "--fingerprint",
+    "--json",
+    "--yes",
+    "--force",
+    "--verify",
+    "--audit",
+    "--with-genesis",
+    "--danger-accept-current",
+    "--exit",
+    "--no-tags",
+    "--no-routes",
+    "--fingerprint",
 ];
 
 /// Parses the command line (`args[0]` is the program name). A positional "-" (standard input,
@@ -90,7 +99,8 @@ pub fn parse(args: &[String]) -> Result<Rn, argh::EarlyExit> {
     let mut strs: Vec<&str> = Vec::with_capacity(args.len());
     for (i, a) in args.iter().enumerate().skip(1) {
         let prev = &args[i - 1];
-        let after_value_option = i > 1 && prev.starts_with('-') && !SWITCHES.contains(&prev.as_str());
+        let after_value_option =
+            i > 1 && prev.starts_with('-') && !SWITCHES.contains(&prev.as_str());
         if a == "-" && !after_value_option {
             strs.push(crate::files::STDIN);
         } else {

@@ -10,8 +10,8 @@ use crate::files;
 use crate::keys::fingerprint;
 use crate::ledger::model::{NodeStatus, Params, Set, State};
 use crate::ledger::quorum::Tally;
-use crate::ledger::types::Cidr;
 use crate::ledger::store::StoreError;
+use crate::ledger::types::Cidr;
 use crate::ledger::{DecodeError, Op, Rejection, Update};
 
 /// Prints one error line to stderr (`--json`: one JSON object).

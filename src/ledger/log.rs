@@ -98,7 +98,11 @@ pub struct Bundle {
     /// `rn.bundle.v1`.
     pub kind: BundleKind,
     /// The signed genesis, when exported `--with-genesis`.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::canonical::present")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::canonical::present"
+    )]
     pub genesis: Option<SignedGenesis>,
     /// Consecutive signed updates.
     pub updates: Vec<SignedUpdate>,

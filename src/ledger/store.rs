@@ -109,7 +109,10 @@ impl fmt::Display for Restriction {
                 "rollback: the log reaches epoch {log_epoch} but this ledger already committed epoch {watermark_epoch}"
             ),
             Restriction::MissingWatermark => {
-                write!(f, "ledger.watermark is missing beside a bootstrapped ledger")
+                write!(
+                    f,
+                    "ledger.watermark is missing beside a bootstrapped ledger"
+                )
             }
             Restriction::WatermarkMismatch { detail } => {
                 write!(f, "ledger.watermark disagrees with the log: {detail}")
@@ -138,7 +141,9 @@ pub enum Mode {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// No ledger in this directory.
-    #[error("{dir}: no ledger here; create one with rn member bootstrap --genesis FILE --pin sha256:ROOT --state-dir {dir}")]
+    #[error(
+        "{dir}: no ledger here; create one with rn member bootstrap --genesis FILE --pin sha256:ROOT --state-dir {dir}"
+    )]
     NotBootstrapped {
         /// The directory.
         dir: String,
@@ -170,7 +175,9 @@ pub enum StoreError {
     #[error("{GENESIS}: {0}")]
     Genesis(Rejection),
     /// The ledger is restricted: nothing is committed.
-    #[error("the ledger is restricted ({0}); investigate, then rn member recover --danger-accept-current")]
+    #[error(
+        "the ledger is restricted ({0}); investigate, then rn member recover --danger-accept-current"
+    )]
     Restricted(Restriction),
     /// An input update was refused by the gate; nothing was committed.
     #[error("update {position} of {count} ({update}) rejected: {rejection}")]
@@ -182,7 +189,7 @@ pub enum StoreError {
         /// Hash of the update.
         update: Sha256Digest,
         /// The gate's verdict.
-        rejection: Rejection,
+        rejection: Box<Rejection>,
     },
     /// Recovery refused.
     #[error("cannot recover: {0}")]
@@ -201,9 +208,8 @@ impl StoreError {
     /// The gate's rejection, if that is what this is.
     pub fn rejection(&self) -> Option<&Rejection> {
         match self {
-            StoreError::Rejected { rejection, .. } | StoreError::Genesis(rejection) => {
-                Some(rejection)
-            }
+            StoreError::Rejected { rejection, .. } => Some(rejection),
+            StoreError::Genesis(rejection) => Some(rejection),
             _ => None,
         }
     }
@@ -299,6 +305,12 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
             Err(e) => return Err(io_err(&path)(e.into())),
         }
     }
+}
+
+/// The watermark mirror beside the state directory: `DIR.watermark`.
+pub fn mirror_path(dir: &Path) -> PathBuf {
+    let s = dir.as_os_str().to_string_lossy();
+    PathBuf::from(format!("{}.watermark", s.trim_end_matches('/')))
 }
 
 fn read_optional(path: &Path, cap: usize) -> Result<Option<Vec<u8>>, StoreError> {
@@ -499,23 +511,40 @@ impl Store {
         Ok((offset as u64, false))
     }
 
-    fn verify_line(&mut self, line: &[u8], prev: &Blake3Digest, now: u64) -> Result<Committed, String> {
+    fn verify_line(
+        &mut self,
+        line: &[u8],
+        prev: &Blake3Digest,
+        now: u64,
+    ) -> Result<Committed, String> {
         let entry: LogEntry = decode(line).map_err(|e| e.to_string())?;
         if to_jcs(&entry) != line {
             return Err("not in canonical form".into());
         }
         let expected = self.state.epoch().get() + 1;
         if entry.index.get() != expected {
-            return Err(format!("index {} where {expected} was expected", entry.index));
+            return Err(format!(
+                "index {} where {expected} was expected",
+                entry.index
+            ));
         }
         if entry.prev != *prev {
-            return Err(format!("prev {} does not chain to the previous line {prev}", entry.prev));
+            return Err(format!(
+                "prev {} does not chain to the previous line {prev}",
+                entry.prev
+            ));
         }
         if entry.signed_update.update.epoch_new != entry.index {
             return Err("index differs from the update's epoch_new".into());
         }
-        let v = accept(&self.state, &self.seen, &entry.signed_update, now, Freshness::History)
-            .map_err(|r| format!("{}: {r}", r.name()))?;
+        let v = accept(
+            &self.state,
+            &self.seen,
+            &entry.signed_update,
+            now,
+            Freshness::History,
+        )
+        .map_err(|r| format!("{}: {r}", r.name()))?;
         let hash = entry.signed_update.update.hash();
         let signed = v.commit_to(&mut self.state);
         Ok(Committed {
@@ -542,66 +571,48 @@ impl Store {
             return Ok(());
         }
         let log_epoch = self.state.epoch().get();
-        let wm_path = self.dir.join(WATERMARK);
-        let restriction = match read_optional(&wm_path, 4096)? {
+        // The watermark in the directory, then its mirror beside the directory (which catches
+        // a whole directory swapped for an older copy).
+        let inside = read_optional(&self.dir.join(WATERMARK), 4096)?;
+        let mirror = read_optional(&mirror_path(&self.dir), 4096)?;
+        let mut restriction = match &inside {
             None => Some(Restriction::MissingWatermark),
-            Some(b) => match decode::<Watermark>(&b) {
-                Err(e) => Some(Restriction::WatermarkMismatch {
-                    detail: format!("unreadable: {e}"),
-                }),
-                Ok(wm) if wm.network_id != *self.state.network_id() => {
-                    Some(Restriction::WatermarkMismatch {
-                        detail: format!("it names network {}", wm.network_id),
-                    })
-                }
-                Ok(wm) if wm.epoch.get() > log_epoch => Some(Restriction::Rollback {
-                    log_epoch,
-                    watermark_epoch: wm.epoch.get(),
-                }),
-                Ok(wm) if wm.epoch.get() == log_epoch => {
-                    if wm.root != self.state.root() || wm.log_head != self.log_head() {
-                        Some(Restriction::WatermarkMismatch {
-                            detail: format!(
-                                "at epoch {log_epoch} it records root {} and head {}, the log yields {} and {}",
-                                wm.root,
-                                wm.log_head,
-                                self.state.root(),
-                                self.log_head()
-                            ),
-                        })
-                    } else {
-                        None
-                    }
-                }
-                Ok(wm) => {
-                    // The log is ahead: a commit was interrupted after its log fsync. Every
-                    // line verified, so finish it.
-                    let at = wm.epoch.get() as usize;
-                    if at >= 1 && self.history.get(at - 1).map(|c| c.line_hash) != Some(wm.log_head)
-                        || at == 0 && wm.log_head != Blake3Digest::of(&self.genesis_bytes)
-                    {
-                        Some(Restriction::WatermarkMismatch {
-                            detail: format!("its head {} is not the log's line {at}", wm.log_head),
-                        })
-                    } else {
-                        self.repairs.push(format!(
-                            "finished an interrupted commit: epoch {} -> {log_epoch}",
-                            wm.epoch
-                        ));
-                        None
-                    }
-                }
-            },
+            Some(b) => self.judge_watermark(b, WATERMARK),
         };
+        if restriction.is_none()
+            && let Some(b) = &mirror
+        {
+            restriction = self.judge_watermark(b, "the watermark mirror");
+        }
+        let ahead = |b: &Option<Vec<u8>>| {
+            b.as_ref()
+                .and_then(|b| decode::<Watermark>(b).ok())
+                .is_none_or(|w| w.epoch.get() < log_epoch)
+        };
+        if restriction.is_none() && (ahead(&inside) || ahead(&mirror)) {
+            self.repairs.push(format!(
+                "finished an interrupted commit (watermarks brought to epoch {log_epoch})"
+            ));
+        }
         if let Some(r) = restriction {
-            self.audit(now, "restricted", None, None, Some(r.name().into()), r.to_string())?;
+            self.audit(
+                now,
+                "restricted",
+                None,
+                None,
+                Some(r.name().into()),
+                r.to_string(),
+            )?;
             self.mode = Mode::Restricted(r);
             return Ok(());
         }
         if torn {
             fault::point("before_truncate");
             let path = self.dir.join(LOG);
-            let f = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io_err(&path))?;
             f.set_len(verified_len).map_err(io_err(&path))?;
             f.sync_all().map_err(io_err(&path))?;
             self.repairs
@@ -616,7 +627,14 @@ impl Store {
                         snapshot_index: s.log_index.get(),
                         log_epoch,
                     };
-                    self.audit(now, "restricted", None, None, Some(r.name().into()), r.to_string())?;
+                    self.audit(
+                        now,
+                        "restricted",
+                        None,
+                        None,
+                        Some(r.name().into()),
+                        r.to_string(),
+                    )?;
                     self.mode = Mode::Restricted(r);
                     return Ok(());
                 }
@@ -631,7 +649,8 @@ impl Store {
         };
         let finishing = self.repairs.iter().any(|r| r.starts_with("finished"));
         if !snap_ok && !finishing {
-            self.repairs.push("rewrote ledger.snapshot from the log".into());
+            self.repairs
+                .push("rewrote ledger.snapshot from the log".into());
         }
         if !snap_ok || finishing {
             self.write_snapshot_and_watermark()?;
@@ -640,6 +659,54 @@ impl Store {
             self.audit(now, "repaired", None, None, None, r)?;
         }
         Ok(())
+    }
+
+    /// A watermark against the verified log: `None` if consistent (equal, or behind with a
+    /// head that is the log's line at its epoch: an interrupted commit).
+    fn judge_watermark(&self, bytes: &[u8], which: &str) -> Option<Restriction> {
+        let log_epoch = self.state.epoch().get();
+        let wm = match decode::<Watermark>(bytes) {
+            Err(e) => {
+                return Some(Restriction::WatermarkMismatch {
+                    detail: format!("{which} is unreadable: {e}"),
+                });
+            }
+            Ok(wm) => wm,
+        };
+        if wm.network_id != *self.state.network_id() {
+            return Some(Restriction::WatermarkMismatch {
+                detail: format!("{which} names network {}", wm.network_id),
+            });
+        }
+        let at = wm.epoch.get();
+        if at > log_epoch {
+            return Some(Restriction::Rollback {
+                log_epoch,
+                watermark_epoch: at,
+            });
+        }
+        let (root, head) = if at == log_epoch {
+            (self.state.root(), self.log_head())
+        } else {
+            let head = match at {
+                0 => Blake3Digest::of(&self.genesis_bytes),
+                _ => self.history[at as usize - 1].line_hash,
+            };
+            let root = match at {
+                0 => self.genesis.root(),
+                _ => self.history[at as usize - 1].signed.update.new_root,
+            };
+            (root, head)
+        };
+        if wm.root != root || wm.log_head != head {
+            return Some(Restriction::WatermarkMismatch {
+                detail: format!(
+                    "{which} records root {} and head {} at epoch {at}; the log has {root} and {head}",
+                    wm.root, wm.log_head
+                ),
+            });
+        }
+        None
     }
 
     fn write_snapshot_and_watermark(&mut self) -> Result<(), StoreError> {
@@ -665,14 +732,12 @@ impl Store {
             root: self.state.root(),
             log_head: self.log_head(),
         };
-        files::write_atomic_with(
-            &self.dir.join(WATERMARK),
-            &canonical_line(&watermark),
-            0o600,
-            true,
-            || fault::point("mid_watermark"),
-        )?;
+        let line = canonical_line(&watermark);
+        files::write_atomic_with(&self.dir.join(WATERMARK), &line, 0o600, true, || {
+            fault::point("mid_watermark")
+        })?;
         fault::point("after_watermark");
+        files::write_atomic(&mirror_path(&self.dir), &line, 0o600, true)?;
         Ok(())
     }
 
@@ -693,7 +758,8 @@ impl Store {
                 .filter(|r| to_jcs(r) == line && r.prev == prev && r.index.get() == n + 1);
             self.last_audit = ok.as_ref().map(|r| (r.event.clone(), r.detail.clone()));
             if ok.is_none() && self.audit_status.broken.is_none() {
-                self.audit_status.broken = Some(format!("audit.log line {} does not verify", i + 1));
+                self.audit_status.broken =
+                    Some(format!("audit.log line {} does not verify", i + 1));
             }
             if self.audit_status.broken.is_none() {
                 self.audit_status.records += 1;
@@ -720,7 +786,9 @@ impl Store {
         detail: String,
     ) -> Result<(), StoreError> {
         // A restriction found again on the next open is not a new transition.
-        if event == "restricted" && self.last_audit.as_ref() == Some(&(event.to_owned(), detail.clone())) {
+        if event == "restricted"
+            && self.last_audit.as_ref() == Some(&(event.to_owned(), detail.clone()))
+        {
             return Ok(());
         }
         let rec = AuditRecord {
@@ -743,7 +811,9 @@ impl Store {
             .mode(0o600)
             .open(&path)
             .map_err(io_err(&path))?;
-        f.write_all(&line).and_then(|()| f.sync_all()).map_err(io_err(&path))?;
+        f.write_all(&line)
+            .and_then(|()| f.sync_all())
+            .map_err(io_err(&path))?;
         self.audit_head = Blake3Digest::of(&line[..line.len() - 1]);
         self.audit_next += 1;
         self.last_audit = Some((rec.event, rec.detail));
@@ -755,7 +825,12 @@ impl Store {
     /// state, the last judged with catch-up expiry (spec §4.7). A rejection writes one audit
     /// record and nothing else. A quorum-signed update conflicting with a committed one is
     /// kept as fork evidence.
-    pub fn apply(&mut self, updates: &[SignedUpdate], now: u64, source: &str) -> Result<ApplyReport, StoreError> {
+    pub fn apply(
+        &mut self,
+        updates: &[SignedUpdate],
+        now: u64,
+        source: &str,
+    ) -> Result<ApplyReport, StoreError> {
         if let Mode::Restricted(r) = &self.mode {
             return Err(StoreError::Restricted(r.clone()));
         }
@@ -836,7 +911,10 @@ impl Store {
             });
         }
         let path = self.dir.join(LOG);
-        let mut f = OpenOptions::new().append(true).open(&path).map_err(io_err(&path))?;
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         fault::point("before_log_write");
         f.write_all(&lines).map_err(io_err(&path))?;
         fault::point("after_log_write");
@@ -858,15 +936,32 @@ impl Store {
             Some(source),
             report.committed.last().copied(),
             None,
-            format!("epoch {} -> {}: {}", report.from_epoch, report.to_epoch, hashes.join(" ")),
+            format!(
+                "epoch {} -> {}: {}",
+                report.from_epoch,
+                report.to_epoch,
+                hashes.join(" ")
+            ),
         )?;
         Ok(report)
     }
 
-    fn reject(&mut self, now: u64, source: &str, i: usize, count: usize, update: Sha256Digest, rejection: Rejection) -> StoreError {
+    fn reject(
+        &mut self,
+        now: u64,
+        source: &str,
+        i: usize,
+        count: usize,
+        update: Sha256Digest,
+        rejection: Rejection,
+    ) -> StoreError {
         let audited = self.audit(
             now,
-            if matches!(rejection, Rejection::Fork { .. }) { "fork_evidence" } else { "rejected" },
+            if matches!(rejection, Rejection::Fork { .. }) {
+                "fork_evidence"
+            } else {
+                "rejected"
+            },
             Some(source),
             Some(update),
             Some(rejection.name().into()),
@@ -877,7 +972,7 @@ impl Store {
                 position: i + 1,
                 count,
                 update,
-                rejection,
+                rejection: Box::new(rejection),
             },
             Err(e) => e,
         }
@@ -921,10 +1016,20 @@ impl Store {
         s
     }
 
-    fn keep_evidence(&mut self, su: &SignedUpdate, epoch: u64, hash: &Sha256Digest, _now: u64, _source: &str) -> Result<(), StoreError> {
+    fn keep_evidence(
+        &mut self,
+        su: &SignedUpdate,
+        epoch: u64,
+        hash: &Sha256Digest,
+        _now: u64,
+        _source: &str,
+    ) -> Result<(), StoreError> {
         let dir = self.dir.join(EVIDENCE);
         if fs::symlink_metadata(&dir).is_err() {
-            fs::DirBuilder::new().mode(0o700).create(&dir).map_err(io_err(&dir))?;
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io_err(&dir))?;
         }
         let name = format!("fork-epoch-{epoch}-{}.json", &hash.to_string()[7..19]);
         let path = dir.join(name);
@@ -949,7 +1054,11 @@ impl Store {
     /// verify: that needs a backup or a fresh bootstrap plus an export from a healthy node.
     pub fn recover(&mut self, now: u64) -> Result<Restriction, StoreError> {
         let reason = match &self.mode {
-            Mode::Trusted => return Err(StoreError::Unrecoverable("the ledger is not restricted; nothing to recover".into())),
+            Mode::Trusted => {
+                return Err(StoreError::Unrecoverable(
+                    "the ledger is not restricted; nothing to recover".into(),
+                ));
+            }
             Mode::Restricted(r @ Restriction::LogTampered { .. }) => {
                 return Err(StoreError::Unrecoverable(format!(
                     "{r}; the log itself does not verify from the genesis. Restore the state directory from a backup, or bootstrap a fresh one and apply an export from a healthy node"
@@ -962,7 +1071,10 @@ impl Store {
         let len = self.verified_len;
         let actual = fs::metadata(&path).map_err(io_err(&path))?.len();
         if actual != len {
-            let f = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io_err(&path))?;
             f.set_len(len).map_err(io_err(&path))?;
             f.sync_all().map_err(io_err(&path))?;
         }
@@ -974,7 +1086,11 @@ impl Store {
             None,
             None,
             Some(reason.name().into()),
-            format!("operator accepted the current log at epoch {} (root {}) after: {reason}", self.state.epoch(), self.state.root()),
+            format!(
+                "operator accepted the current log at epoch {} (root {}) after: {reason}",
+                self.state.epoch(),
+                self.state.root()
+            ),
         )?;
         Ok(reason)
     }

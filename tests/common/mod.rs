@@ -330,3 +330,31 @@ pub fn file_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
     b.push(b'\n');
     b
 }
+
+/// A chain of `n` updates on the golden genesis, alternately adding a node and revoking it,
+/// created `step` seconds apart from `start`, signed by alice and bob.
+pub fn long_chain(n: usize, start: u64, step: u64) -> Vec<SignedUpdate> {
+    let g = genesis();
+    let mut state = g.genesis.state.clone();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let at = start + i as u64 * step;
+        let ops = if i % 2 == 0 {
+            let mut x = node(&format!("n{i}"), 10 + i as u32, &["tag:fleet"], at);
+            x.pubkey = node_key(&format!("n{i}"), 1);
+            vec![Op::AddNode { node: x }]
+        } else {
+            vec![Op::RevokeNode {
+                id: format!("n{}", i - 1).parse().unwrap(),
+            }]
+        };
+        let su = sign(
+            update_on(&state, 2000 + i as u64, at, ops),
+            &["alice", "bob"],
+        );
+        let t = reduce(&state, &su.update).unwrap();
+        state = state.preview(&t);
+        out.push(su);
+    }
+    out
+}

@@ -58,13 +58,18 @@ pub const BASE_KINDS: &[&str] = &[
 pub fn base_state(path: &Path, now: u64) -> anyhow::Result<State> {
     let shown = path.display();
     let bytes = files::read_capped(path, caps::LOG)?;
-    if canonical::peek_kind(&bytes).ok().as_deref() == Some(crate::ledger::log::SnapshotKind::KIND) {
+    if canonical::peek_kind(&bytes).ok().as_deref() == Some(crate::ledger::log::SnapshotKind::KIND)
+    {
         let snap: crate::ledger::log::Snapshot =
             canonical::decode(&bytes).with_context(|| format!("base {shown}"))?;
         if snap.state.root() != snap.root {
             return Err(DecodeError::Malformed {
                 what: "snapshot",
-                detail: format!("its state hashes to {}, not the {} it claims", snap.state.root(), snap.root),
+                detail: format!(
+                    "its state hashes to {}, not the {} it claims",
+                    snap.state.root(),
+                    snap.root
+                ),
             })
             .with_context(|| format!("base {shown}"));
         }

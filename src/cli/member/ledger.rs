@@ -79,7 +79,10 @@ fn updates_of(bytes: &[u8]) -> anyhow::Result<(Vec<SignedUpdate>, Option<Sha256D
     let kind = canonical::peek_kind(bytes)?;
     Ok(match kind.as_str() {
         SignedUpdate::KIND_STR => (vec![canonical::decode::<SignedUpdate>(bytes)?], None),
-        Proposal::KIND_STR => (vec![canonical::decode::<Proposal>(bytes)?.signed_update()], None),
+        Proposal::KIND_STR => (
+            vec![canonical::decode::<Proposal>(bytes)?.signed_update()],
+            None,
+        ),
         crate::ledger::log::BundleKind::KIND => {
             let b: Bundle = canonical::decode(bytes)?;
             let root = b.genesis.as_ref().map(|g| g.genesis.state.root());
@@ -88,7 +91,9 @@ fn updates_of(bytes: &[u8]) -> anyhow::Result<(Vec<SignedUpdate>, Option<Sha256D
         _ => {
             return Err(DecodeError::UnknownKind {
                 expected: SignedUpdate::KIND_STR,
-                found: format!("{kind} (apply takes rn.signed-update.v1, rn.proposal.v1 or rn.bundle.v1)"),
+                found: format!(
+                    "{kind} (apply takes rn.signed-update.v1, rn.proposal.v1 or rn.bundle.v1)"
+                ),
             }
             .into());
         }
@@ -98,7 +103,8 @@ fn updates_of(bytes: &[u8]) -> anyhow::Result<(Vec<SignedUpdate>, Option<Sha256D
 impl Apply {
     pub fn run(self) -> anyhow::Result<Exit> {
         let bytes = files::read_capped(&self.file, caps::LOG)?;
-        let (updates, bundle_genesis) = updates_of(&bytes).with_context(|| format!("reading {}", self.file.display()))?;
+        let (updates, bundle_genesis) =
+            updates_of(&bytes).with_context(|| format!("reading {}", self.file.display()))?;
         let now = now();
         let mut store = Store::open(&self.state_dir, None, now)?;
         if let Some(root) = bundle_genesis
@@ -139,12 +145,20 @@ impl Apply {
             report.from_epoch,
             report.to_epoch,
             store.state().root(),
-            if report.already > 0 { format!(" ({} already applied)", report.already) } else { String::new() }
+            if report.already > 0 {
+                format!(" ({} already applied)", report.already)
+            } else {
+                String::new()
+            }
         );
         let mut state = before;
         for c in &store.history()[report.from_epoch as usize..] {
             for op in &c.signed.update.ops {
-                println!("  epoch {}: {}", c.signed.update.epoch_new, describe_op(op, &state));
+                println!(
+                    "  epoch {}: {}",
+                    c.signed.update.epoch_new,
+                    describe_op(op, &state)
+                );
             }
             if let Ok(t) = reduce(&state, &c.signed.update) {
                 state = state.preview(&t);
@@ -209,11 +223,18 @@ impl Status {
     pub fn run(self) -> anyhow::Result<Exit> {
         let store = Store::open(&self.state_dir, None, now())?;
         let s = store.state();
-        let forks: Vec<String> = store.fork_evidence().iter().map(|p| p.display().to_string()).collect();
+        let forks: Vec<String> = store
+            .fork_evidence()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         let audit = store.audit_status();
         if self.json {
             let mut v = state_json(s);
-            v["mode"] = json!(match store.mode() { Mode::Trusted => "trusted", Mode::Restricted(_) => "restricted" });
+            v["mode"] = json!(match store.mode() {
+                Mode::Trusted => "trusted",
+                Mode::Restricted(_) => "restricted",
+            });
             v["reason"] = match store.mode() {
                 Mode::Trusted => serde_json::Value::Null,
                 Mode::Restricted(r) => json!({"name": r.name(), "message": r.to_string()}),
@@ -231,20 +252,38 @@ impl Status {
         println!("epoch      {}", s.epoch());
         println!("root       {}", s.root());
         println!("genesis    {}", store.genesis_root());
-        println!("policy     {}", s.policy().map_or_else(|| "none".to_owned(), |p| p.to_string()));
-        println!("approvers  {} ({} active), threshold {}", s.approvers().len(), s.active_approvers(), s.threshold());
+        println!(
+            "policy     {}",
+            s.policy()
+                .map_or_else(|| "none".to_owned(), |p| p.to_string())
+        );
+        println!(
+            "approvers  {} ({} active), threshold {}",
+            s.approvers().len(),
+            s.active_approvers(),
+            s.threshold()
+        );
         for a in s.approvers() {
             println!(
                 "  {:<16} {:<8} {}",
                 a.id.as_str(),
                 a.role.to_string(),
-                if a.status == ApproverStatus::Active { "active" } else { "revoked" }
+                if a.status == ApproverStatus::Active {
+                    "active"
+                } else {
+                    "revoked"
+                }
             );
         }
         println!("nodes      {} ({active} active)", s.nodes().len());
         for n in s.nodes() {
             let addrs: Vec<String> = n.addresses.iter().map(|a| a.to_string()).collect();
-            println!("  {:<16} {:<11} {}", n.id.as_str(), node_status(n.status), addrs.join(" "));
+            println!(
+                "  {:<16} {:<11} {}",
+                n.id.as_str(),
+                node_status(n.status),
+                addrs.join(" ")
+            );
         }
         println!(
             "audit      {} records, {}",
@@ -254,7 +293,10 @@ impl Status {
         if forks.is_empty() {
             println!("forks      none");
         } else {
-            println!("FORK EVIDENCE ({}): a quorum signed a conflicting history", forks.len());
+            println!(
+                "FORK EVIDENCE ({}): a quorum signed a conflicting history",
+                forks.len()
+            );
             for f in &forks {
                 println!("  {f}");
             }
@@ -310,10 +352,17 @@ impl Log {
                 }
                 match &audit.broken {
                     None => println!("audit:  {} records, hash chain intact", audit.records),
-                    Some(b) => println!("audit:  CHAIN BROKEN: {b} ({} records verified before it)", audit.records),
+                    Some(b) => println!(
+                        "audit:  CHAIN BROKEN: {b} ({} records verified before it)",
+                        audit.records
+                    ),
                 }
             }
-            return Ok(if ledger_ok && audit.broken.is_none() { Exit::Ok } else { Exit::Rejected });
+            return Ok(if ledger_ok && audit.broken.is_none() {
+                Exit::Ok
+            } else {
+                Exit::Rejected
+            });
         }
         if self.audit {
             for r in store.audit_records()? {
@@ -326,9 +375,15 @@ impl Log {
                         utc(r.at.get()),
                         r.epoch,
                         r.event,
-                        r.check.as_deref().map(|c| format!("[{c}] ")).unwrap_or_default(),
+                        r.check
+                            .as_deref()
+                            .map(|c| format!("[{c}] "))
+                            .unwrap_or_default(),
                         r.detail,
-                        r.source.as_deref().map(|s| format!(" (from {s})")).unwrap_or_default()
+                        r.source
+                            .as_deref()
+                            .map(|s| format!(" (from {s})"))
+                            .unwrap_or_default()
                     );
                 }
             }
@@ -358,7 +413,11 @@ impl Log {
                     utc(u.created_at.get()),
                     signers.join(", "),
                     ops.join("; "),
-                    if u.reason.as_str().is_empty() { String::new() } else { format!("  ({})", u.reason) }
+                    if u.reason.as_str().is_empty() {
+                        String::new()
+                    } else {
+                        format!("  ({})", u.reason)
+                    }
                 );
             }
             if let Ok(t) = reduce(&state, u) {

@@ -1,0 +1,437 @@
+//! The state directory: commits, reloads, catch-up, fork evidence, and every tamper case of
+//! spec §7 — each detected with its own error or restriction, and nothing else changed on disk.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use common::{T0, sign, update_on};
+use rn::files::FileError;
+use rn::ledger::Rejection;
+use rn::ledger::store::{Mode, Restriction, Store, StoreError, mirror_path};
+use rn::ledger::types::Sha256Digest;
+use rn::ledger::update::Op;
+
+struct Dir {
+    _tmp: tempfile::TempDir,
+    path: PathBuf,
+    pin: Sha256Digest,
+}
+
+/// A ledger bootstrapped from the golden genesis, with the first `n` golden updates applied.
+fn ledger(n: usize) -> Dir {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("state");
+    let g = common::genesis();
+    let pin = g.genesis.state.root();
+    let mut store = Store::bootstrap(&path, &common::file_bytes(&g), &pin, T0).unwrap();
+    let chain = common::chain();
+    for (i, su) in chain.updates.iter().take(n).enumerate() {
+        store
+            .apply(
+                std::slice::from_ref(su),
+                T0 + 100 * (i as u64 + 1) + 10,
+                "test",
+            )
+            .unwrap();
+    }
+    Dir {
+        _tmp: tmp,
+        path,
+        pin,
+    }
+}
+
+fn open(d: &Dir) -> Result<Store, StoreError> {
+    Store::open(&d.path, Some(&d.pin), T0 + 10_000)
+}
+
+fn restriction(d: &Dir) -> Restriction {
+    match open(d).unwrap().mode() {
+        Mode::Restricted(r) => r.clone(),
+        Mode::Trusted => panic!("expected a restricted ledger"),
+    }
+}
+
+/// Every file's bytes except the audit log (which records the detection) and the lock.
+fn files(d: &Dir) -> BTreeMap<String, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    for e in fs::read_dir(&d.path).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name != "audit.log" && name != "lock" && e.path().is_file() {
+            m.insert(name, fs::read(e.path()).unwrap());
+        }
+    }
+    m
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut b = fs::read(path).unwrap();
+    let i = at.min(b.len() - 2);
+    b[i] ^= 0x01;
+    fs::write(path, b).unwrap();
+}
+
+fn lines(path: &Path) -> Vec<Vec<u8>> {
+    fs::read(path)
+        .unwrap()
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn write_lines(path: &Path, lines: &[Vec<u8>]) {
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend_from_slice(l);
+        out.push(b'\n');
+    }
+    fs::write(path, out).unwrap();
+}
+
+#[test]
+fn commits_survive_reopening_and_match_the_golden_chain() {
+    let d = ledger(7);
+    let s = open(&d).unwrap();
+    assert_eq!(*s.mode(), Mode::Trusted);
+    assert_eq!(s.state().root(), common::chain().states[7].root());
+    assert_eq!(s.history().len(), 7);
+    assert!(s.repairs().is_empty(), "{:?}", s.repairs());
+    assert_eq!(s.audit_status().broken, None);
+}
+
+#[test]
+fn replayed_stale_and_gap_updates_change_nothing() {
+    let d = ledger(2);
+    let chain = common::chain();
+    let before = files(&d);
+    let mut s = open(&d).unwrap();
+    // The same update again: a clean "already applied".
+    let r = s.apply(&chain.updates[1..2], T0 + 5000, "t").unwrap();
+    assert_eq!((r.already, r.committed.len()), (1, 0));
+    // A different, under-signed update for epoch 2: stale.
+    let other = sign(
+        update_on(
+            &chain.states[1],
+            900,
+            T0 + 150,
+            vec![Op::RevokeNode {
+                id: "db-1".parse().unwrap(),
+            }],
+        ),
+        &["alice"],
+    );
+    let e = s.apply(&[other], T0 + 200, "t").unwrap_err();
+    assert_eq!(e.rejection().map(Rejection::name), Some("Stale"), "{e}");
+    // Epoch 4 on a ledger at epoch 2: gap.
+    let e = s.apply(&chain.updates[3..4], T0 + 410, "t").unwrap_err();
+    assert_eq!(e.rejection().map(Rejection::name), Some("Gap"), "{e}");
+    // Replay: an update whose id was already committed, re-signed for the next epoch.
+    let mut replay = update_on(
+        &chain.states[2],
+        1,
+        T0 + 300,
+        vec![Op::RevokeNode {
+            id: "db-1".parse().unwrap(),
+        }],
+    );
+    replay.update_id = chain.updates[0].update.update_id;
+    let e = s
+        .apply(&[sign(replay, &["alice", "bob"])], T0 + 310, "t")
+        .unwrap_err();
+    assert_eq!(e.rejection().map(Rejection::name), Some("Replay"), "{e}");
+    drop(s);
+    assert_eq!(
+        files(&d),
+        before,
+        "rejections write nothing but audit records"
+    );
+    let audit = open(&d).unwrap().audit_records().unwrap();
+    let checks: Vec<_> = audit.iter().filter_map(|r| r.check.clone()).collect();
+    assert_eq!(checks, ["Stale", "Gap", "Replay"]);
+}
+
+#[test]
+fn a_quorum_signed_conflict_is_kept_as_fork_evidence() {
+    let d = ledger(2);
+    let chain = common::chain();
+    let mut s = open(&d).unwrap();
+    // alice and bob also signed a different epoch-2 update.
+    let conflict = sign(
+        update_on(
+            &chain.states[1],
+            901,
+            T0 + 210,
+            vec![Op::RevokeNode {
+                id: "web-1".parse().unwrap(),
+            }],
+        ),
+        &["alice", "bob"],
+    );
+    let e = s.apply(&[conflict], T0 + 220, "laptop.json").unwrap_err();
+    assert_eq!(e.rejection().map(Rejection::name), Some("Fork"), "{e}");
+    assert_eq!(s.state().epoch().get(), 2, "the committed chain is kept");
+    drop(s);
+    let s = open(&d).unwrap();
+    assert_eq!(s.fork_evidence().len(), 1);
+    let last = s.audit_records().unwrap().pop().unwrap();
+    assert_eq!(
+        (last.event.as_str(), last.check.as_deref()),
+        ("fork_evidence", Some("Fork"))
+    );
+}
+
+#[test]
+fn a_lagging_ledger_catches_up_with_one_bundle() {
+    let d = ledger(0);
+    let chain = common::long_chain(50, T0 + 100, 60);
+    let mut s = open(&d).unwrap();
+    // Fifty updates, all long expired except the last one's window.
+    let now = T0 + 100 + 49 * 60 + 30;
+    let r = s.apply(&chain, now, "bundle").unwrap();
+    assert_eq!((r.from_epoch, r.to_epoch, r.committed.len()), (0, 50, 50));
+    drop(s);
+    assert_eq!(open(&d).unwrap().state().epoch().get(), 50);
+}
+
+#[test]
+fn an_expired_last_update_is_accepted_only_if_it_restricts() {
+    let chain = common::long_chain(50, T0 + 100, 60);
+    let late = T0 + 100 + 50 * 60 + 7200; // the last update expired an hour ago
+    // Last op revokes (chain index 49 is odd): accepted.
+    let d = ledger(0);
+    let mut s = open(&d).unwrap();
+    assert!(chain[49].update.ops.iter().all(Op::is_restrictive));
+    let r = s.apply(&chain, late, "bundle").unwrap();
+    assert_eq!(r.to_epoch, 50);
+    // Last op adds (stop at index 48): rejected, nothing committed.
+    let d = ledger(0);
+    let before = files(&d);
+    let mut s = open(&d).unwrap();
+    let e = s.apply(&chain[..49], late, "bundle").unwrap_err();
+    assert_eq!(e.rejection().map(Rejection::name), Some("Expired"), "{e}");
+    assert_eq!(s.state().epoch().get(), 0);
+    drop(s);
+    assert_eq!(files(&d), before);
+}
+
+#[test]
+fn a_byte_flipped_in_each_file_is_detected() {
+    // genesis.json: refused outright.
+    let d = ledger(3);
+    flip(&d.path.join("genesis.json"), 200);
+    assert!(matches!(
+        open(&d),
+        Err(StoreError::Decode { .. } | StoreError::Genesis(_))
+    ));
+    // genesis.pin: refused.
+    let d = ledger(3);
+    flip(&d.path.join("genesis.pin"), 20);
+    assert!(
+        matches!(
+            open(&d),
+            Err(StoreError::Genesis(Rejection::PinMismatch { .. }))
+        ),
+        "{:?}",
+        open(&d).err()
+    );
+    // ledger.log: restricted, naming the line.
+    let d = ledger(3);
+    let log = d.path.join("ledger.log");
+    let first = lines(&log)[0].len();
+    flip(&log, first + 1 + 300);
+    let before = files(&d);
+    assert!(
+        matches!(restriction(&d), Restriction::LogTampered { line: 2, .. }),
+        "{:?}",
+        restriction(&d)
+    );
+    assert_eq!(files(&d), before);
+    // ledger.watermark: restricted.
+    let d = ledger(3);
+    flip(&d.path.join("ledger.watermark"), 120);
+    assert!(
+        matches!(restriction(&d), Restriction::WatermarkMismatch { .. }),
+        "{:?}",
+        restriction(&d)
+    );
+    // ledger.snapshot: a cache — rewritten from the log, and the repair audited.
+    let d = ledger(3);
+    let good = fs::read(d.path.join("ledger.snapshot")).unwrap();
+    flip(&d.path.join("ledger.snapshot"), 400);
+    let s = open(&d).unwrap();
+    assert_eq!(*s.mode(), Mode::Trusted);
+    assert_eq!(s.repairs(), ["rewrote ledger.snapshot from the log"]);
+    assert_eq!(fs::read(d.path.join("ledger.snapshot")).unwrap(), good);
+    // audit.log: an edited record breaks the chain at its successor.
+    let d = ledger(3);
+    flip(&d.path.join("audit.log"), 100);
+    let s = open(&d).unwrap();
+    assert_eq!(
+        s.audit_status().broken.as_deref(),
+        Some("audit.log line 2 does not verify")
+    );
+}
+
+#[test]
+fn truncated_cut_and_reordered_logs_are_restricted() {
+    let d = ledger(3);
+    let log = d.path.join("ledger.log");
+    let l = lines(&log);
+    write_lines(&log, &l[..2]);
+    assert_eq!(
+        restriction(&d),
+        Restriction::Rollback {
+            log_epoch: 2,
+            watermark_epoch: 3
+        }
+    );
+
+    let d = ledger(3);
+    let log = d.path.join("ledger.log");
+    let l = lines(&log);
+    write_lines(&log, &[l[0].clone(), l[2].clone()]);
+    assert!(matches!(
+        restriction(&d),
+        Restriction::LogTampered { line: 2, .. }
+    ));
+
+    let d = ledger(3);
+    let log = d.path.join("ledger.log");
+    let l = lines(&log);
+    write_lines(&log, &[l[1].clone(), l[0].clone(), l[2].clone()]);
+    assert!(matches!(
+        restriction(&d),
+        Restriction::LogTampered { line: 1, .. }
+    ));
+}
+
+#[test]
+fn an_older_copy_of_the_whole_directory_is_a_rollback() {
+    let d = ledger(2);
+    let old = d.path.with_file_name("old");
+    copy_dir(&d.path, &old);
+    let chain = common::chain();
+    let mut s = open(&d).unwrap();
+    s.apply(&chain.updates[2..4], T0 + 410, "t").unwrap();
+    drop(s);
+    fs::remove_dir_all(&d.path).unwrap();
+    fs::rename(&old, &d.path).unwrap();
+    // Self-consistent at epoch 2, but the mirror beside the directory saw epoch 4.
+    assert_eq!(
+        restriction(&d),
+        Restriction::Rollback {
+            log_epoch: 2,
+            watermark_epoch: 4
+        }
+    );
+    let mut s = open(&d).unwrap();
+    let e = s.apply(&chain.updates[2..3], T0 + 310, "t").unwrap_err();
+    assert!(
+        matches!(e, StoreError::Restricted(Restriction::Rollback { .. })),
+        "{e}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir(to).unwrap();
+    fs::set_permissions(to, fs::Permissions::from_mode(0o700)).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_missing_watermark_is_restricted_until_recovered() {
+    let d = ledger(3);
+    fs::remove_file(d.path.join("ledger.watermark")).unwrap();
+    assert_eq!(restriction(&d), Restriction::MissingWatermark);
+    let mut s = open(&d).unwrap();
+    let e = s
+        .apply(&common::chain().updates[3..4], T0 + 410, "t")
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        StoreError::Restricted(Restriction::MissingWatermark)
+    ));
+    assert_eq!(s.recover(T0 + 500).unwrap(), Restriction::MissingWatermark);
+    drop(s);
+    let s = open(&d).unwrap();
+    assert_eq!(*s.mode(), Mode::Trusted);
+    assert_eq!(s.state().epoch().get(), 3);
+    assert!(
+        s.audit_records()
+            .unwrap()
+            .iter()
+            .any(|r| r.event == "recovered")
+    );
+}
+
+#[test]
+fn recovery_refuses_a_log_that_does_not_verify() {
+    let d = ledger(3);
+    let log = d.path.join("ledger.log");
+    let l = lines(&log);
+    write_lines(&log, &[l[0].clone(), l[2].clone()]);
+    let mut s = open(&d).unwrap();
+    assert!(matches!(
+        s.recover(T0 + 500),
+        Err(StoreError::Unrecoverable(_))
+    ));
+}
+
+#[test]
+fn unsafe_permissions_and_symlinks_are_refused() {
+    let d = ledger(1);
+    let snap = d.path.join("ledger.snapshot");
+    fs::set_permissions(&snap, fs::Permissions::from_mode(0o644)).unwrap();
+    let e = open(&d).err().unwrap();
+    assert!(
+        matches!(&e, StoreError::File(FileError::Unsafe { .. })),
+        "{e}"
+    );
+    assert!(e.to_string().contains("chmod 600"), "{e}");
+
+    let d = ledger(1);
+    fs::set_permissions(&d.path, fs::Permissions::from_mode(0o755)).unwrap();
+    let e = open(&d).err().unwrap();
+    assert!(e.to_string().contains("chmod 700"), "{e}");
+
+    let d = ledger(1);
+    let wm = d.path.join("ledger.watermark");
+    let elsewhere = d.path.with_file_name("wm-elsewhere");
+    fs::rename(&wm, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &wm).unwrap();
+    let e = open(&d).err().unwrap();
+    assert!(e.to_string().contains("symlink"), "{e}");
+}
+
+#[test]
+#[ignore = "needs root (chown)"]
+fn a_file_owned_by_another_user_is_refused() {
+    let d = ledger(1);
+    let log = d.path.join("ledger.log");
+    std::os::unix::fs::chown(&log, Some(65534), Some(65534)).unwrap();
+    let e = open(&d).err().unwrap();
+    assert!(e.to_string().contains("owned by uid 65534"), "{e}");
+}
+
+#[test]
+fn the_watermark_mirror_sits_beside_the_directory() {
+    let d = ledger(2);
+    let m = mirror_path(&d.path);
+    assert_eq!(m, d.path.with_file_name("state.watermark"));
+    assert_eq!(
+        fs::read(&m).unwrap(),
+        fs::read(d.path.join("ledger.watermark")).unwrap()
+    );
+}
