@@ -43,6 +43,7 @@ demo: build
 ## Gate cost against the bare signature checks (ratios; see docs/benchmarks.md).
 bench-ledger:
 	$(CARGO) bench --bench ledger
+	$(CARGO) bench --bench load
 
 ## Rewrite the golden and reject vectors from the generators (review the diff!).
 bless:

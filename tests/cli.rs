@@ -621,8 +621,27 @@ fn bad_inputs_get_their_exit_code_and_write_nothing() {
             "--approver",
         ),
         (vec!["member", "bogus"], 64, "usage"),
+        (
+            vec![
+                "member",
+                "propose",
+                "--batch",
+                "dup-batch.json",
+                "--base",
+                "genesis.json",
+                "-o",
+                "out.json",
+            ],
+            65,
+            "duplicate field",
+        ),
     ];
     fs::write(env.path("malformed.json"), b"{\"kind\":\"rn.proposal.v1\",").unwrap();
+    fs::write(
+        env.path("dup-batch.json"),
+        br#"[{"op":"revoke_node","id":"web-1","id":"web-2"}]"#,
+    )
+    .unwrap();
     fs::write(env.path("wrongkind.json"), b"{\"kind\":\"rn.proposal.v9\"}").unwrap();
     for (args, code, needle) in &cases {
         let r = env.rn(args);

@@ -629,6 +629,46 @@ fn cases() -> Vec<Case> {
         )),
     );
     case(
+        "set_node_changes_nothing",
+        "set_node naming web-1's current tags only.",
+        "IllegalOp",
+        1,
+        "lone",
+        to_jcs(&good(
+            1,
+            46,
+            vec![Op::SetNode {
+                id: id("web-1"),
+                tags: Some(Set::new(vec!["tag:web".parse().unwrap()]).unwrap()),
+                addresses: None,
+                routes: None,
+                exit: None,
+            }],
+            &["alice", "bob"],
+        )),
+    );
+    case(
+        "two_new_keys_for_one_approver",
+        "add_approver erin then rotate_approver_key erin: one proof could only prove one key.",
+        "IllegalOp",
+        0,
+        "lone",
+        to_jcs(&good(
+            0,
+            47,
+            vec![
+                Op::AddApprover {
+                    approver: approver("erin", Role::Guardian, true),
+                },
+                Op::RotateApproverKey {
+                    id: id("erin"),
+                    pubkey: approver_key("erin").public(),
+                },
+            ],
+            &["alice", "bob", "new:erin"],
+        )),
+    );
+    case(
         "threshold_above_active",
         "set_threshold 4 with 3 active approvers.",
         "QuorumUnreachable",

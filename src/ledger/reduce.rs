@@ -80,6 +80,20 @@ pub fn reduce(state: &State, update: &Update) -> Result<Transition, Rejection> {
         params_changed: false,
     };
     let at = update.created_at;
+    // Each approver gets at most one new key per update: one proof of possession proves one
+    // key (spec §4.5.1).
+    let mut keyed = std::collections::HashSet::new();
+    for (index, op) in update.ops.iter().enumerate() {
+        if let Some((id, _)) = op.new_approver_key()
+            && !keyed.insert(id)
+        {
+            return Err(Rejection::IllegalOp {
+                index,
+                op: op.name(),
+                reason: format!("approver {id} already gets a new key in this update"),
+            });
+        }
+    }
     for (index, op) in update.ops.iter().enumerate() {
         apply_op(&mut d, op, at).map_err(|reason| Rejection::IllegalOp {
             index,
@@ -148,6 +162,13 @@ fn apply_op(d: &mut Draft<'_>, op: &Op, at: Uint) -> Result<(), String> {
                 return Err("set_node must name at least one field".into());
             }
             let node = d.node_mut(id).ok_or_else(|| format!("no node {id}"))?;
+            let unchanged = tags.as_ref().is_none_or(|t| *t == node.tags)
+                && addresses.as_ref().is_none_or(|a| *a == node.addresses)
+                && routes.as_ref().is_none_or(|r| *r == node.routes)
+                && exit.is_none_or(|e| e == node.exit);
+            if unchanged {
+                return Err(format!("set_node changes nothing on node {id}"));
+            }
             if let Some(t) = tags {
                 node.tags = t.clone();
             }

@@ -59,7 +59,7 @@ impl Combine {
                     out
                 }
                 Doc::Signed(s) => (s.update, s.signatures),
-                Doc::Genesis(_) => unreachable_kind()?,
+                Doc::Genesis(_) | Doc::Snapshot(_) => unreachable_kind()?,
             };
             let message = u.message();
             match &update {

@@ -412,9 +412,46 @@ impl OpArgs {
     }
 }
 
-/// Reads a batch file: a JSON array of ops in the wire format of spec §4.4, except that an
-/// `add_node`'s record may leave out `status` (active), `joined_at`/`updated_at` (the
-/// update's time), `tags`/`routes` (none), `exit` (false) and `addresses` (assigned).
+/// An `add_node` record in a batch file, where everything rn can fill in may be left out.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DraftNode {
+    id: Id,
+    pubkey: TransportKey,
+    owner: Owner,
+    #[serde(default, deserialize_with = "crate::ledger::canonical::present")]
+    status: Option<NodeStatus>,
+    #[serde(default)]
+    tags: Set<Tag>,
+    #[serde(default, deserialize_with = "crate::ledger::canonical::present")]
+    addresses: Option<Set<Cidr>>,
+    #[serde(default)]
+    routes: Set<Cidr>,
+    #[serde(default)]
+    exit: bool,
+    #[serde(default, deserialize_with = "crate::ledger::canonical::present")]
+    joined_at: Option<Uint>,
+    #[serde(default, deserialize_with = "crate::ledger::canonical::present")]
+    updated_at: Option<Uint>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DraftAddNode {
+    #[allow(dead_code)]
+    op: String,
+    node: DraftNode,
+}
+
+#[derive(serde::Deserialize)]
+struct OpName {
+    op: String,
+}
+
+/// Reads a batch file: a JSON array of ops in the wire format of spec §4.4, decoded as
+/// strictly as any rn document, except that an `add_node`'s record may leave out `status`
+/// (active), `joined_at`/`updated_at` (the update's time), `tags`/`routes` (none), `exit`
+/// (false) and `addresses` (assigned).
 fn batch_ops(
     path: &std::path::Path,
     at: Uint,
@@ -423,33 +460,39 @@ fn batch_ops(
 ) -> anyhow::Result<Vec<Op>> {
     let bytes = files::read_capped(path, caps::UPDATE)?;
     let what = "batch file";
-    let items: Vec<serde_json::Value> =
-        decode_value(what, &bytes).with_context(|| format!("reading {}", path.display()))?;
+    let shown = path.display();
+    let items: Vec<Box<serde_json::value::RawValue>> =
+        decode_value(what, &bytes).with_context(|| format!("reading {shown}"))?;
     let mut ops = Vec::with_capacity(items.len());
-    for (i, mut item) in items.into_iter().enumerate() {
-        let is_add = item.get("op").and_then(|v| v.as_str()) == Some("add_node");
-        if is_add && let Some(node) = item.get_mut("node").and_then(|n| n.as_object_mut()) {
-            let defaults = [
-                ("status", serde_json::json!("active")),
-                ("joined_at", serde_json::json!(at.get())),
-                ("updated_at", serde_json::json!(at.get())),
-                ("tags", serde_json::json!([])),
-                ("routes", serde_json::json!([])),
-                ("exit", serde_json::json!(false)),
-            ];
-            for (k, v) in defaults {
-                node.entry(k).or_insert(v);
-            }
-            if !node.contains_key("addresses") {
-                node.insert("addresses".into(), serde_json::json!([]));
-                pending.push(Pending {
-                    index: first_index + i,
-                });
-            }
+    for (i, item) in items.iter().enumerate() {
+        let raw = item.get().as_bytes();
+        let context = || format!("{shown}: op #{}", i + 1);
+        let name: OpName = decode_value(what, raw).with_context(context)?;
+        if name.op != "add_node" {
+            ops.push(decode_value::<Op>(what, raw).with_context(context)?);
+            continue;
         }
-        let op: Op = decode_value(what, &serde_json::to_vec(&item)?)
-            .with_context(|| format!("{}: op #{}", path.display(), i + 1))?;
-        ops.push(op);
+        let d: DraftAddNode = decode_value(what, raw).with_context(context)?;
+        let n = d.node;
+        if n.addresses.is_none() {
+            pending.push(Pending {
+                index: first_index + i,
+            });
+        }
+        ops.push(Op::AddNode {
+            node: Node {
+                id: n.id,
+                pubkey: n.pubkey,
+                owner: n.owner,
+                status: n.status.unwrap_or(NodeStatus::Active),
+                tags: n.tags,
+                addresses: n.addresses.unwrap_or_default(),
+                routes: n.routes,
+                exit: n.exit,
+                joined_at: n.joined_at.unwrap_or(at),
+                updated_at: n.updated_at.unwrap_or(at),
+            },
+        });
     }
     Ok(ops)
 }

@@ -73,7 +73,7 @@ impl Sign {
         match doc {
             Doc::Genesis(g) => self.sign_genesis(*g, &key),
             Doc::Proposal(p) => self.sign_proposal(*p, &key),
-            Doc::Signed(_) => Err(usage(
+            Doc::Signed(_) | Doc::Snapshot(_) => Err(usage(
                 "a signed update carries no base state to show; sign the proposal instead",
             )),
         }
@@ -150,7 +150,10 @@ impl Sign {
         ));
         eprint!("{text}");
         if !missing.contains(&id) {
-            eprintln!("{id} has already signed this genesis; nothing to do");
+            eprintln!("{id} has already signed this genesis");
+            if self.output.is_some() {
+                self.write(&g)?;
+            }
             return Ok(Exit::Ok);
         }
         if !confirm(self.yes)? {
@@ -226,7 +229,10 @@ impl Sign {
             .iter()
             .any(|s| s.approver == id && s.new_key == new_key)
         {
-            eprintln!("{id} has already signed this update; nothing to do");
+            eprintln!("{id} has already signed this update");
+            if self.output.is_some() {
+                self.write(&p)?;
+            }
             return Ok(Exit::Ok);
         }
         let mut journal = Journal::open(&self.key)?;

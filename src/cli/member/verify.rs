@@ -38,7 +38,9 @@ impl Verify {
         let (signed, own_base) = match doc {
             Doc::Proposal(p) => (p.signed_update(), Some(p.base_state)),
             Doc::Signed(s) => (*s, None),
-            Doc::Genesis(_) => return Err(usage("verify takes a proposal or a signed update")),
+            Doc::Genesis(_) | Doc::Snapshot(_) => {
+                return Err(usage("verify takes a proposal or a signed update"));
+            }
         };
         let mut seen = HashSet::new();
         let base = match (&self.base, &self.state_dir, own_base) {

@@ -1,0 +1,171 @@
+//! Load time of a ledger of 10,000 updates on a 1,000-node network (`Store::open`: every log
+//! line decoded, checked canonical, chained and run through the gate) against verifying its
+//! 20,000 signatures alone. Run with `make bench-ledger`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use common::{T0, approver, node, params, sign, u, update_on};
+use rn::ledger::gate::verify_genesis;
+use rn::ledger::model::{Role, Set, State};
+use rn::ledger::reduce::reduce;
+use rn::ledger::store::Store;
+use rn::ledger::update::{
+    Genesis, GenesisKind, Op, Signature, SignedGenesis, SignedGenesisKind, insert_signature,
+};
+
+const NODES: u32 = 1_000;
+const UPDATES: usize = 10_000;
+
+fn genesis() -> SignedGenesis {
+    let mut p = params();
+    p.overlay_v4 = Some("100.64.0.0/10".parse().unwrap());
+    let nodes = (0..NODES)
+        .map(|i| {
+            let mut n = node(&format!("node-{i:05}"), 0, &["tag:fleet"], T0);
+            n.pubkey = common::node_key(&format!("node-{i:05}"), 1);
+            n.addresses = Set::new(vec![
+                format!(
+                    "{}/32",
+                    std::net::Ipv4Addr::from((100u32 << 24 | 64 << 16) + i + 1)
+                )
+                .parse()
+                .unwrap(),
+            ])
+            .unwrap();
+            n
+        })
+        .collect();
+    let state = State::new(
+        "acme".parse().unwrap(),
+        u(0),
+        p,
+        u(2),
+        vec![
+            approver("alice", Role::Owner),
+            approver("bob", Role::Owner),
+            approver("carol", Role::Guardian),
+        ],
+        nodes,
+        None,
+    )
+    .unwrap();
+    let genesis = Genesis {
+        kind: GenesisKind,
+        state,
+        created_at: u(T0),
+    };
+    let msg = genesis.message();
+    let mut signatures = Vec::new();
+    for id in ["alice", "bob", "carol"] {
+        insert_signature(
+            &mut signatures,
+            Signature {
+                approver: id.parse().unwrap(),
+                sig: common::approver_key(id).sign(&msg),
+                new_key: false,
+            },
+        );
+    }
+    SignedGenesis {
+        kind: SignedGenesisKind,
+        genesis,
+        signatures,
+    }
+}
+
+fn main() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    let g = genesis();
+    let pin = g.genesis.state.root();
+    let t = Instant::now();
+    let mut state = verify_genesis(&g, Some(&pin)).unwrap().state().clone();
+    let mut chain = Vec::with_capacity(UPDATES);
+    for i in 0..UPDATES {
+        let id = format!("node-{:05}", (i / 2 * 7919) % NODES as usize);
+        let op = if i % 2 == 0 {
+            Op::QuarantineNode {
+                id: id.parse().unwrap(),
+            }
+        } else {
+            Op::RestoreNode {
+                id: id.parse().unwrap(),
+            }
+        };
+        let at = T0 + 100 + i as u64;
+        let su = sign(
+            update_on(&state, 10_000 + i as u64, at, vec![op]),
+            &["alice", "bob"],
+        );
+        state = state.preview(&reduce(&state, &su.update).unwrap());
+        chain.push(su);
+    }
+    let mut store = Store::bootstrap(&dir, &common::file_bytes(&g), &pin, T0).unwrap();
+    store
+        .apply(&chain, T0 + 100 + UPDATES as u64, "bench")
+        .unwrap();
+    drop(store);
+    eprintln!(
+        "built a {UPDATES}-update ledger on {NODES} nodes in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let log_size = std::fs::metadata(dir.join("ledger.log")).unwrap().len();
+
+    // Reference: the signatures alone, keys parsed and messages encoded in advance.
+    let keys: Vec<_> = ["alice", "bob"]
+        .iter()
+        .map(|id| {
+            *g.genesis
+                .state
+                .approver(&id.parse().unwrap())
+                .unwrap()
+                .pubkey
+                .verifying_key()
+        })
+        .collect();
+    let work: Vec<(Vec<u8>, Vec<ed25519_dalek::Signature>)> = chain
+        .iter()
+        .map(|su| {
+            (
+                su.update.message(),
+                su.signatures.iter().map(|s| s.sig.to_dalek()).collect(),
+            )
+        })
+        .collect();
+    let mut best_sigs = f64::MAX;
+    let mut best_open = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        for (msg, sigs) in &work {
+            for (k, s) in keys.iter().zip(sigs) {
+                black_box(k.verify_strict(msg, s)).unwrap();
+            }
+        }
+        best_sigs = best_sigs.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let s = Store::open(&dir, Some(&pin), T0 + 200_000).unwrap();
+        assert_eq!(s.state().epoch().get(), UPDATES as u64);
+        best_open = best_open.min(t.elapsed().as_secs_f64());
+        drop(s);
+    }
+    println!(
+        "load of {UPDATES} updates on {NODES} nodes ({:.1} MiB log)",
+        log_size as f64 / 1048576.0
+    );
+    println!("  Store::open (full verification)   {:>8.3} s", best_open);
+    println!("  20,000 verify_strict alone         {:>8.3} s", best_sigs);
+    println!(
+        "  ratio                              {:>8.3}   target <= 1.3 {}",
+        best_open / best_sigs,
+        if best_open / best_sigs <= 1.3 {
+            "meets"
+        } else {
+            "MISSES"
+        }
+    );
+}
