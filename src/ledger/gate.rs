@@ -77,7 +77,20 @@ pub fn accept(
     now: u64,
     freshness: Freshness,
 ) -> Result<VerifiedUpdate, Rejection> {
-    let (tally, transition) = run(state, seen, signed, now, freshness, true)?;
+    accept_with(state, seen, signed, now, freshness, None)
+}
+
+/// [`accept`], reusing signature checks made beforehand for this exact update (see
+/// [`quorum::PreVerified`]); every other check runs as usual.
+pub fn accept_with(
+    state: &State,
+    seen: &HashSet<UpdateId>,
+    signed: &SignedUpdate,
+    now: u64,
+    freshness: Freshness,
+    pre: Option<&quorum::PreVerified>,
+) -> Result<VerifiedUpdate, Rejection> {
+    let (tally, transition) = run(state, seen, signed, now, freshness, true, pre)?;
     Ok(VerifiedUpdate {
         signed: signed.clone(),
         transition,
@@ -104,7 +117,7 @@ pub fn inspect(
     now: u64,
     freshness: Freshness,
 ) -> Result<Inspection, Rejection> {
-    let (tally, transition) = run(state, seen, signed, now, freshness, false)?;
+    let (tally, transition) = run(state, seen, signed, now, freshness, false, None)?;
     Ok(Inspection { tally, transition })
 }
 
@@ -115,6 +128,7 @@ fn run(
     now: u64,
     freshness: Freshness,
     enforce_quorum: bool,
+    pre: Option<&quorum::PreVerified>,
 ) -> Result<(quorum::Tally, Transition), Rejection> {
     let u = &signed.update;
     // 1. Decoding already happened (typed input); the network must match.
@@ -144,10 +158,17 @@ fn run(
             epoch_new: u.epoch_new,
         });
     }
-    let message = u.message();
+    let computed;
+    let message: &[u8] = match pre.filter(|p| p.is_for(u)) {
+        Some(p) => p.message(),
+        None => {
+            computed = u.message();
+            &computed
+        }
+    };
     // 3. Same epoch, same root; a quorum-signed update on another root is fork evidence.
     if u.prev_root != state.root() {
-        let quorate = quorum::tally(state, u, &message, &signed.signatures)
+        let quorate = quorum::tally_with(state, u, message, &signed.signatures, pre)
             .and_then(|t| t.check())
             .is_ok();
         let (epoch, expected, found) = (current, state.root(), u.prev_root);
@@ -174,7 +195,7 @@ fn run(
     // 5. Time (spec §4.7).
     check_time(state, signed, now, freshness)?;
     // 6. Quorum.
-    let tally = quorum::tally(state, u, &message, &signed.signatures)?;
+    let tally = quorum::tally_with(state, u, message, &signed.signatures, pre)?;
     if enforce_quorum {
         tally.check()?;
     }

@@ -97,6 +97,58 @@ fn check_duplicates(signatures: &[Signature]) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Signature checks already made, off the critical path (e.g. on other cores while a ledger
+/// loads): each entry says that `verify_strict` accepted one signature of one exact update
+/// under one key. [`tally_with`] consults it instead of verifying again; a miss is verified
+/// as usual, so it can only save work, never admit anything.
+pub struct PreVerified {
+    update: Update,
+    message: Vec<u8>,
+    valid: Vec<(usize, [u8; 64], [u8; 32])>,
+}
+
+impl PreVerified {
+    /// Verifies each signature of `update` against the `candidates` keys for its approver
+    /// (for instance every key that approver has had), recording those that verify.
+    pub fn compute(
+        update: &Update,
+        signatures: &[Signature],
+        candidates: impl Fn(&Signature) -> Vec<ApproverKey>,
+    ) -> PreVerified {
+        let message = update.message();
+        let mut valid = Vec::new();
+        for (i, s) in signatures.iter().enumerate() {
+            for key in candidates(s) {
+                if verify(&key, &message, s).is_ok() {
+                    valid.push((i, s.sig.to_bytes(), *key.as_bytes()));
+                    break;
+                }
+            }
+        }
+        PreVerified {
+            update: update.clone(),
+            message,
+            valid,
+        }
+    }
+
+    /// The signed message, `JCS(update)`.
+    pub fn message(&self) -> &[u8] {
+        &self.message
+    }
+
+    /// True when these checks were made on exactly this update.
+    pub fn is_for(&self, update: &Update) -> bool {
+        self.update == *update
+    }
+
+    fn known(&self, index: usize, key: &ApproverKey, sig: &Signature) -> bool {
+        self.valid
+            .iter()
+            .any(|(i, s, k)| *i == index && *s == sig.sig.to_bytes() && k == key.as_bytes())
+    }
+}
+
 /// Verifies every signature of `update` under `state` and tallies them. Any duplicate,
 /// unknown, revoked, unexpected or invalid signature rejects the whole update.
 /// `message` must be `update.message()` (passed in so callers hash it once).
@@ -106,12 +158,31 @@ pub fn tally(
     message: &[u8],
     signatures: &[Signature],
 ) -> Result<Tally, Rejection> {
+    tally_with(state, update, message, signatures, None)
+}
+
+/// [`tally`], reusing signature checks already made for this exact update.
+pub fn tally_with(
+    state: &State,
+    update: &Update,
+    message: &[u8],
+    signatures: &[Signature],
+    pre: Option<&PreVerified>,
+) -> Result<Tally, Rejection> {
+    let pre = pre.filter(|p| p.is_for(update));
+    let check = |i: usize, key: &ApproverKey, s: &Signature| {
+        if pre.is_some_and(|p| p.known(i, key, s)) {
+            Ok(())
+        } else {
+            verify(key, message, s)
+        }
+    };
     check_duplicates(signatures)?;
     let mut counted = Vec::new();
     let mut proven: HashSet<&Id> = HashSet::new();
     let new_keys: Vec<(&Id, &ApproverKey)> =
         update.ops.iter().filter_map(Op::new_approver_key).collect();
-    for s in signatures {
+    for (i, s) in signatures.iter().enumerate() {
         if s.new_key {
             let (_, key) = new_keys
                 .iter()
@@ -119,7 +190,7 @@ pub fn tally(
                 .ok_or_else(|| Rejection::UnexpectedProof {
                     approver: s.approver.clone(),
                 })?;
-            verify(key, message, s)?;
+            check(i, key, s)?;
             proven.insert(&s.approver);
             continue;
         }
@@ -133,7 +204,7 @@ pub fn tally(
                 approver: s.approver.clone(),
             });
         }
-        verify(&approver.pubkey, message, s)?;
+        check(i, &approver.pubkey, s)?;
         counted.push(s.approver.clone());
     }
     counted.sort();

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::canonical::{caps, decode, decode_value, to_jcs};
 use super::error::{DecodeError, Rejection};
-use super::gate::{Freshness, VerifiedGenesis, accept, verify_genesis};
+use super::gate::{Freshness, VerifiedGenesis, accept, accept_with, verify_genesis};
 use super::log::{
     AuditKind, AuditRecord, Bundle, BundleKind, LogEntry, LogEntryKind, Snapshot, SnapshotKind,
     Watermark, WatermarkKind,
@@ -313,6 +313,74 @@ pub fn mirror_path(dir: &Path) -> PathBuf {
     PathBuf::from(format!("{}.watermark", s.trim_end_matches('/')))
 }
 
+/// Every key each approver id has had, as far as a reader of the log has seen: the
+/// candidates a worker tries when pre-verifying signatures.
+#[derive(Clone)]
+struct ApproverKeys(std::collections::HashMap<super::types::Id, Vec<super::types::ApproverKey>>);
+
+impl ApproverKeys {
+    fn from_state(s: &State) -> Self {
+        ApproverKeys(
+            s.approvers()
+                .map(|a| (a.id.clone(), vec![a.pubkey]))
+                .collect(),
+        )
+    }
+
+    fn learn(&mut self, update: &super::update::Update) {
+        for (id, key) in update
+            .ops
+            .iter()
+            .filter_map(super::update::Op::new_approver_key)
+        {
+            let keys = self.0.entry(id.clone()).or_default();
+            if !keys.contains(key) {
+                keys.push(*key);
+            }
+        }
+    }
+}
+
+/// A log line decoded, checked canonical, hashed and its signatures pre-verified.
+struct Prepared {
+    entry: LogEntry,
+    line_hash: Blake3Digest,
+    pre: quorum::PreVerified,
+}
+
+impl Prepared {
+    fn new(line: &[u8], keys: &mut ApproverKeys) -> Result<Prepared, String> {
+        let entry: LogEntry = decode(line).map_err(|e| e.to_string())?;
+        if to_jcs(&entry) != line {
+            return Err("not in canonical form".into());
+        }
+        let su = &entry.signed_update;
+        keys.learn(&su.update);
+        let new_keys: Vec<_> = su
+            .update
+            .ops
+            .iter()
+            .filter_map(super::update::Op::new_approver_key)
+            .collect();
+        let pre = quorum::PreVerified::compute(&su.update, &su.signatures, |s| {
+            if s.new_key {
+                new_keys
+                    .iter()
+                    .filter(|(id, _)| **id == s.approver)
+                    .map(|(_, k)| **k)
+                    .collect()
+            } else {
+                keys.0.get(&s.approver).cloned().unwrap_or_default()
+            }
+        });
+        Ok(Prepared {
+            line_hash: Blake3Digest::of(line),
+            entry,
+            pre,
+        })
+    }
+}
+
 fn read_optional(path: &Path, cap: usize) -> Result<Option<Vec<u8>>, StoreError> {
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -480,47 +548,72 @@ impl Store {
 
     /// Verifies every complete line of the log; returns the byte length of the verified
     /// prefix and whether a torn (newline-less) tail follows it.
+    ///
+    /// Decoding, the canonical-bytes check, the line hash and the signature checks of each
+    /// line run on worker threads ahead of the main thread, which chains the lines and runs
+    /// each through the gate in order (reusing those signature checks, spec §4.5.1).
     fn replay_log(&mut self, now: u64) -> Result<(u64, bool), StoreError> {
         let path = self.dir.join(LOG);
         let bytes = files::read_capped(&path, caps::LOG)?;
-        let mut prev = Blake3Digest::of(&self.genesis_bytes);
+        let mut lines: Vec<(usize, &[u8])> = Vec::new();
         let mut offset = 0usize;
-        let mut line_no = 0usize;
-        while offset < bytes.len() {
-            let Some(nl) = bytes[offset..].iter().position(|&b| b == b'\n') else {
-                return Ok((offset as u64, true));
-            };
-            line_no += 1;
-            let line = &bytes[offset..offset + nl];
-            match self.verify_line(line, &prev, now) {
-                Ok(c) => {
-                    prev = c.line_hash;
-                    self.seen.insert(c.signed.update.update_id);
-                    self.history.push(c);
-                }
-                Err(detail) => {
-                    self.mode = Mode::Restricted(Restriction::LogTampered {
-                        line: line_no,
-                        detail,
-                    });
-                    return Ok((offset as u64, false));
-                }
-            }
+        while let Some(nl) = bytes[offset..].iter().position(|&b| b == b'\n') {
+            lines.push((offset, &bytes[offset..offset + nl]));
             offset += nl + 1;
         }
-        Ok((offset as u64, false))
+        let torn = offset < bytes.len();
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let keys = ApproverKeys::from_state(self.genesis.state());
+        let mut prev = Blake3Digest::of(&self.genesis_bytes);
+        let mut failure = None;
+        std::thread::scope(|scope| {
+            let mut receivers = Vec::with_capacity(workers);
+            for w in 0..workers {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Prepared, String>>(64);
+                receivers.push(rx);
+                let (lines, mut keys) = (&lines, keys.clone());
+                scope.spawn(move || {
+                    for (_, line) in lines.iter().skip(w).step_by(workers) {
+                        if tx.send(Prepared::new(line, &mut keys)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            for (i, (start, _)) in lines.iter().enumerate() {
+                let prepared = receivers[i % workers]
+                    .recv()
+                    .unwrap_or_else(|_| Err("worker stopped".into()));
+                match prepared.and_then(|p| self.verify_line(p, &prev, now)) {
+                    Ok(c) => {
+                        prev = c.line_hash;
+                        self.seen.insert(c.signed.update.update_id);
+                        self.history.push(c);
+                    }
+                    Err(detail) => {
+                        failure = Some((i + 1, *start, detail));
+                        break;
+                    }
+                }
+            }
+            // Dropping the receivers stops the workers.
+        });
+        if let Some((line, start, detail)) = failure {
+            self.mode = Mode::Restricted(Restriction::LogTampered { line, detail });
+            return Ok((start as u64, false));
+        }
+        Ok((offset as u64, torn))
     }
 
     fn verify_line(
         &mut self,
-        line: &[u8],
+        p: Prepared,
         prev: &Blake3Digest,
         now: u64,
     ) -> Result<Committed, String> {
-        let entry: LogEntry = decode(line).map_err(|e| e.to_string())?;
-        if to_jcs(&entry) != line {
-            return Err("not in canonical form".into());
-        }
+        let entry = p.entry;
         let expected = self.state.epoch().get() + 1;
         if entry.index.get() != expected {
             return Err(format!(
@@ -537,20 +630,21 @@ impl Store {
         if entry.signed_update.update.epoch_new != entry.index {
             return Err("index differs from the update's epoch_new".into());
         }
-        let v = accept(
+        let v = accept_with(
             &self.state,
             &self.seen,
             &entry.signed_update,
             now,
             Freshness::History,
+            Some(&p.pre),
         )
         .map_err(|r| format!("{}: {r}", r.name()))?;
-        let hash = entry.signed_update.update.hash();
+        let hash = Sha256Digest::of(p.pre.message());
         let signed = v.commit_to(&mut self.state);
         Ok(Committed {
             signed,
             hash,
-            line_hash: Blake3Digest::of(line),
+            line_hash: p.line_hash,
         })
     }
 

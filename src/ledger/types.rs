@@ -431,6 +431,11 @@ impl Sig {
     }
 
     /// The raw 64 bytes.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        self.0
+    }
+
+    /// As an `ed25519-dalek` signature.
     pub fn to_dalek(&self) -> ed25519_dalek::Signature {
         ed25519_dalek::Signature::from_bytes(&self.0)
     }
