@@ -976,3 +976,29 @@ fn every_vector_yields_its_named_outcome() {
         assert!(names.contains(variant), "no vector expects {variant}");
     }
 }
+
+#[test]
+fn signature_checks_made_beforehand_admit_nothing_else() {
+    use rn::ledger::gate::accept_with;
+    use rn::ledger::quorum::PreVerified;
+    let chain = common::chain();
+    let s = &chain.states[1];
+    let good = sign(
+        update_on(s, 77, T0 + 5000, vec![Op::RevokeNode { id: id("web-2") }]),
+        &["alice", "bob"],
+    );
+    let keys =
+        |sig: &rn::ledger::update::Signature| vec![approver_key(sig.approver.as_str()).public()];
+    let pre = PreVerified::compute(&good.update, &good.signatures, keys);
+    let seen = HashSet::new();
+    assert!(accept_with(s, &seen, &good, T0 + 5000, Freshness::Lone, Some(&pre)).is_ok());
+    // The same signatures on an edited update, with the checks made for the original.
+    let mut forged = good.clone();
+    forged.update.reason = "edited".parse().unwrap();
+    let err = accept_with(s, &seen, &forged, T0 + 5000, Freshness::Lone, Some(&pre)).unwrap_err();
+    assert_eq!(err.name(), "BadSignature");
+    // Checks made for the forged update itself find nothing valid.
+    let pre = PreVerified::compute(&forged.update, &forged.signatures, keys);
+    let err = accept_with(s, &seen, &forged, T0 + 5000, Freshness::Lone, Some(&pre)).unwrap_err();
+    assert_eq!(err.name(), "BadSignature");
+}
