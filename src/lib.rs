@@ -9,3 +9,4 @@ pub mod files;
 pub mod journal;
 pub mod keys;
 pub mod ledger;
+pub mod policy;

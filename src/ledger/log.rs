@@ -107,7 +107,7 @@ pub struct Bundle {
     /// Consecutive signed updates.
     pub updates: Vec<SignedUpdate>,
     /// Policy documents the updates pin.
-    pub policies: Vec<serde_json::Value>,
+    pub policies: Vec<crate::policy::Policy>,
 }
 
 impl Document for Bundle {

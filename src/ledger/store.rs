@@ -34,6 +34,7 @@ use super::quorum;
 use super::types::{Blake3Digest, Sha256Digest, Uint, UpdateId};
 use super::update::{SignedGenesis, SignedUpdate};
 use crate::fault;
+use crate::policy::{Policy, PolicyView};
 use crate::files::{self, FileError};
 
 const PIN: &str = "genesis.pin";
@@ -44,6 +45,7 @@ const WATERMARK: &str = "ledger.watermark";
 const AUDIT: &str = "audit.log";
 const LOCK: &str = "lock";
 const EVIDENCE: &str = "evidence";
+const POLICY_DIR: &str = "policy";
 
 /// How long `open` waits for another rn process to release the lock.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -264,6 +266,7 @@ pub struct Store {
     last_audit: Option<(String, String)>,
     repairs: Vec<String>,
     verified_len: u64,
+    policy: Option<Policy>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -449,6 +452,7 @@ impl Store {
             last_audit: None,
             repairs: Vec::new(),
             verified_len: 0,
+            policy: None,
         };
         store.write_snapshot_and_watermark()?;
         store.audit(now, "bootstrap", None, None, None, format!("pinned {pin}"))?;
@@ -477,9 +481,11 @@ impl Store {
                 files::check_private(&p, false)?;
             }
         }
-        let evidence = dir.join(EVIDENCE);
-        if fs::symlink_metadata(&evidence).is_ok() {
-            files::check_private(&evidence, true)?;
+        for sub in [EVIDENCE, POLICY_DIR] {
+            let p = dir.join(sub);
+            if fs::symlink_metadata(&p).is_ok() {
+                files::check_private(&p, true)?;
+            }
         }
 
         // Genesis against the pin.
@@ -538,11 +544,13 @@ impl Store {
             last_audit: None,
             repairs: Vec::new(),
             verified_len: 0,
+            policy: None,
         };
         store.load_audit()?;
         let (verified_len, torn) = store.replay_log(now)?;
         store.verified_len = verified_len;
         store.check_watermark_and_snapshot(torn, now)?;
+        store.policy = store.load_policy(store.state.policy().copied())?;
         Ok(store)
     }
 
@@ -1133,6 +1141,84 @@ impl Store {
         Ok(())
     }
 
+    fn policy_path(&self, hash: &Sha256Digest) -> PathBuf {
+        self.dir
+            .join(POLICY_DIR)
+            .join(format!("sha256-{}.json", &hash.to_string()[7..]))
+    }
+
+    /// The held document with this hash, if any (its hash re-checked).
+    fn load_policy(&self, hash: Option<Sha256Digest>) -> Result<Option<Policy>, StoreError> {
+        let Some(hash) = hash else { return Ok(None) };
+        let Some(bytes) = read_optional(&self.policy_path(&hash), caps::POLICY)? else {
+            return Ok(None);
+        };
+        Ok(Policy::parse(&bytes)
+            .ok()
+            .map(|(p, _)| p)
+            .filter(|p| p.hash() == hash))
+    }
+
+    /// Stores the documents among `docs` that the ledger pins now or pinned in its history
+    /// (others are ignored), then reloads the pinned one. Returns the hashes stored.
+    pub fn store_policies(&mut self, docs: &[Policy]) -> Result<Vec<Sha256Digest>, StoreError> {
+        let pinned: HashSet<Sha256Digest> = self
+            .history
+            .iter()
+            .flat_map(|c| c.signed.update.ops.iter())
+            .filter_map(|op| match op {
+                super::update::Op::SetPolicy { policy } => *policy,
+                _ => None,
+            })
+            .chain(self.state.policy().copied())
+            .collect();
+        let mut stored = Vec::new();
+        for doc in docs {
+            let hash = doc.hash();
+            if !pinned.contains(&hash) || self.load_policy(Some(hash))?.is_some() {
+                continue;
+            }
+            let dir = self.dir.join(POLICY_DIR);
+            if fs::symlink_metadata(&dir).is_err() {
+                fs::DirBuilder::new().mode(0o700).create(&dir).map_err(io_err(&dir))?;
+            }
+            files::write_atomic(&self.policy_path(&hash), &canonical_line(doc), 0o600, true)?;
+            stored.push(hash);
+        }
+        self.policy = self.load_policy(self.state.policy().copied())?;
+        Ok(stored)
+    }
+
+    /// The policy to evaluate with: none pinned, pinned but not held, or held.
+    pub fn policy_view(&self) -> PolicyView<'_> {
+        match (self.state.policy(), &self.policy) {
+            (None, _) => PolicyView::None,
+            (Some(_), Some(p)) => PolicyView::Held(p),
+            (Some(h), None) => PolicyView::Missing(h),
+        }
+    }
+
+    /// Held documents pinned by the updates after `since` or by the current state.
+    fn policies_since(&self, since: u64) -> Vec<Policy> {
+        let mut hashes: Vec<Sha256Digest> = self
+            .history
+            .iter()
+            .skip(since as usize)
+            .flat_map(|c| c.signed.update.ops.iter())
+            .filter_map(|op| match op {
+                super::update::Op::SetPolicy { policy } => *policy,
+                _ => None,
+            })
+            .chain(self.state.policy().copied())
+            .collect();
+        hashes.sort();
+        hashes.dedup();
+        hashes
+            .into_iter()
+            .filter_map(|h| self.load_policy(Some(h)).ok().flatten())
+            .collect()
+    }
+
     /// Fork evidence kept in `evidence/`.
     pub fn fork_evidence(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = fs::read_dir(self.dir.join(EVIDENCE))
@@ -1200,7 +1286,7 @@ impl Store {
                 .skip(since as usize)
                 .map(|c| c.signed.clone())
                 .collect(),
-            policies: Vec::new(),
+            policies: self.policies_since(since),
         }
     }
 

@@ -312,7 +312,7 @@ pub struct Proposal {
     /// The state at `epoch_prev`.
     pub base_state: State,
     /// Policy documents a `set_policy` op pins.
-    pub policies: Vec<serde_json::Value>,
+    pub policies: Vec<crate::policy::Policy>,
 }
 
 impl Proposal {
@@ -340,6 +340,37 @@ impl Proposal {
             Freshness::ChainInner,
         )?;
         Ok(self.base_state.preview(&i.transition))
+    }
+
+    /// Checks the policy documents the proposal carries: every document a `set_policy` op
+    /// pins must be present, and nothing else may be there but the base's current policy
+    /// (carried so a signer can see the rule-level change).
+    pub fn check_policies(&self) -> Result<(), String> {
+        let pinned: Vec<Sha256Digest> = self
+            .update
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::SetPolicy { policy } => *policy,
+                _ => None,
+            })
+            .collect();
+        let carried: Vec<Sha256Digest> = self.policies.iter().map(|p| p.hash()).collect();
+        for h in &pinned {
+            if !carried.contains(h) {
+                return Err(format!(
+                    "the update pins policy {h} but the proposal does not carry that document"
+                ));
+            }
+        }
+        for h in &carried {
+            if !pinned.contains(h) && self.base_state.policy() != Some(h) {
+                return Err(format!(
+                    "the proposal carries policy {h}, which neither this update nor the base pins"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The signed update this proposal carries.

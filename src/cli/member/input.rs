@@ -57,19 +57,41 @@ pub const BASE_KINDS: &[&str] = &[
     SnapshotKind::KIND,
 ];
 
+/// A base state and the policy documents that came with it.
+pub struct Base {
+    /// The state to build on.
+    pub state: State,
+    /// Policy documents known with it (a proposal's `policies`, a ledger's held policy).
+    pub policies: Vec<crate::policy::Policy>,
+}
+
 /// The state to build on, from `--base`: a fully signed genesis (its epoch-0 state), a
 /// snapshot (its state, whose recomputed root must be the one it claims) or a proposal (the
 /// state after it, recomputed through the gate).
 pub fn base_state(path: &Path, now: u64) -> anyhow::Result<State> {
+    Ok(base(path, now)?.state)
+}
+
+/// [`base_state`] with the policy documents the base file carries.
+pub fn base(path: &Path, now: u64) -> anyhow::Result<Base> {
     let shown = path.display();
+    let state_only = |state| Base {
+        state,
+        policies: Vec::new(),
+    };
     match read(path, BASE_KINDS)? {
-        Doc::Genesis(g) => Ok(verify_genesis(&g, None)
-            .with_context(|| format!("base {shown}"))?
-            .state()
-            .clone()),
-        Doc::Proposal(p) => p
-            .resulting_state(now)
-            .with_context(|| format!("base {shown}")),
+        Doc::Genesis(g) => Ok(state_only(
+            verify_genesis(&g, None)
+                .with_context(|| format!("base {shown}"))?
+                .state()
+                .clone(),
+        )),
+        Doc::Proposal(p) => Ok(Base {
+            state: p
+                .resulting_state(now)
+                .with_context(|| format!("base {shown}"))?,
+            policies: p.policies.clone(),
+        }),
         Doc::Snapshot(s) if s.state.root() != s.root => Err(DecodeError::Malformed {
             what: "snapshot",
             detail: format!(
@@ -79,7 +101,7 @@ pub fn base_state(path: &Path, now: u64) -> anyhow::Result<State> {
             ),
         })
         .with_context(|| format!("base {shown}")),
-        Doc::Snapshot(s) => Ok(s.state),
+        Doc::Snapshot(s) => Ok(state_only(s.state)),
         Doc::Signed(_) => Err(super::super::usage(format!(
             "{shown}: a signed update carries no base state; pass its proposal or the genesis"
         ))),

@@ -74,19 +74,29 @@ pub struct Apply {
     json: bool,
 }
 
-/// The updates (and bundle genesis) a file carries.
-fn updates_of(bytes: &[u8]) -> anyhow::Result<(Vec<SignedUpdate>, Option<Sha256Digest>)> {
+/// What a file to apply carries: updates, policy documents, and a bundle's genesis root.
+type Carried = (
+    Vec<SignedUpdate>,
+    Vec<crate::policy::Policy>,
+    Option<Sha256Digest>,
+);
+
+fn updates_of(bytes: &[u8]) -> anyhow::Result<Carried> {
     let kind = canonical::peek_kind(bytes)?;
     Ok(match kind.as_str() {
-        SignedUpdate::KIND_STR => (vec![canonical::decode::<SignedUpdate>(bytes)?], None),
-        Proposal::KIND_STR => (
-            vec![canonical::decode::<Proposal>(bytes)?.signed_update()],
+        SignedUpdate::KIND_STR => (
+            vec![canonical::decode::<SignedUpdate>(bytes)?],
+            Vec::new(),
             None,
         ),
+        Proposal::KIND_STR => {
+            let p = canonical::decode::<Proposal>(bytes)?;
+            (vec![p.signed_update()], p.policies, None)
+        }
         crate::ledger::log::BundleKind::KIND => {
             let b: Bundle = canonical::decode(bytes)?;
             let root = b.genesis.as_ref().map(|g| g.genesis.state.root());
-            (b.updates, root)
+            (b.updates, b.policies, root)
         }
         _ => {
             return Err(DecodeError::UnknownKind {
@@ -103,7 +113,7 @@ fn updates_of(bytes: &[u8]) -> anyhow::Result<(Vec<SignedUpdate>, Option<Sha256D
 impl Apply {
     pub fn run(self) -> anyhow::Result<Exit> {
         let bytes = files::read_capped(&self.file, caps::LOG)?;
-        let (updates, bundle_genesis) =
+        let (updates, policies, bundle_genesis) =
             updates_of(&bytes).with_context(|| format!("reading {}", self.file.display()))?;
         let now = now();
         let mut store = Store::open(&self.state_dir, None, now)?;
@@ -118,6 +128,7 @@ impl Apply {
         let before = store.state().clone();
         let source = self.file.display().to_string();
         let report = store.apply(&updates, now, &source)?;
+        let stored = store.store_policies(&policies)?;
         if self.json {
             let v = json!({
                 "ok": true,
@@ -126,9 +137,13 @@ impl Apply {
                 "already_applied": report.already,
                 "committed": report.committed.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
                 "root": store.state().root().to_string(),
+                "policies_stored": stored.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
             });
             println!("{v}");
             return Ok(Exit::Ok);
+        }
+        for h in &stored {
+            println!("stored policy document {h}");
         }
         if report.committed.is_empty() {
             println!(
@@ -179,6 +194,16 @@ pub struct Status {
     /// print as JSON
     #[argh(switch)]
     json: bool,
+}
+
+fn policy_text(store: &Store) -> String {
+    match store.policy_view() {
+        crate::policy::PolicyView::None => "none pinned (default deny: nothing is allowed)".into(),
+        crate::policy::PolicyView::Held(p) => format!("{} ({} rules, held)", p.hash(), p.rules.len()),
+        crate::policy::PolicyView::Missing(h) => {
+            format!("{h} NOT HELD: everything is denied until the document is applied (rn member apply a bundle or proposal carrying it)")
+        }
+    }
 }
 
 fn mode_text(mode: &Mode) -> String {
@@ -243,6 +268,7 @@ impl Status {
             v["fork_evidence"] = json!(forks);
             v["audit"] = json!({"records": audit.records, "broken": audit.broken});
             v["repaired"] = json!(store.repairs());
+            v["policy_held"] = json!(matches!(store.policy_view(), crate::policy::PolicyView::Held(_)));
             println!("{v}");
             return Ok(Exit::Ok);
         }
@@ -252,11 +278,7 @@ impl Status {
         println!("epoch      {}", s.epoch());
         println!("root       {}", s.root());
         println!("genesis    {}", store.genesis_root());
-        println!(
-            "policy     {}",
-            s.policy()
-                .map_or_else(|| "none".to_owned(), |p| p.to_string())
-        );
+        println!("policy     {}", policy_text(&store));
         println!(
             "approvers  {} ({} active), threshold {}",
             s.approvers().len(),
@@ -502,11 +524,18 @@ impl Recover {
     }
 }
 
-/// The state of a ledger directory, for proposals and verification (must be trusted).
-pub fn trusted_state(dir: &std::path::Path) -> anyhow::Result<State> {
+/// The state of a ledger directory and its held policy, for proposals (must be trusted).
+pub fn trusted_base(dir: &std::path::Path) -> anyhow::Result<super::input::Base> {
     let store = Store::open(dir, None, now())?;
     if let Mode::Restricted(r) = store.mode() {
         return Err(crate::ledger::store::StoreError::Restricted(r.clone()).into());
     }
-    Ok(store.state().clone())
+    let policies = match store.policy_view() {
+        crate::policy::PolicyView::Held(p) => vec![p.clone()],
+        _ => Vec::new(),
+    };
+    Ok(super::input::Base {
+        state: store.state().clone(),
+        policies,
+    })
 }

@@ -12,6 +12,7 @@ use crate::cli::output::{describe_op, now, parse_duration, show_duration};
 use crate::cli::{CliError, Exit, usage};
 use crate::files;
 use crate::ledger::State;
+use crate::policy::Policy;
 use crate::ledger::canonical::{caps, decode_value, to_jcs};
 use crate::ledger::model::{Approver, ApproverStatus, Node, NodeStatus, Params, Role, Set};
 use crate::ledger::reduce::reduce;
@@ -219,6 +220,19 @@ struct SetThreshold {
     threshold: u64,
 }
 
+/// Pin a policy document (its rules must name only nodes, tags and owners the ledger has),
+/// or unpin with --none.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "set-policy")]
+struct SetPolicy {
+    /// the policy document (rn.policy.v1)
+    #[argh(positional)]
+    file: Option<PathBuf>,
+    /// unpin the policy (nothing is allowed afterwards)
+    #[argh(switch)]
+    none: bool,
+}
+
 /// Change network parameters (unnamed ones keep their value).
 #[derive(FromArgs)]
 #[argh(subcommand, name = "set-params")]
@@ -277,6 +291,7 @@ enum OpArgs {
     RotateApproverKey(RotateApproverKey),
     SetThreshold(SetThreshold),
     SetParams(SetParams),
+    SetPolicy(SetPolicy),
 }
 
 impl OpArgs {
@@ -297,9 +312,10 @@ impl OpArgs {
             "rotate-approver-key" => OpArgs::RotateApproverKey(parse_op(name, args)?),
             "set-threshold" => OpArgs::SetThreshold(parse_op(name, args)?),
             "set-params" => OpArgs::SetParams(parse_op(name, args)?),
+            "set-policy" => OpArgs::SetPolicy(parse_op(name, args)?),
             other => {
                 return Err(usage(format!(
-                    "unknown op {other:?}; ops: add-node, remove-node, revoke-node, quarantine-node, restore-node, rotate-node-key, set-node, add-approver, revoke-approver, rotate-approver-key, set-threshold, set-params"
+                    "unknown op {other:?}; ops: add-node, remove-node, revoke-node, quarantine-node, restore-node, rotate-node-key, set-node, add-approver, revoke-approver, rotate-approver-key, set-threshold, set-params, set-policy"
                 )));
             }
         })
@@ -313,6 +329,7 @@ impl OpArgs {
         at: Uint,
         pending: &mut Vec<Pending>,
         index: usize,
+        policies: &mut Vec<Policy>,
     ) -> anyhow::Result<Op> {
         Ok(match self {
             OpArgs::AddNode(a) => {
@@ -391,6 +408,25 @@ impl OpArgs {
             },
             OpArgs::SetThreshold(a) => Op::SetThreshold {
                 threshold: Uint::new(a.threshold).map_err(|e| usage(e.to_string()))?,
+            },
+            OpArgs::SetPolicy(a) => match (a.file, a.none) {
+                (Some(_), true) | (None, false) => {
+                    return Err(usage("set-policy takes a policy FILE, or --none to unpin"));
+                }
+                (None, true) => Op::SetPolicy { policy: None },
+                (Some(file), false) => {
+                    let bytes = files::read_capped(&file, caps::POLICY)?;
+                    let (doc, warnings) = Policy::parse(&bytes)
+                        .with_context(|| format!("policy {}", file.display()))?;
+                    for w in warnings {
+                        eprintln!("warning: {}: {w}", file.display());
+                    }
+                    doc.validate(base)
+                        .with_context(|| format!("policy {} against the base state", file.display()))?;
+                    let hash = doc.hash();
+                    policies.push(doc);
+                    Op::SetPolicy { policy: Some(hash) }
+                }
             },
             OpArgs::SetParams(a) => {
                 let old = base.params();
@@ -553,10 +589,13 @@ impl Propose {
             .clone()
             .ok_or_else(|| usage("-o FILE is required (\"-o -\" writes to standard output)"))?;
         let now = now();
-        let base = match (&self.base, &self.state_dir) {
+        let input::Base {
+            state: base,
+            policies: known,
+        } = match (&self.base, &self.state_dir) {
             (Some(_), Some(_)) => return Err(usage("give --base or --state-dir, not both")),
-            (Some(path), None) => input::base_state(path, now)?,
-            (None, dir) => super::ledger::trusted_state(
+            (Some(path), None) => input::base(path, now)?,
+            (None, dir) => super::ledger::trusted_base(
                 dir.as_deref()
                     .unwrap_or(std::path::Path::new(super::ledger::DEFAULT_STATE_DIR)),
             )?,
@@ -565,8 +604,9 @@ impl Propose {
 
         let mut pending = Vec::new();
         let mut ops = Vec::new();
+        let mut policies: Vec<Policy> = Vec::new();
         if let Some(op) = op_args {
-            ops.push(op.into_op(&base, at, &mut pending, 0)?);
+            ops.push(op.into_op(&base, at, &mut pending, 0, &mut policies)?);
         }
         if let Some(batch) = &self.batch {
             let more = batch_ops(batch, at, &mut pending, ops.len())?;
@@ -615,6 +655,13 @@ impl Propose {
         // Illegal proposals are refused now, with the reducer's reason.
         let transition = reduce(&base, &update).context("the proposal would be rejected")?;
         update.new_root = transition.root();
+        // The documents the update pins, and the current one so a signer can see the diff.
+        if let Some(current) = base.policy() {
+            if let Some(doc) = known.iter().find(|p| p.hash() == *current) {
+                policies.push(doc.clone());
+            }
+        }
+        policies.dedup_by_key(|p| p.hash());
         let summary: Vec<String> = update
             .ops
             .iter()
@@ -626,7 +673,7 @@ impl Propose {
             update,
             signatures: Vec::new(),
             base_state: base,
-            policies: Vec::new(),
+            policies,
         };
         let mut bytes = to_jcs(&proposal);
         bytes.push(b'\n');

@@ -221,7 +221,24 @@ impl Sign {
                 u.network_id
             )));
         };
+        p.check_policies().map_err(crate::cli::CliError::Data)?;
         eprint!("{}", describe_update(u, base, &inspection.tally, now));
+        for op in &u.ops {
+            if let crate::ledger::Op::SetPolicy { policy } = op {
+                let find = |h: Option<&crate::ledger::types::Sha256Digest>| {
+                    h.and_then(|h| p.policies.iter().find(|d| d.hash() == *h))
+                };
+                let old = find(base.policy());
+                if base.policy().is_some() && old.is_none() {
+                    eprintln!("policy change (the current policy document is not in the proposal: showing the new rules in full):");
+                } else {
+                    eprintln!("policy change, rule by rule:");
+                }
+                for line in crate::policy::model::diff(old, find(policy.as_ref())) {
+                    eprintln!("    {line}");
+                }
+            }
+        }
         if new_key {
             eprintln!("this key signs as the NEW key of approver {id} (proof of possession)");
         }
