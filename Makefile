@@ -44,6 +44,7 @@ demo: build
 bench-ledger:
 	$(CARGO) bench --bench ledger
 	$(CARGO) bench --bench load
+	$(CARGO) bench --bench policy
 
 ## Rewrite the golden and reject vectors from the generators (review the diff!).
 bless:

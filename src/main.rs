@@ -57,6 +57,9 @@ fn exit_code(err: &anyhow::Error) -> Exit {
         if let Some(e) = cause.downcast_ref::<FileError>() {
             return file_exit(e);
         }
+        if cause.is::<rn::policy::PolicyError>() {
+            return Exit::DataErr;
+        }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             return match e {
                 StoreError::NotBootstrapped { .. } => Exit::NoInput,

@@ -892,3 +892,180 @@ fn a_restricted_ledger_says_why_refuses_changes_and_recovers_only_when_told() {
         missing.stderr
     );
 }
+
+#[test]
+fn a_policy_is_pinned_by_quorum_and_answers_checks() {
+    let env = Env::new();
+    two_ledgers(&env);
+    env.ok(&["member", "apply", "p.json", "--state-dir", "a"]);
+    let pk = env.node_key("laptop-1");
+    env.ok(&[
+        "member",
+        "propose",
+        "add-node",
+        "--id",
+        "laptop-1",
+        "--pubkey",
+        &pk,
+        "--owner",
+        "alice",
+        "--tag",
+        "tag:laptop",
+        "--state-dir",
+        "a",
+        "-o",
+        "p2.json",
+    ]);
+    env.ok(&["member", "sign", "p2.json", "--key", "alice/key", "--yes"]);
+    env.ok(&["member", "sign", "p2.json", "--key", "bob/key", "--yes"]);
+    env.ok(&["member", "apply", "p2.json", "--state-dir", "a"]);
+    // No policy yet: default deny.
+    let r = env.rn(&[
+        "policy",
+        "check",
+        "--from",
+        "laptop-1",
+        "--to",
+        "web-1",
+        "--proto",
+        "tcp",
+        "--port",
+        "443",
+        "--state-dir",
+        "a",
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("no policy is pinned"), "{}", r.stdout);
+
+    fs::write(
+        env.path("bad-policy.json"),
+        br#"{"kind":"rn.policy.v1","rules":[{"src":["tag:nobody"],"dst":["*"],"proto":"any"}]}"#,
+    )
+    .unwrap();
+    let r = env.rn(&[
+        "member",
+        "propose",
+        "set-policy",
+        "bad-policy.json",
+        "--state-dir",
+        "a",
+        "-o",
+        "bad.json",
+    ]);
+    assert_eq!(r.code, 65, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("tag:nobody matches no node"),
+        "{}",
+        r.stderr
+    );
+    assert_absent(&env.path("bad.json"));
+
+    fs::write(
+        env.path("policy.json"),
+        br#"{"kind":"rn.policy.v1","rules":[
+        {"src":["tag:laptop"],"dst":["node:web-1"],"proto":"tcp","ports":["443"]},
+        {"src":["owner:alice"],"dst":["*"],"proto":"icmp"}]}"#,
+    )
+    .unwrap();
+    let v = env.ok(&["policy", "validate", "policy.json", "--state-dir", "a"]);
+    assert!(v.contains("valid: 2 rules"), "{v}");
+    env.ok(&[
+        "member",
+        "propose",
+        "set-policy",
+        "policy.json",
+        "--state-dir",
+        "a",
+        "-o",
+        "pp.json",
+    ]);
+    let r = env.rn_in(&["member", "sign", "pp.json", "--key", "alice/key"], "y\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("policy change, rule by rule") && r.stderr.contains("+ [0]"),
+        "{}",
+        r.stderr
+    );
+    env.ok(&["member", "sign", "pp.json", "--key", "bob/key", "--yes"]);
+    // The signed update alone pins a document the ledger does not hold: everything denied.
+    let pp: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.path("pp.json")).unwrap()).unwrap();
+    let su = serde_json::json!({"kind": "rn.signed-update.v1", "update": pp["update"], "signatures": pp["signatures"]});
+    fs::write(env.path("su.json"), serde_json::to_vec(&su).unwrap()).unwrap();
+    env.ok(&["member", "apply", "su.json", "--state-dir", "a"]);
+    let st = env.ok(&["member", "status", "--state-dir", "a"]);
+    assert!(st.contains("NOT HELD"), "{st}");
+    let r = env.rn(&[
+        "policy",
+        "check",
+        "--from",
+        "laptop-1",
+        "--to",
+        "web-1",
+        "--proto",
+        "tcp",
+        "--port",
+        "443",
+        "--state-dir",
+        "a",
+        "--json",
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("policy_not_held"), "{}", r.stdout);
+    // Applying the proposal (which carries the document) stores it.
+    let out = env.ok(&["member", "apply", "pp.json", "--state-dir", "a"]);
+    assert!(out.contains("stored policy document"), "{out}");
+    let allow = env.rn(&[
+        "policy",
+        "check",
+        "--from",
+        "laptop-1",
+        "--to",
+        "web-1",
+        "--proto",
+        "tcp",
+        "--port",
+        "443",
+        "--state-dir",
+        "a",
+    ]);
+    assert_eq!(allow.code, 0, "{}{}", allow.stdout, allow.stderr);
+    assert!(
+        allow.stdout.starts_with("allow") && allow.stdout.contains("rule 0"),
+        "{}",
+        allow.stdout
+    );
+    let deny = env.rn(&[
+        "policy",
+        "check",
+        "--from",
+        "laptop-1",
+        "--to",
+        "web-1",
+        "--proto",
+        "udp",
+        "--port",
+        "443",
+        "--state-dir",
+        "a",
+    ]);
+    assert_eq!(deny.code, 1);
+    assert!(deny.stdout.contains("no rule allows it"), "{}", deny.stdout);
+    let show = env.ok(&[
+        "policy",
+        "show",
+        "--node",
+        "laptop-1",
+        "--state-dir",
+        "a",
+        "--json",
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(j["peers"][0]["id"], "web-1");
+    // The bundle carries the policy to another ledger.
+    let bundle = env.ok(&["member", "export", "--state-dir", "a"]);
+    env.rn_in(&["member", "apply", "-", "--state-dir", "b"], &bundle);
+    let s: serde_json::Value =
+        serde_json::from_str(&env.ok(&["member", "status", "--state-dir", "b", "--json"])).unwrap();
+    assert_eq!(s["policy_held"], true);
+}

@@ -4,6 +4,7 @@
 pub mod key;
 pub mod member;
 pub mod output;
+pub mod policy;
 
 use argh::FromArgs;
 
@@ -13,7 +14,8 @@ use argh::FromArgs;
 pub enum Exit {
     /// Success.
     Ok = 0,
-    /// The operator declined (e.g. answered "n" at `Sign? [y/N]`).
+    /// The operator declined (e.g. answered "n" at `Sign? [y/N]`), or `rn policy check`
+    /// answered "deny".
     Declined = 1,
     /// Bad command line.
     Usage = 64,
@@ -75,6 +77,7 @@ pub struct Rn {
 enum Top {
     Key(key::KeyCmd),
     Member(member::MemberCmd),
+    Policy(policy::PolicyCmd),
 }
 
 /// Switches (options without a value): a "-" after one of these is a positional.
@@ -116,6 +119,7 @@ impl Rn {
         match self.command {
             Top::Key(c) => c.run(),
             Top::Member(c) => c.run(),
+            Top::Policy(c) => c.run(),
         }
     }
 }

@@ -34,8 +34,8 @@ use super::quorum;
 use super::types::{Blake3Digest, Sha256Digest, Uint, UpdateId};
 use super::update::{SignedGenesis, SignedUpdate};
 use crate::fault;
-use crate::policy::{Policy, PolicyView};
 use crate::files::{self, FileError};
+use crate::policy::{Policy, PolicyView};
 
 const PIN: &str = "genesis.pin";
 const GENESIS: &str = "genesis.json";
@@ -1180,7 +1180,10 @@ impl Store {
             }
             let dir = self.dir.join(POLICY_DIR);
             if fs::symlink_metadata(&dir).is_err() {
-                fs::DirBuilder::new().mode(0o700).create(&dir).map_err(io_err(&dir))?;
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(io_err(&dir))?;
             }
             files::write_atomic(&self.policy_path(&hash), &canonical_line(doc), 0o600, true)?;
             stored.push(hash);

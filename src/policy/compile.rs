@@ -109,7 +109,9 @@ impl NodeSet {
     }
     fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         self.0.iter().enumerate().flat_map(|(w, &bits)| {
-            (0..64).filter(move |b| bits & (1 << b) != 0).map(move |b| w * 64 + b)
+            (0..64)
+                .filter(move |b| bits & (1 << b) != 0)
+                .map(move |b| w * 64 + b)
         })
     }
     fn is_empty(&self) -> bool {
@@ -128,7 +130,10 @@ struct Index<'a> {
 
 impl<'a> Index<'a> {
     fn new(state: &'a State) -> Self {
-        let nodes: Vec<&Node> = state.nodes().filter(|n| n.status == NodeStatus::Active).collect();
+        let nodes: Vec<&Node> = state
+            .nodes()
+            .filter(|n| n.status == NodeStatus::Active)
+            .collect();
         let n = nodes.len();
         let mut all = NodeSet::new(n);
         let mut by_tag: BTreeMap<&str, NodeSet> = BTreeMap::new();
@@ -138,9 +143,15 @@ impl<'a> Index<'a> {
             all.insert(i);
             by_id.insert(&node.id, i);
             for t in node.tags.iter() {
-                by_tag.entry(t.as_str()).or_insert_with(|| NodeSet::new(n)).insert(i);
+                by_tag
+                    .entry(t.as_str())
+                    .or_insert_with(|| NodeSet::new(n))
+                    .insert(i);
             }
-            by_owner.entry(node.owner.as_str()).or_insert_with(|| NodeSet::new(n)).insert(i);
+            by_owner
+                .entry(node.owner.as_str())
+                .or_insert_with(|| NodeSet::new(n))
+                .insert(i);
         }
         Index {
             nodes,
@@ -177,7 +188,10 @@ impl<'a> Index<'a> {
     }
 
     fn addresses(&self, set: &NodeSet) -> Vec<Cidr> {
-        let mut v: Vec<Cidr> = set.iter().flat_map(|i| self.nodes[i].addresses.iter().copied()).collect();
+        let mut v: Vec<Cidr> = set
+            .iter()
+            .flat_map(|i| self.nodes[i].addresses.iter().copied())
+            .collect();
         v.sort();
         v
     }
@@ -209,11 +223,14 @@ pub fn compile(view: PolicyView<'_>, state: &State, me: &Id, exit: Option<&Id>) 
     let policy = match view {
         PolicyView::Held(p) => p,
         PolicyView::None => {
-            out.notes.push("no policy pinned: nothing is allowed".into());
+            out.notes
+                .push("no policy pinned: nothing is allowed".into());
             return out;
         }
         PolicyView::Missing(h) => {
-            out.notes.push(format!("the pinned policy {h} is not held: nothing is allowed"));
+            out.notes.push(format!(
+                "the pinned policy {h} is not held: nothing is allowed"
+            ));
             return out;
         }
     };

@@ -75,13 +75,20 @@ impl fmt::Display for DenyReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DenyReason::NoPolicy => f.write_str("no policy is pinned by the ledger (default deny)"),
-            DenyReason::PolicyNotHeld(h) => write!(f, "the ledger pins policy {h}, which this node does not hold"),
+            DenyReason::PolicyNotHeld(h) => write!(
+                f,
+                "the ledger pins policy {h}, which this node does not hold"
+            ),
             DenyReason::UnknownNode(id) => write!(f, "node {id} is unknown to the ledger"),
-            DenyReason::NotActive(id, s) => write!(f, "node {id} is {}", match s {
-                NodeStatus::Active => "active",
-                NodeStatus::Revoked => "revoked",
-                NodeStatus::Quarantined => "quarantined",
-            }),
+            DenyReason::NotActive(id, s) => write!(
+                f,
+                "node {id} is {}",
+                match s {
+                    NodeStatus::Active => "active",
+                    NodeStatus::Revoked => "revoked",
+                    NodeStatus::Quarantined => "quarantined",
+                }
+            ),
             DenyReason::CapabilityMissing(why) => write!(f, "capability missing: {why}"),
             DenyReason::NoRule => f.write_str("no rule allows it"),
             DenyReason::BadQuery(why) => f.write_str(why),
@@ -129,7 +136,9 @@ pub fn selects(sel: &Selector, node: &Node) -> bool {
 }
 
 fn active<'a>(state: &'a State, id: &Id) -> Result<&'a Node, DenyReason> {
-    let n = state.node(id).ok_or_else(|| DenyReason::UnknownNode(id.clone()))?;
+    let n = state
+        .node(id)
+        .ok_or_else(|| DenyReason::UnknownNode(id.clone()))?;
     if n.status != NodeStatus::Active {
         return Err(DenyReason::NotActive(id.clone(), n.status));
     }
@@ -153,12 +162,12 @@ fn decide(view: PolicyView<'_>, state: &State, q: &Query) -> Result<usize, DenyR
         PolicyView::Held(p) => p,
     };
     let from = active(state, &q.from)?;
-    if let Target::Node(to) = &q.to {
-        if active(state, to)?.id == from.id {
-            return Err(DenyReason::BadQuery(
-                "a node does not reach itself through the mesh".into(),
-            ));
-        }
+    if let Target::Node(to) = &q.to
+        && active(state, to)?.id == from.id
+    {
+        return Err(DenyReason::BadQuery(
+            "a node does not reach itself through the mesh".into(),
+        ));
     }
     let mut capability = None;
     for (i, rule) in policy.rules.iter().enumerate() {
@@ -168,7 +177,11 @@ fn decide(view: PolicyView<'_>, state: &State, q: &Query) -> Result<usize, DenyR
         match (&q.to, rule.via) {
             (Target::Node(to), None) => {
                 let to = active(state, to)?;
-                if rule.dst.iter().any(|d| matches!(d, Dest::Nodes(s) if selects(s, to))) {
+                if rule
+                    .dst
+                    .iter()
+                    .any(|d| matches!(d, Dest::Nodes(s) if selects(s, to)))
+                {
                     return Ok(i);
                 }
             }

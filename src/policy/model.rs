@@ -7,10 +7,10 @@ use std::str::FromStr;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::ledger::DecodeError;
 use crate::ledger::canonical::{self, Document, caps, kind_marker, to_jcs};
 use crate::ledger::model::State;
 use crate::ledger::types::{Cidr, Id, Owner, Sha256Digest, Tag};
-use crate::ledger::DecodeError;
 
 kind_marker!(
     /// `rn.policy.v1`
@@ -124,7 +124,10 @@ impl FromStr for Dest {
             return Ok(Dest::Internet);
         }
         if s.contains('/') {
-            return s.parse().map(Dest::Prefix).map_err(|e: crate::ledger::types::ValueError| e.to_string());
+            return s
+                .parse()
+                .map(Dest::Prefix)
+                .map_err(|e: crate::ledger::types::ValueError| e.to_string());
         }
         s.parse().map(Dest::Nodes)
     }
@@ -196,7 +199,9 @@ impl PortRange {
 }
 
 fn port(s: &str) -> Result<u16, String> {
-    let ok = !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) && !(s.len() > 1 && s.starts_with('0'));
+    let ok = !s.is_empty()
+        && s.bytes().all(|c| c.is_ascii_digit())
+        && !(s.len() > 1 && s.starts_with('0'));
     match s.parse::<u16>() {
         Ok(p) if ok && p >= 1 => Ok(p),
         _ => Err(format!("port {s:?} must be a number from 1 to 65535")),
@@ -275,10 +280,18 @@ pub struct Rule {
     /// Which protocol.
     pub proto: Proto,
     /// Which ports (tcp/udp only; absent = all).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "canonical::present")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "canonical::present"
+    )]
     pub ports: Option<Vec<PortRange>>,
     /// Router or exit context; absent = node to node.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "canonical::present")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "canonical::present"
+    )]
     pub via: Option<Via>,
 }
 
@@ -293,7 +306,10 @@ impl Rule {
         }
         if let Some(p) = &self.ports {
             if !matches!(self.proto, Proto::Tcp | Proto::Udp) {
-                return Err(format!("ports are only allowed with tcp or udp, not {}", self.proto));
+                return Err(format!(
+                    "ports are only allowed with tcp or udp, not {}",
+                    self.proto
+                ));
             }
             if p.is_empty() {
                 return Err("ports is empty; leave it out to allow every port".into());
@@ -301,11 +317,24 @@ impl Rule {
         }
         for d in &self.dst {
             match (d, self.via) {
-                (Dest::Nodes(_), None) | (Dest::Prefix(_), Some(Via::Router)) | (Dest::Internet, Some(Via::Exit)) => {}
-                (Dest::Prefix(c), _) => return Err(format!("destination {c} needs via: \"router\"")),
-                (Dest::Internet, _) => return Err("destination internet needs via: \"exit\"".into()),
+                (Dest::Nodes(_), None)
+                | (Dest::Prefix(_), Some(Via::Router))
+                | (Dest::Internet, Some(Via::Exit)) => {}
+                (Dest::Prefix(c), _) => {
+                    return Err(format!("destination {c} needs via: \"router\""));
+                }
+                (Dest::Internet, _) => {
+                    return Err("destination internet needs via: \"exit\"".into());
+                }
                 (Dest::Nodes(s), Some(v)) => {
-                    return Err(format!("destination {s} is a node selector; via: \"{v}\" takes {}", if v == Via::Router { "prefixes" } else { "internet" }));
+                    return Err(format!(
+                        "destination {s} is a node selector; via: \"{v}\" takes {}",
+                        if v == Via::Router {
+                            "prefixes"
+                        } else {
+                            "internet"
+                        }
+                    ));
                 }
             }
         }
@@ -357,7 +386,8 @@ impl Policy {
     pub fn check(&self) -> Result<Vec<String>, PolicyError> {
         let mut warnings = Vec::new();
         for (index, r) in self.rules.iter().enumerate() {
-            r.check().map_err(|reason| PolicyError::BadRule { index, reason })?;
+            r.check()
+                .map_err(|reason| PolicyError::BadRule { index, reason })?;
             if let Some(first) = self.rules[..index].iter().position(|x| x == r) {
                 warnings.push(format!("rule {index} duplicates rule {first}"));
             }
@@ -382,8 +412,10 @@ impl Policy {
                 let why = match s {
                     Selector::All => None,
                     Selector::Node(id) => state.node(id).is_none().then(|| format!("no node {id}")),
-                    Selector::Tag(t) => (!state.nodes().any(|n| n.tags.contains(t))).then(|| format!("no node has {t}")),
-                    Selector::Owner(o) => (!state.nodes().any(|n| n.owner == *o)).then(|| format!("no node is owned by {o}")),
+                    Selector::Tag(t) => (!state.nodes().any(|n| n.tags.contains(t)))
+                        .then(|| format!("no node has {t}")),
+                    Selector::Owner(o) => (!state.nodes().any(|n| n.owner == *o))
+                        .then(|| format!("no node is owned by {o}")),
                 };
                 if let Some(why) = why {
                     return Err(PolicyError::UnknownSelector {
@@ -398,60 +430,6 @@ impl Policy {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(s: &str) -> Result<Policy, PolicyError> {
-        Policy::parse(s.as_bytes()).map(|(p, _)| p)
-    }
-
-    #[test]
-    fn the_design_example_parses() {
-        let p = parse(r#"{"kind":"rn.policy.v1","rules":[
-          {"src":["tag:laptop"],"dst":["tag:web"],"proto":"tcp","ports":["443","8000-8099"]},
-          {"src":["owner:alice"],"dst":["*"],"proto":"any"},
-          {"src":["tag:laptop"],"dst":["internet"],"via":"exit","proto":"tcp","ports":["80","443"]},
-          {"src":["tag:ops"],"dst":["10.20.0.0/16"],"via":"router","proto":"any"}]}"#)
-        .unwrap();
-        assert_eq!(p.rules.len(), 4);
-        assert_eq!(p.rules[0].ports.as_ref().unwrap()[1], PortRange { lo: 8000, hi: 8099 });
-    }
-
-    #[test]
-    fn bad_documents_are_refused() {
-        let rule = |r: &str| format!(r#"{{"kind":"rn.policy.v1","rules":[{r}]}}"#);
-        for (doc, needle) in [
-            (rule(r#"{"src":["*"],"dst":["*"],"proto":"any","extra":1}"#), "unknown field"),
-            (rule(r#"{"src":["*"],"dst":["10.0.0.1/8"],"via":"router","proto":"any"}"#), "host bits"),
-            (rule(r#"{"src":["*"],"dst":["*"],"proto":"tcp","ports":["90-80"]}"#), "reversed"),
-            (rule(r#"{"src":["*"],"dst":["*"],"proto":"tcp","ports":["70000"]}"#), "1 to 65535"),
-            (rule(r#"{"src":["*"],"dst":["*"],"proto":"tcp","ports":["0"]}"#), "1 to 65535"),
-            (rule(r#"{"src":["*"],"dst":["*"],"proto":"icmp","ports":["1"]}"#), "only allowed with tcp or udp"),
-            (rule(r#"{"src":["*"],"dst":["*"],"proto":"any","ports":["1"]}"#), "only allowed with tcp or udp"),
-            (rule(r#"{"src":[],"dst":["*"],"proto":"any"}"#), "src is empty"),
-            (rule(r#"{"src":["*"],"dst":[],"proto":"any"}"#), "dst is empty"),
-            (rule(r#"{"src":["*"],"dst":["internet"],"proto":"any"}"#), "needs via"),
-            (rule(r#"{"src":["*"],"dst":["10.0.0.0/8"],"proto":"any"}"#), "needs via"),
-            (rule(r#"{"src":["*"],"dst":["*"],"via":"exit","proto":"any"}"#), "node selector"),
-            (rule(r#"{"src":["group:x"],"dst":["*"],"proto":"any"}"#), "selector"),
-            (rule(r#"{"src":["*"],"dst":["*"],"proto":"sctp"}"#), "unknown variant"),
-        ] {
-            let err = parse(&doc).unwrap_err().to_string();
-            assert!(err.contains(needle), "{doc}: {err}");
-        }
-        let big = format!(r#"{{"kind":"rn.policy.v1","rules":[],"pad":"{}"}}"#, "x".repeat(1 << 20));
-        assert_eq!(Policy::parse(big.as_bytes()).unwrap_err(), PolicyError::Decode(DecodeError::Oversize { what: "rn.policy.v1", size: big.len(), cap: 1 << 20 }));
-    }
-
-    #[test]
-    fn duplicate_rules_warn() {
-        let r = r#"{"src":["*"],"dst":["*"],"proto":"icmp"}"#;
-        let (_, w) = Policy::parse(format!(r#"{{"kind":"rn.policy.v1","rules":[{r},{r}]}}"#).as_bytes()).unwrap();
-        assert_eq!(w, ["rule 1 duplicates rule 0"]);
-    }
-}
-
 /// The rule-level change from `old` to `new`: lines "- rule" for rules only in `old`, "+ rule"
 /// for rules only in `new` (with their index in `new`).
 pub fn diff(old: Option<&Policy>, new: Option<&Policy>) -> Vec<String> {
@@ -462,8 +440,125 @@ pub fn diff(old: Option<&Policy>, new: Option<&Policy>) -> Vec<String> {
     for r in old_rules.iter().filter(|r| !new_rules.contains(r)) {
         out.push(format!("- {}", r.text()));
     }
-    for (i, r) in new_rules.iter().enumerate().filter(|(_, r)| !old_rules.contains(r)) {
+    for (i, r) in new_rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !old_rules.contains(r))
+    {
         out.push(format!("+ [{i}] {}", r.text()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Policy, PolicyError> {
+        Policy::parse(s.as_bytes()).map(|(p, _)| p)
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let p = parse(
+            r#"{"kind":"rn.policy.v1","rules":[
+          {"src":["tag:laptop"],"dst":["tag:web"],"proto":"tcp","ports":["443","8000-8099"]},
+          {"src":["owner:alice"],"dst":["*"],"proto":"any"},
+          {"src":["tag:laptop"],"dst":["internet"],"via":"exit","proto":"tcp","ports":["80","443"]},
+          {"src":["tag:ops"],"dst":["10.20.0.0/16"],"via":"router","proto":"any"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(p.rules.len(), 4);
+        assert_eq!(
+            p.rules[0].ports.as_ref().unwrap()[1],
+            PortRange { lo: 8000, hi: 8099 }
+        );
+    }
+
+    #[test]
+    fn bad_documents_are_refused() {
+        let rule = |r: &str| format!(r#"{{"kind":"rn.policy.v1","rules":[{r}]}}"#);
+        for (doc, needle) in [
+            (
+                rule(r#"{"src":["*"],"dst":["*"],"proto":"any","extra":1}"#),
+                "unknown field",
+            ),
+            (
+                rule(r#"{"src":["*"],"dst":["10.0.0.1/8"],"via":"router","proto":"any"}"#),
+                "host bits",
+            ),
+            (
+                rule(r#"{"src":["*"],"dst":["*"],"proto":"tcp","ports":["90-80"]}"#),
+                "reversed",
+            ),
+            (
+                rule(r#"{"src":["*"],"dst":["*"],"proto":"tcp","ports":["70000"]}"#),
+                "1 to 65535",
+            ),
+            (
+                rule(r#"{"src":["*"],"dst":["*"],"proto":"tcp","ports":["0"]}"#),
+                "1 to 65535",
+            ),
+            (
+                rule(r#"{"src":["*"],"dst":["*"],"proto":"icmp","ports":["1"]}"#),
+                "only allowed with tcp or udp",
+            ),
+            (
+                rule(r#"{"src":["*"],"dst":["*"],"proto":"any","ports":["1"]}"#),
+                "only allowed with tcp or udp",
+            ),
+            (
+                rule(r#"{"src":[],"dst":["*"],"proto":"any"}"#),
+                "src is empty",
+            ),
+            (
+                rule(r#"{"src":["*"],"dst":[],"proto":"any"}"#),
+                "dst is empty",
+            ),
+            (
+                rule(r#"{"src":["*"],"dst":["internet"],"proto":"any"}"#),
+                "needs via",
+            ),
+            (
+                rule(r#"{"src":["*"],"dst":["10.0.0.0/8"],"proto":"any"}"#),
+                "needs via",
+            ),
+            (
+                rule(r#"{"src":["*"],"dst":["*"],"via":"exit","proto":"any"}"#),
+                "node selector",
+            ),
+            (
+                rule(r#"{"src":["group:x"],"dst":["*"],"proto":"any"}"#),
+                "selector",
+            ),
+            (
+                rule(r#"{"src":["*"],"dst":["*"],"proto":"sctp"}"#),
+                "unknown variant",
+            ),
+        ] {
+            let err = parse(&doc).unwrap_err().to_string();
+            assert!(err.contains(needle), "{doc}: {err}");
+        }
+        let big = format!(
+            r#"{{"kind":"rn.policy.v1","rules":[],"pad":"{}"}}"#,
+            "x".repeat(1 << 20)
+        );
+        assert_eq!(
+            Policy::parse(big.as_bytes()).unwrap_err(),
+            PolicyError::Decode(DecodeError::Oversize {
+                what: "rn.policy.v1",
+                size: big.len(),
+                cap: 1 << 20
+            })
+        );
+    }
+
+    #[test]
+    fn duplicate_rules_warn() {
+        let r = r#"{"src":["*"],"dst":["*"],"proto":"icmp"}"#;
+        let (_, w) =
+            Policy::parse(format!(r#"{{"kind":"rn.policy.v1","rules":[{r},{r}]}}"#).as_bytes())
+                .unwrap();
+        assert_eq!(w, ["rule 1 duplicates rule 0"]);
+    }
 }

@@ -199,9 +199,13 @@ pub struct Status {
 fn policy_text(store: &Store) -> String {
     match store.policy_view() {
         crate::policy::PolicyView::None => "none pinned (default deny: nothing is allowed)".into(),
-        crate::policy::PolicyView::Held(p) => format!("{} ({} rules, held)", p.hash(), p.rules.len()),
+        crate::policy::PolicyView::Held(p) => {
+            format!("{} ({} rules, held)", p.hash(), p.rules.len())
+        }
         crate::policy::PolicyView::Missing(h) => {
-            format!("{h} NOT HELD: everything is denied until the document is applied (rn member apply a bundle or proposal carrying it)")
+            format!(
+                "{h} NOT HELD: everything is denied until the document is applied (rn member apply a bundle or proposal carrying it)"
+            )
         }
     }
 }
@@ -268,7 +272,10 @@ impl Status {
             v["fork_evidence"] = json!(forks);
             v["audit"] = json!({"records": audit.records, "broken": audit.broken});
             v["repaired"] = json!(store.repairs());
-            v["policy_held"] = json!(matches!(store.policy_view(), crate::policy::PolicyView::Held(_)));
+            v["policy_held"] = json!(matches!(
+                store.policy_view(),
+                crate::policy::PolicyView::Held(_)
+            ));
             println!("{v}");
             return Ok(Exit::Ok);
         }

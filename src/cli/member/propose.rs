@@ -12,7 +12,6 @@ use crate::cli::output::{describe_op, now, parse_duration, show_duration};
 use crate::cli::{CliError, Exit, usage};
 use crate::files;
 use crate::ledger::State;
-use crate::policy::Policy;
 use crate::ledger::canonical::{caps, decode_value, to_jcs};
 use crate::ledger::model::{Approver, ApproverStatus, Node, NodeStatus, Params, Role, Set};
 use crate::ledger::reduce::reduce;
@@ -20,6 +19,7 @@ use crate::ledger::types::{
     ApproverKey, Cidr, Id, Owner, Reason, Sha256Digest, Tag, TransportKey, Uint, UpdateId,
 };
 use crate::ledger::update::{Op, Proposal, ProposalKind, Update, UpdateKind};
+use crate::policy::Policy;
 
 /// Propose a change: `rn member propose OP [op flags] --base FILE [--ttl 1h] [--reason TEXT]
 /// [--batch FILE] -o FILE`. OPs: add-node, remove-node, revoke-node, quarantine-node,
@@ -421,8 +421,9 @@ impl OpArgs {
                     for w in warnings {
                         eprintln!("warning: {}: {w}", file.display());
                     }
-                    doc.validate(base)
-                        .with_context(|| format!("policy {} against the base state", file.display()))?;
+                    doc.validate(base).with_context(|| {
+                        format!("policy {} against the base state", file.display())
+                    })?;
                     let hash = doc.hash();
                     policies.push(doc);
                     Op::SetPolicy { policy: Some(hash) }
@@ -656,10 +657,10 @@ impl Propose {
         let transition = reduce(&base, &update).context("the proposal would be rejected")?;
         update.new_root = transition.root();
         // The documents the update pins, and the current one so a signer can see the diff.
-        if let Some(current) = base.policy() {
-            if let Some(doc) = known.iter().find(|p| p.hash() == *current) {
-                policies.push(doc.clone());
-            }
+        if let Some(current) = base.policy()
+            && let Some(doc) = known.iter().find(|p| p.hash() == *current)
+        {
+            policies.push(doc.clone());
         }
         policies.dedup_by_key(|p| p.hash());
         let summary: Vec<String> = update

@@ -230,7 +230,9 @@ impl Sign {
                 };
                 let old = find(base.policy());
                 if base.policy().is_some() && old.is_none() {
-                    eprintln!("policy change (the current policy document is not in the proposal: showing the new rules in full):");
+                    eprintln!(
+                        "policy change (the current policy document is not in the proposal: showing the new rules in full):"
+                    );
                 } else {
                     eprintln!("policy change, rule by rule:");
                 }
