@@ -231,13 +231,19 @@ impl NodeSecret {
         })
     }
 
-    /// The base64 text of the private key plus a newline, as `wg genkey` prints it.
-    pub fn to_base64(&self) -> Zeroizing<String> {
+    /// The clamped private key bytes (for the tunnel backends only).
+    pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
         let mut bytes = Zeroizing::new(self.key.to_bytes());
-        // Clamp like `wg genkey` so the file is byte-identical to what WireGuard tools expect.
         bytes[0] &= 248;
         bytes[31] &= 127;
         bytes[31] |= 64;
+        bytes
+    }
+
+    /// The base64 text of the private key plus a newline, as `wg genkey` prints it.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        // Clamped like `wg genkey`, so the file is what WireGuard tools expect.
+        let bytes = self.secret_bytes();
         Zeroizing::new(format!("{}\n", B64.encode(*bytes)))
     }
 

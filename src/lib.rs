@@ -8,5 +8,8 @@ pub mod fault;
 pub mod files;
 pub mod journal;
 pub mod keys;
+pub mod firewall;
 pub mod ledger;
+pub mod node;
 pub mod policy;
+pub mod tunnel;

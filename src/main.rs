@@ -90,6 +90,12 @@ fn exit_code(err: &anyhow::Error) -> Exit {
                 KeyError::Rng(_) => Exit::Software,
             };
         }
+        if let Some(e) = cause.downcast_ref::<rn::node::config::ConfigError>() {
+            return match e {
+                rn::node::config::ConfigError::File(f) => file_exit(f),
+                rn::node::config::ConfigError::Invalid { .. } => Exit::DataErr,
+            };
+        }
         if cause.is::<std::io::Error>() {
             return Exit::IoErr;
         }

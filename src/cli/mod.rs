@@ -3,6 +3,7 @@
 
 pub mod key;
 pub mod member;
+pub mod node;
 pub mod output;
 pub mod policy;
 
@@ -78,6 +79,7 @@ enum Top {
     Key(key::KeyCmd),
     Member(member::MemberCmd),
     Policy(policy::PolicyCmd),
+    Node(node::NodeCmd),
 }
 
 /// Switches (options without a value): a "-" after one of these is a positional.
@@ -120,6 +122,7 @@ impl Rn {
             Top::Key(c) => c.run(),
             Top::Member(c) => c.run(),
             Top::Policy(c) => c.run(),
+            Top::Node(c) => c.run(),
         }
     }
 }

@@ -284,14 +284,18 @@ fn canonical_line<T: serde::Serialize>(v: &T) -> Vec<u8> {
 
 fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     let path = dir.join(LOCK);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_err(&path))?;
+    // Opened read-only once it exists: closing a file opened for writing would wake every
+    // inotify watcher of the directory on each open.
+    if fs::symlink_metadata(&path).is_err() {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(&path))?;
+    }
+    let file = File::open(&path).map_err(io_err(&path))?;
     files::check_private(&path, false)?;
     let start = Instant::now();
     loop {

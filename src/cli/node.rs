@@ -1,0 +1,278 @@
+//! `rn node init | run | status | reload`: the node agent.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use argh::FromArgs;
+
+use super::member::ledger::DEFAULT_STATE_DIR;
+use super::output::now;
+use super::{Exit, usage};
+use crate::files;
+use crate::firewall::FirewallKind;
+use crate::keys::NodeSecret;
+use crate::ledger::canonical::caps;
+use crate::ledger::store::{Store, StoreError};
+use crate::ledger::types::{Id, Sha256Digest};
+use crate::node::agent::{Agent, Flags, Log};
+use crate::node::config::{DEFAULT_CONFIG, NodeConfig};
+use crate::node::control;
+use crate::tunnel::BackendKind;
+
+/// The node agent: bootstraps, runs and reports.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "node")]
+pub struct NodeCmd {
+    #[argh(subcommand)]
+    sub: NodeSub,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum NodeSub {
+    Init(Init),
+    Run(Run),
+    Status(Status),
+    Reload(Reload),
+}
+
+impl NodeCmd {
+    /// Runs the subcommand.
+    pub fn run(self) -> anyhow::Result<Exit> {
+        match self.sub {
+            NodeSub::Init(c) => c.run(),
+            NodeSub::Run(c) => c.run(),
+            NodeSub::Status(c) => c.run(),
+            NodeSub::Reload(c) => c.run(),
+        }
+    }
+}
+
+fn default_config() -> PathBuf {
+    PathBuf::from(DEFAULT_CONFIG)
+}
+
+/// Set a node up: bootstrap its ledger from the signed genesis (checked against the pin),
+/// write its config (0600) and generate its WireGuard key; prints the public key and the
+/// `rn member propose add-node` line to hand to an approver.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "init")]
+struct Init {
+    /// this node's id
+    #[argh(option)]
+    node_id: Id,
+    /// the signed genesis
+    #[argh(option)]
+    genesis: PathBuf,
+    /// the genesis root, obtained out of band
+    #[argh(option)]
+    pin: Sha256Digest,
+    /// mesh interface name (default rn0)
+    #[argh(option, default = "String::from(\"rn0\")")]
+    interface: String,
+    /// UDP listen port (default 51820)
+    #[argh(option, default = "51820")]
+    listen_port: u16,
+    /// auto, kernel, userspace, uapi or memory (default auto)
+    #[argh(option, default = "BackendKind::Auto")]
+    backend: BackendKind,
+    /// nftables or none (default nftables)
+    #[argh(option, default = "FirewallKind::Nftables")]
+    firewall: FirewallKind,
+    /// a peer's static endpoint, PEER=IP:PORT; repeatable
+    #[argh(option)]
+    endpoint: Vec<String>,
+    /// persistent keepalive in seconds (default 25; 0 turns it off)
+    #[argh(option, default = "25")]
+    keepalive: u16,
+    /// where to write the config (default /etc/rn/node.json)
+    #[argh(option, default = "default_config()")]
+    config: PathBuf,
+    /// the ledger's state directory (default /var/lib/rn)
+    #[argh(option, default = "PathBuf::from(DEFAULT_STATE_DIR)")]
+    state_dir: PathBuf,
+    /// the WireGuard private key file (default: beside the config, <interface>.key)
+    #[argh(option)]
+    key: Option<PathBuf>,
+    /// replace an existing config and key
+    #[argh(switch)]
+    force: bool,
+}
+
+impl Init {
+    fn run(self) -> anyhow::Result<Exit> {
+        let mut endpoints = BTreeMap::new();
+        for e in &self.endpoint {
+            let (peer, addr) = e
+                .split_once('=')
+                .ok_or_else(|| usage(format!("--endpoint {e:?}: expected PEER=IP:PORT")))?;
+            let id: Id = peer.parse().map_err(|err| usage(format!("--endpoint {e:?}: {err}")))?;
+            let addr: SocketAddr = addr
+                .parse()
+                .map_err(|_| usage(format!("--endpoint {e:?}: {addr:?} is not IP:PORT")))?;
+            endpoints.insert(id, addr);
+        }
+        let dir = self
+            .config
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let key_path = self.key.clone().unwrap_or_else(|| dir.join(format!("{}.key", self.interface)));
+        let config = NodeConfig {
+            node_id: self.node_id.clone(),
+            state_dir: self.state_dir.clone(),
+            genesis_root: self.pin,
+            private_key: key_path.clone(),
+            interface: self.interface.clone(),
+            listen_port: self.listen_port,
+            backend: self.backend,
+            firewall: self.firewall,
+            endpoints,
+            exit: None,
+            keepalive_secs: self.keepalive,
+            control_socket: PathBuf::from(format!("/run/rn/{}.sock", self.interface)),
+            memory_file: dir.join(format!("{}.memory.json", self.interface)),
+        };
+        if !self.force {
+            for p in [&self.config, &key_path] {
+                if p.exists() {
+                    return Err(files::FileError::Exists { path: p.clone() }.into());
+                }
+            }
+        }
+        // The ledger first: it checks the genesis against the pin.
+        let genesis = files::read_capped(&self.genesis, caps::UPDATE)?;
+        match Store::bootstrap(&self.state_dir, &genesis, &self.pin, now()) {
+            Ok(_) => {}
+            Err(StoreError::AlreadyBootstrapped { .. }) => {
+                let s = Store::open(&self.state_dir, Some(&self.pin), now())?;
+                eprintln!("{} already holds this network's ledger (epoch {})", self.state_dir.display(), s.state().epoch());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        std::fs::create_dir_all(&dir)?;
+        let secret = NodeSecret::generate()?;
+        files::write_atomic(&key_path, secret.to_base64().as_bytes(), 0o600, self.force)?;
+        config.save(&self.config, self.force)?;
+        let public = secret.public();
+        println!("{public}");
+        eprintln!(
+            "node {} configured in {} (key {}). Hand this to an approver:\n  rn member propose add-node --id {} --pubkey {public} --owner OWNER [--tag TAG]... -o add-{}.json",
+            self.node_id,
+            self.config.display(),
+            key_path.display(),
+            self.node_id,
+            self.node_id
+        );
+        Ok(Exit::Ok)
+    }
+}
+
+/// Run the agent: verify the ledger, compile the policy, drive the tunnel and firewall, watch
+/// for changes (inotify), undo drift every 10 s; SIGHUP reloads, SIGTERM stops.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "run")]
+struct Run {
+    /// the config (default /etc/rn/node.json)
+    #[argh(option, default = "default_config()")]
+    config: PathBuf,
+    /// text or json (default text)
+    #[argh(option, default = "String::from(\"text\")")]
+    log_format: String,
+    /// write Prometheus text metrics here after every reconcile
+    #[argh(option)]
+    metrics_file: Option<PathBuf>,
+    /// reconcile once, print the status and exit (the interface of an embedded backend goes
+    /// with the process)
+    #[argh(switch)]
+    once: bool,
+}
+
+impl Run {
+    fn run(self) -> anyhow::Result<Exit> {
+        let json = match self.log_format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => return Err(usage(format!("--log-format {other:?} must be text or json"))),
+        };
+        let config = NodeConfig::load(&self.config)?;
+        let mut agent = Agent::new(config, Log::new(json), self.metrics_file.clone())?;
+        if self.once {
+            agent.reconcile();
+            let status = agent.status();
+            let s = status.lock().map_err(|_| anyhow::anyhow!("status lock poisoned"))?;
+            println!("{}", serde_json::to_string(&*s)?);
+            return Ok(if s.mode == "trusted" { Exit::Ok } else { Exit::Rejected });
+        }
+        let flags = Flags::default();
+        signal_hook::flag::register(signal_hook::consts::SIGTERM, flags.stop.clone())?;
+        signal_hook::flag::register(signal_hook::consts::SIGINT, flags.stop.clone())?;
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, flags.reload.clone())?;
+        agent.run(&flags)?;
+        Ok(Exit::Ok)
+    }
+}
+
+fn socket(config: &std::path::Path) -> anyhow::Result<PathBuf> {
+    Ok(NodeConfig::load(config)?.control_socket)
+}
+
+/// Ask the running agent for its status: mode and reason, epoch, root, peers.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "status")]
+struct Status {
+    /// the config (default /etc/rn/node.json)
+    #[argh(option, default = "default_config()")]
+    config: PathBuf,
+    /// print as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+impl Status {
+    fn run(self) -> anyhow::Result<Exit> {
+        let path = socket(&self.config)?;
+        let reply = control::request(&path, "status").map_err(|e| {
+            anyhow::anyhow!("no agent answers on {}: {e} (is `rn node run` running?)", path.display())
+        })?;
+        if self.json {
+            print!("{reply}");
+            return Ok(Exit::Ok);
+        }
+        let v: serde_json::Value = serde_json::from_str(&reply)?;
+        println!("node       {}", v["node_id"].as_str().unwrap_or("?"));
+        println!("mode       {}{}", v["mode"].as_str().unwrap_or("?"), v["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default());
+        println!("epoch      {}  root {}", v["epoch"], v["root"].as_str().unwrap_or("-"));
+        println!("interface  {} ({} backend, {} firewall)", v["interface"].as_str().unwrap_or("?"), v["backend"].as_str().unwrap_or("?"), v["firewall"].as_str().unwrap_or("?"));
+        let peers = v["peers"].as_array().cloned().unwrap_or_default();
+        println!("peers      {}", peers.len());
+        for p in peers {
+            let allowed: Vec<String> = p["allowed"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+            let hs = p["last_handshake"].as_u64().map_or_else(|| "never".to_owned(), |t| format!("{}s ago", now().saturating_sub(t)));
+            println!("  {:<16} {}  handshake {hs}", p["id"].as_str().unwrap_or("?"), allowed.join(" "));
+        }
+        if let Some(e) = v["last_error"].as_str() {
+            println!("last error {e}");
+        }
+        Ok(Exit::Ok)
+    }
+}
+
+/// Ask the running agent to reload now.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "reload")]
+struct Reload {
+    /// the config (default /etc/rn/node.json)
+    #[argh(option, default = "default_config()")]
+    config: PathBuf,
+}
+
+impl Reload {
+    fn run(self) -> anyhow::Result<Exit> {
+        let path = socket(&self.config)?;
+        control::request(&path, "reload").map_err(|e| anyhow::anyhow!("no agent answers on {}: {e}", path.display()))?;
+        println!("reload requested");
+        Ok(Exit::Ok)
+    }
+}

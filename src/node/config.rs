@@ -1,0 +1,92 @@
+//! The node configuration, `/etc/rn/node.json` (`0600`): which node this is, where its
+//! ledger lives, the pinned genesis root, and how to drive its tunnel and firewall.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::files::{self, FileError};
+use crate::firewall::FirewallKind;
+use crate::ledger::canonical::{decode_value, required};
+use crate::ledger::types::{Id, Sha256Digest};
+use crate::tunnel::BackendKind;
+
+/// Where `rn node` looks unless `--config` says otherwise.
+pub const DEFAULT_CONFIG: &str = "/etc/rn/node.json";
+
+/// A node's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id in the ledger.
+    pub node_id: Id,
+    /// The ledger's state directory.
+    pub state_dir: PathBuf,
+    /// The genesis root pinned out of band.
+    pub genesis_root: Sha256Digest,
+    /// The node's WireGuard private key file (`0600`).
+    pub private_key: PathBuf,
+    /// Mesh interface name.
+    pub interface: String,
+    /// UDP listen port.
+    pub listen_port: u16,
+    /// Tunnel backend.
+    pub backend: BackendKind,
+    /// Firewall backend.
+    pub firewall: FirewallKind,
+    /// Static endpoints of peers: node id → `ip:port`.
+    pub endpoints: BTreeMap<Id, SocketAddr>,
+    /// The exit node this node sends its internet traffic through, when granted.
+    #[serde(deserialize_with = "required")]
+    pub exit: Option<Id>,
+    /// Persistent keepalive towards peers, seconds (0: off).
+    pub keepalive_secs: u16,
+    /// The control socket (default `/run/rn/<interface>.sock`).
+    pub control_socket: PathBuf,
+    /// The `memory` backend's file.
+    pub memory_file: PathBuf,
+}
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// File problems.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// Does not decode.
+    #[error("{path}: {detail}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+impl NodeConfig {
+    /// Reads and checks the configuration (private file, strict decoding).
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        files::check_private(path, false)?;
+        let bytes = files::read_capped(path, 1 << 20)?;
+        let c: NodeConfig = decode_value("node config", &bytes).map_err(|e| ConfigError::Invalid {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        if c.interface.is_empty() || c.interface.len() > 15 || !c.interface.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(ConfigError::Invalid {
+                path: path.display().to_string(),
+                detail: format!("interface {:?} must be 1-15 of a-z A-Z 0-9 - _", c.interface),
+            });
+        }
+        Ok(c)
+    }
+
+    /// Writes the configuration (`0600`, atomically).
+    pub fn save(&self, path: &Path, overwrite: bool) -> Result<(), FileError> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("a config always encodes");
+        bytes.push(b'\n');
+        files::write_atomic(path, &bytes, 0o600, overwrite)
+    }
+}

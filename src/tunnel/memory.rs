@@ -1,0 +1,86 @@
+//! The `memory` backend: the interface is a JSON file holding the last applied intent. No
+//! packets flow; the agent, the demo without root and the tests drive it like any backend.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{InterfaceIntent, Observed, ObservedPeer, PeerConfig, TunnelBackend, TunnelError};
+use crate::files;
+
+#[derive(Serialize, Deserialize)]
+struct Recorded {
+    interface: String,
+    listen_port: u16,
+    addresses: Vec<String>,
+    peers: Vec<PeerConfig>,
+}
+
+/// Records intents in a file.
+pub struct Memory {
+    path: PathBuf,
+}
+
+impl Memory {
+    /// A backend writing to `path`.
+    pub fn new(path: &Path) -> Self {
+        Memory { path: path.to_owned() }
+    }
+}
+
+fn err(detail: impl std::fmt::Display) -> TunnelError {
+    TunnelError {
+        backend: "memory",
+        detail: detail.to_string(),
+    }
+}
+
+impl TunnelBackend for Memory {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn apply(&mut self, intent: &InterfaceIntent<'_>) -> Result<(), TunnelError> {
+        let r = Recorded {
+            interface: intent.name.to_owned(),
+            listen_port: intent.listen_port,
+            addresses: intent.addresses.iter().map(|a| a.to_string()).collect(),
+            peers: intent.peers.clone(),
+        };
+        let mut bytes = serde_json::to_vec_pretty(&r).map_err(err)?;
+        bytes.push(b'\n');
+        files::write_atomic(&self.path, &bytes, 0o600, true).map_err(err)
+    }
+
+    fn observe(&self) -> Result<Observed, TunnelError> {
+        let bytes = files::read_capped(&self.path, 64 << 20).map_err(err)?;
+        let r: Recorded = serde_json::from_slice(&bytes).map_err(err)?;
+        let mut peers: Vec<ObservedPeer> = r
+            .peers
+            .into_iter()
+            .map(|p| {
+                let mut allowed = p.allowed;
+                allowed.sort();
+                ObservedPeer {
+                    pubkey: p.pubkey,
+                    allowed,
+                    endpoint: p.endpoint,
+                    last_handshake: None,
+                }
+            })
+            .collect();
+        peers.sort_by(|a, b| a.pubkey.cmp(&b.pubkey));
+        Ok(Observed {
+            listen_port: r.listen_port,
+            peers,
+        })
+    }
+
+    fn shutdown(&mut self) -> Result<(), TunnelError> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+}

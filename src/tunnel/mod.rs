@@ -1,0 +1,187 @@
+//! Tunnel backends: the only code that knows WireGuard. The agent hands them a
+//! protocol-neutral [`InterfaceIntent`] and reads back an [`Observed`] state to compare.
+//!
+//! - `kernel`: kernel WireGuard over netlink;
+//! - `userspace`: WireGuard embedded in the agent (boringtun), no external daemon;
+//! - `uapi`: an already running userspace implementation (e.g. `wireguard-go`) through its
+//!   UAPI socket `/run/wireguard/<ifname>.sock`;
+//! - `memory`: records the intent in a JSON file (demo without root, tests).
+//!
+//! All but `memory` go through `defguard_wireguard_rs`.
+
+mod memory;
+mod wg;
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::NodeSecret;
+use crate::ledger::types::{Cidr, TransportKey};
+
+pub use memory::Memory;
+pub use wg::{WgBackend, WgKind};
+
+/// One peer as the interface should have it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerConfig {
+    /// The peer's public key.
+    pub pubkey: TransportKey,
+    /// Source prefixes accepted from it (and routed to it).
+    pub allowed: Vec<Cidr>,
+    /// Where to send its packets, when known (static endpoints from the node config).
+    pub endpoint: Option<SocketAddr>,
+    /// Persistent keepalive, seconds.
+    pub keepalive: Option<u16>,
+}
+
+/// The whole interface as it should be.
+pub struct InterfaceIntent<'a> {
+    /// Interface name.
+    pub name: &'a str,
+    /// This node's private key.
+    pub key: &'a NodeSecret,
+    /// UDP listen port.
+    pub listen_port: u16,
+    /// This node's overlay addresses with the overlay's prefix length (so the whole overlay
+    /// routes through the interface), e.g. `100.96.0.1/16`.
+    pub addresses: Vec<ipnet::IpNet>,
+    /// Peers, sorted by public key.
+    pub peers: Vec<PeerConfig>,
+}
+
+/// What the interface really holds, read back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Listen port.
+    pub listen_port: u16,
+    /// Peers with their allowed prefixes (sorted) and latest handshake (unix seconds; none
+    /// when never completed).
+    pub peers: Vec<ObservedPeer>,
+}
+
+/// One peer read back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedPeer {
+    /// Public key.
+    pub pubkey: TransportKey,
+    /// Allowed prefixes, sorted.
+    pub allowed: Vec<Cidr>,
+    /// Endpoint, if any.
+    pub endpoint: Option<SocketAddr>,
+    /// Last completed handshake (unix seconds), if any.
+    pub last_handshake: Option<u64>,
+}
+
+impl Observed {
+    /// Differences between what the interface holds and `peers` (the intent), in words;
+    /// empty when they agree on the peer set, each peer's allowed prefixes and the port.
+    pub fn differences(&self, port: u16, peers: &[PeerConfig]) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.listen_port != port {
+            out.push(format!("listen port {} (want {port})", self.listen_port));
+        }
+        for p in peers {
+            match self.peers.iter().find(|o| o.pubkey == p.pubkey) {
+                None => out.push(format!("peer {} missing", p.pubkey)),
+                Some(o) => {
+                    let mut want = p.allowed.clone();
+                    want.sort();
+                    if o.allowed != want {
+                        out.push(format!("peer {} allows {:?} (want {:?})", p.pubkey, o.allowed, want));
+                    }
+                    if p.endpoint.is_some() && o.endpoint != p.endpoint {
+                        out.push(format!("peer {} endpoint {:?} (want {:?})", p.pubkey, o.endpoint, p.endpoint));
+                    }
+                }
+            }
+        }
+        for o in &self.peers {
+            if !peers.iter().any(|p| p.pubkey == o.pubkey) {
+                out.push(format!("unexpected peer {}", o.pubkey));
+            }
+        }
+        out
+    }
+}
+
+/// A backend failure, with the backend's words.
+#[derive(Debug, thiserror::Error)]
+#[error("tunnel backend {backend}: {detail}")]
+pub struct TunnelError {
+    /// Which backend.
+    pub backend: &'static str,
+    /// What failed.
+    pub detail: String,
+}
+
+/// Drives one interface.
+pub trait TunnelBackend: Send {
+    /// The backend's name.
+    fn name(&self) -> &'static str;
+    /// Makes the interface hold exactly `intent`, as one batched configuration where the
+    /// backend allows it.
+    fn apply(&mut self, intent: &InterfaceIntent<'_>) -> Result<(), TunnelError>;
+    /// Reads the interface back.
+    fn observe(&self) -> Result<Observed, TunnelError>;
+    /// Removes the interface (or, for an attached daemon, every peer).
+    fn shutdown(&mut self) -> Result<(), TunnelError>;
+}
+
+/// Which backend a node uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Kernel WireGuard if the module is there, else the embedded userspace one.
+    Auto,
+    /// Kernel WireGuard over netlink.
+    Kernel,
+    /// Embedded userspace WireGuard.
+    Userspace,
+    /// An existing userspace daemon's UAPI socket.
+    Uapi,
+    /// A JSON file (no network; demo and tests).
+    Memory,
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Auto => "auto",
+            BackendKind::Kernel => "kernel",
+            BackendKind::Userspace => "userspace",
+            BackendKind::Uapi => "uapi",
+            BackendKind::Memory => "memory",
+        })
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(BackendKind::Auto),
+            "kernel" => Ok(BackendKind::Kernel),
+            "userspace" => Ok(BackendKind::Userspace),
+            "uapi" => Ok(BackendKind::Uapi),
+            "memory" => Ok(BackendKind::Memory),
+            _ => Err(format!("backend {s:?} must be auto, kernel, userspace, uapi or memory")),
+        }
+    }
+}
+
+/// Opens the backend for `interface`. `auto` picks kernel when the module is loaded, else
+/// userspace — never `memory`.
+pub fn open(kind: BackendKind, interface: &str, memory_file: &std::path::Path) -> Result<Box<dyn TunnelBackend>, TunnelError> {
+    let kernel_module = std::path::Path::new("/sys/module/wireguard").exists();
+    Ok(match kind {
+        BackendKind::Memory => Box::new(Memory::new(memory_file)),
+        BackendKind::Kernel => Box::new(WgBackend::new(WgKind::Kernel, interface)?),
+        BackendKind::Auto if kernel_module => Box::new(WgBackend::new(WgKind::Kernel, interface)?),
+        BackendKind::Userspace | BackendKind::Auto => {
+            Box::new(WgBackend::new(WgKind::Userspace, interface)?)
+        }
+        BackendKind::Uapi => Box::new(WgBackend::new(WgKind::Uapi, interface)?),
+    })
+}

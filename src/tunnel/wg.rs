@@ -1,0 +1,232 @@
+//! The WireGuard backends, through `defguard_wireguard_rs`: kernel (netlink), userspace
+//! (embedded boringtun) and uapi (an existing daemon's UAPI socket, e.g. `wireguard-go`).
+
+use std::process::Command;
+use std::time::UNIX_EPOCH;
+
+use defguard_wireguard_rs::host::Host;
+use defguard_wireguard_rs::key::Key;
+use defguard_wireguard_rs::net::IpAddrMask;
+use defguard_wireguard_rs::peer::Peer;
+use defguard_wireguard_rs::{InterfaceConfiguration, Kernel, Userspace, WGApi, WireguardInterfaceApi};
+use ipnet::IpNet;
+
+use super::{InterfaceIntent, Observed, ObservedPeer, TunnelBackend, TunnelError};
+use crate::ledger::types::{Cidr, TransportKey};
+
+/// Which WireGuard implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WgKind {
+    /// Kernel module, over netlink.
+    Kernel,
+    /// Embedded userspace implementation, created by the agent.
+    Userspace,
+    /// A userspace daemon that already runs, reached through its UAPI socket.
+    Uapi,
+}
+
+enum Api {
+    Kernel(WGApi<Kernel>),
+    User(WGApi<Userspace>),
+}
+
+/// A WireGuard interface driven through `defguard_wireguard_rs`.
+pub struct WgBackend {
+    kind: WgKind,
+    ifname: String,
+    api: Api,
+    created: bool,
+    addresses: Vec<IpNet>,
+}
+
+fn err(kind: WgKind, detail: impl std::fmt::Display) -> TunnelError {
+    TunnelError {
+        backend: match kind {
+            WgKind::Kernel => "kernel",
+            WgKind::Userspace => "userspace",
+            WgKind::Uapi => "uapi",
+        },
+        detail: detail.to_string(),
+    }
+}
+
+fn mask(c: &Cidr) -> IpAddrMask {
+    IpAddrMask::new(c.net().addr(), c.net().prefix_len())
+}
+
+fn cidr(m: &IpAddrMask) -> Option<Cidr> {
+    let net = IpNet::new(m.address, m.cidr).ok()?.trunc();
+    Cidr::new(net).ok()
+}
+
+impl WgBackend {
+    /// Prepares a backend for `ifname` (nothing is created until the first `apply`).
+    pub fn new(kind: WgKind, ifname: &str) -> Result<Self, TunnelError> {
+        let api = match kind {
+            WgKind::Kernel => Api::Kernel(WGApi::<Kernel>::new(ifname).map_err(|e| err(kind, e))?),
+            WgKind::Userspace | WgKind::Uapi => {
+                Api::User(WGApi::<Userspace>::new(ifname).map_err(|e| err(kind, e))?)
+            }
+        };
+        Ok(WgBackend {
+            kind,
+            ifname: ifname.to_owned(),
+            api,
+            created: false,
+            addresses: Vec::new(),
+        })
+    }
+
+    fn host(intent: &InterfaceIntent<'_>) -> Host {
+        let mut host = Host::new(intent.listen_port, Key::new(*intent.key.secret_bytes()));
+        for p in &intent.peers {
+            let key = Key::new(*p.pubkey.as_bytes());
+            let mut peer = Peer::new(key.clone());
+            peer.allowed_ips = p.allowed.iter().map(mask).collect();
+            peer.endpoint = p.endpoint;
+            peer.persistent_keepalive_interval = p.keepalive;
+            host.peers.insert(key, peer);
+        }
+        host
+    }
+
+    fn ensure_interface(&mut self) -> Result<(), TunnelError> {
+        if self.created {
+            return Ok(());
+        }
+        let kind = self.kind;
+        match &mut self.api {
+            Api::Kernel(api) => api.create_interface().map_err(|e| err(kind, e))?,
+            Api::User(api) if kind == WgKind::Userspace => api.create_interface().map_err(|e| err(kind, e))?,
+            Api::User(_) => {
+                // Attached daemon: the interface exists; make sure it is up.
+                let out = Command::new("ip")
+                    .args(["link", "set", "dev", &self.ifname, "up"])
+                    .output()
+                    .map_err(|e| err(kind, format!("ip link set up: {e}")))?;
+                if !out.status.success() {
+                    return Err(err(kind, format!("ip link set dev {} up: {}", self.ifname, String::from_utf8_lossy(&out.stderr).trim())));
+                }
+            }
+        }
+        self.created = true;
+        Ok(())
+    }
+
+    fn assign(&mut self, addresses: &[IpNet]) -> Result<(), TunnelError> {
+        let kind = self.kind;
+        for a in addresses.iter().filter(|a| !self.addresses.contains(a)) {
+            let m = IpAddrMask::new(a.addr(), a.prefix_len());
+            let r = match &self.api {
+                Api::Kernel(api) => api.assign_address(&m),
+                Api::User(api) => api.assign_address(&m),
+            };
+            r.map_err(|e| err(kind, format!("assign {a}: {e}")))?;
+        }
+        self.addresses = addresses.to_vec();
+        Ok(())
+    }
+}
+
+impl TunnelBackend for WgBackend {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            WgKind::Kernel => "kernel",
+            WgKind::Userspace => "userspace",
+            WgKind::Uapi => "uapi",
+        }
+    }
+
+    fn apply(&mut self, intent: &InterfaceIntent<'_>) -> Result<(), TunnelError> {
+        self.ensure_interface()?;
+        let host = Self::host(intent);
+        let kind = self.kind;
+        match &self.api {
+            // One UAPI transaction with replace_peers=true: the whole peer set at once.
+            Api::User(api) => api.write_host(&host).map_err(|e| err(kind, format!("UAPI set: {e}")))?,
+            Api::Kernel(api) => {
+                let config = InterfaceConfiguration {
+                    name: self.ifname.clone(),
+                    prvkey: Key::new(*intent.key.secret_bytes()).to_string(),
+                    addresses: Vec::new(),
+                    port: intent.listen_port,
+                    peers: host.peers.into_values().collect(),
+                    mtu: None,
+                    fwmark: None,
+                };
+                api.configure_interface(&config).map_err(|e| err(kind, e))?;
+            }
+        }
+        self.assign(&intent.addresses)
+    }
+
+    fn observe(&self) -> Result<Observed, TunnelError> {
+        let kind = self.kind;
+        let host = match &self.api {
+            Api::User(api) => api.read_host().map_err(|e| err(kind, format!("UAPI get: {e}")))?,
+            Api::Kernel(api) => api.read_interface_data().map_err(|e| err(kind, e))?,
+        };
+        let mut peers: Vec<ObservedPeer> = host
+            .peers
+            .values()
+            .filter_map(|p| {
+                let pubkey = TransportKey::from_bytes(p.public_key.as_array()).ok()?;
+                let mut allowed: Vec<Cidr> = p.allowed_ips.iter().filter_map(cidr).collect();
+                allowed.sort();
+                // wireguard-go reports a handshake that never completed as the unix epoch.
+                let last_handshake = p
+                    .last_handshake
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs())
+                    .filter(|&s| s > 0);
+                Some(ObservedPeer {
+                    pubkey,
+                    allowed,
+                    endpoint: p.endpoint,
+                    last_handshake,
+                })
+            })
+            .collect();
+        peers.sort_by(|a, b| a.pubkey.cmp(&b.pubkey));
+        Ok(Observed {
+            listen_port: host.listen_port,
+            peers,
+        })
+    }
+
+    fn shutdown(&mut self) -> Result<(), TunnelError> {
+        let kind = self.kind;
+        match (&self.api, kind) {
+            (Api::User(api), WgKind::Uapi) => {
+                // Not ours to delete: leave the daemon with no peers.
+                if let Ok(mut host) = api.read_host() {
+                    host.peers.clear();
+                    api.write_host(&host).map_err(|e| err(kind, e))?;
+                }
+            }
+            (Api::User(api), _) if self.created => {
+                // Known trap: removal can report a DNS error on hosts without resolvconf after
+                // the interface is gone; only a surviving interface is a failure.
+                if let Err(e) = api.remove_interface() {
+                    if interface_exists(&self.ifname) {
+                        return Err(err(kind, e));
+                    }
+                }
+            }
+            (Api::Kernel(api), _) if self.created => {
+                if let Err(e) = api.remove_interface() {
+                    if interface_exists(&self.ifname) {
+                        return Err(err(kind, e));
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.created = false;
+        Ok(())
+    }
+}
+
+fn interface_exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
