@@ -40,12 +40,12 @@ pub enum FileError {
         cap: usize,
     },
     /// Any other I/O error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The path.
         path: PathBuf,
         /// The error.
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -65,7 +65,7 @@ impl FileError {
             },
             _ => FileError::Io {
                 path: path.to_owned(),
-                source,
+                error: source,
             },
         }
     }
@@ -192,7 +192,7 @@ pub fn write_atomic_with(
         .file_name()
         .ok_or_else(|| FileError::Io {
             path: path.to_owned(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "not a file path"),
+            error: io::Error::new(io::ErrorKind::InvalidInput, "not a file path"),
         })?
         .to_string_lossy()
         .into_owned();
@@ -204,7 +204,7 @@ pub fn write_atomic_with(
     let mut nonce = [0u8; 8];
     getrandom::fill(&mut nonce).map_err(|e| FileError::Io {
         path: path.to_owned(),
-        source: io::Error::other(e.to_string()),
+        error: io::Error::other(e.to_string()),
     })?;
     let tmp = dir.join(format!(".{name}.tmp-{}", crate::ledger::types::hex(&nonce)));
     let result = (|| {

@@ -6,9 +6,9 @@
 pub mod cli;
 pub mod fault;
 pub mod files;
+pub mod firewall;
 pub mod journal;
 pub mod keys;
-pub mod firewall;
 pub mod ledger;
 pub mod node;
 pub mod policy;

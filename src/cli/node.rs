@@ -107,7 +107,9 @@ impl Init {
             let (peer, addr) = e
                 .split_once('=')
                 .ok_or_else(|| usage(format!("--endpoint {e:?}: expected PEER=IP:PORT")))?;
-            let id: Id = peer.parse().map_err(|err| usage(format!("--endpoint {e:?}: {err}")))?;
+            let id: Id = peer
+                .parse()
+                .map_err(|err| usage(format!("--endpoint {e:?}: {err}")))?;
             let addr: SocketAddr = addr
                 .parse()
                 .map_err(|_| usage(format!("--endpoint {e:?}: {addr:?} is not IP:PORT")))?;
@@ -118,7 +120,10 @@ impl Init {
             .parent()
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
-        let key_path = self.key.clone().unwrap_or_else(|| dir.join(format!("{}.key", self.interface)));
+        let key_path = self
+            .key
+            .clone()
+            .unwrap_or_else(|| dir.join(format!("{}.key", self.interface)));
         let config = NodeConfig {
             node_id: self.node_id.clone(),
             state_dir: self.state_dir.clone(),
@@ -147,7 +152,11 @@ impl Init {
             Ok(_) => {}
             Err(StoreError::AlreadyBootstrapped { .. }) => {
                 let s = Store::open(&self.state_dir, Some(&self.pin), now())?;
-                eprintln!("{} already holds this network's ledger (epoch {})", self.state_dir.display(), s.state().epoch());
+                eprintln!(
+                    "{} already holds this network's ledger (epoch {})",
+                    self.state_dir.display(),
+                    s.state().epoch()
+                );
             }
             Err(e) => return Err(e.into()),
         }
@@ -194,16 +203,26 @@ impl Run {
         let json = match self.log_format.as_str() {
             "text" => false,
             "json" => true,
-            other => return Err(usage(format!("--log-format {other:?} must be text or json"))),
+            other => {
+                return Err(usage(format!(
+                    "--log-format {other:?} must be text or json"
+                )));
+            }
         };
         let config = NodeConfig::load(&self.config)?;
         let mut agent = Agent::new(config, Log::new(json), self.metrics_file.clone())?;
         if self.once {
             agent.reconcile();
             let status = agent.status();
-            let s = status.lock().map_err(|_| anyhow::anyhow!("status lock poisoned"))?;
+            let s = status
+                .lock()
+                .map_err(|_| anyhow::anyhow!("status lock poisoned"))?;
             println!("{}", serde_json::to_string(&*s)?);
-            return Ok(if s.mode == "trusted" { Exit::Ok } else { Exit::Rejected });
+            return Ok(if s.mode == "trusted" {
+                Exit::Ok
+            } else {
+                Exit::Rejected
+            });
         }
         let flags = Flags::default();
         signal_hook::flag::register(signal_hook::consts::SIGTERM, flags.stop.clone())?;
@@ -234,7 +253,10 @@ impl Status {
     fn run(self) -> anyhow::Result<Exit> {
         let path = socket(&self.config)?;
         let reply = control::request(&path, "status").map_err(|e| {
-            anyhow::anyhow!("no agent answers on {}: {e} (is `rn node run` running?)", path.display())
+            anyhow::anyhow!(
+                "no agent answers on {}: {e} (is `rn node run` running?)",
+                path.display()
+            )
         })?;
         if self.json {
             print!("{reply}");
@@ -242,15 +264,45 @@ impl Status {
         }
         let v: serde_json::Value = serde_json::from_str(&reply)?;
         println!("node       {}", v["node_id"].as_str().unwrap_or("?"));
-        println!("mode       {}{}", v["mode"].as_str().unwrap_or("?"), v["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default());
-        println!("epoch      {}  root {}", v["epoch"], v["root"].as_str().unwrap_or("-"));
-        println!("interface  {} ({} backend, {} firewall)", v["interface"].as_str().unwrap_or("?"), v["backend"].as_str().unwrap_or("?"), v["firewall"].as_str().unwrap_or("?"));
+        println!(
+            "mode       {}{}",
+            v["mode"].as_str().unwrap_or("?"),
+            v["reason"]
+                .as_str()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+        println!(
+            "epoch      {}  root {}",
+            v["epoch"],
+            v["root"].as_str().unwrap_or("-")
+        );
+        println!(
+            "interface  {} ({} backend, {} firewall)",
+            v["interface"].as_str().unwrap_or("?"),
+            v["backend"].as_str().unwrap_or("?"),
+            v["firewall"].as_str().unwrap_or("?")
+        );
         let peers = v["peers"].as_array().cloned().unwrap_or_default();
         println!("peers      {}", peers.len());
         for p in peers {
-            let allowed: Vec<String> = p["allowed"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
-            let hs = p["last_handshake"].as_u64().map_or_else(|| "never".to_owned(), |t| format!("{}s ago", now().saturating_sub(t)));
-            println!("  {:<16} {}  handshake {hs}", p["id"].as_str().unwrap_or("?"), allowed.join(" "));
+            let allowed: Vec<String> = p["allowed"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let hs = p["last_handshake"].as_u64().map_or_else(
+                || "never".to_owned(),
+                |t| format!("{}s ago", now().saturating_sub(t)),
+            );
+            println!(
+                "  {:<16} {}  handshake {hs}",
+                p["id"].as_str().unwrap_or("?"),
+                allowed.join(" ")
+            );
         }
         if let Some(e) = v["last_error"].as_str() {
             println!("last error {e}");
@@ -271,7 +323,8 @@ struct Reload {
 impl Reload {
     fn run(self) -> anyhow::Result<Exit> {
         let path = socket(&self.config)?;
-        control::request(&path, "reload").map_err(|e| anyhow::anyhow!("no agent answers on {}: {e}", path.display()))?;
+        control::request(&path, "reload")
+            .map_err(|e| anyhow::anyhow!("no agent answers on {}: {e}", path.display()))?;
         println!("reload requested");
         Ok(Exit::Ok)
     }

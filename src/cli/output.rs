@@ -27,7 +27,7 @@ pub fn report_error(err: &anyhow::Error, code: Exit, json: bool) {
                     .or_else(|| {
                         c.downcast_ref::<StoreError>().and_then(|e| match e {
                             StoreError::Restricted(r) => Some(r.name()),
-                            StoreError::Decode { source, .. } => Some(source.name()),
+                            StoreError::Decode { error, .. } => Some(error.name()),
                             other => other.rejection().map(Rejection::name),
                         })
                     })

@@ -139,7 +139,13 @@ fn set<T: std::fmt::Display>(items: &[T]) -> String {
 fn l4(proto: Proto, ports: &[PortRange], v6: bool) -> String {
     match proto {
         Proto::Any => String::new(),
-        Proto::Icmp => if v6 { " meta l4proto ipv6-icmp".into() } else { " meta l4proto icmp".into() },
+        Proto::Icmp => {
+            if v6 {
+                " meta l4proto ipv6-icmp".into()
+            } else {
+                " meta l4proto icmp".into()
+            }
+        }
         Proto::Tcp | Proto::Udp => {
             let p = if proto == Proto::Tcp { "tcp" } else { "udp" };
             if ports.is_empty() {
@@ -183,7 +189,9 @@ pub fn render(interface: &str, intent: &FilterIntent<'_>) -> String {
     match intent {
         FilterIntent::DropAll => {
             s.push_str("    counter drop comment \"restricted: nothing from the mesh\"\n  }\n");
-            s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+            s.push_str(
+                "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
+            );
             let _ = writeln!(s, "    iifname {q} counter drop comment \"restricted\"");
             let _ = writeln!(s, "    oifname {q} counter drop comment \"restricted\"");
             s.push_str("  }\n}\n");
@@ -192,23 +200,40 @@ pub fn render(interface: &str, intent: &FilterIntent<'_>) -> String {
             s.push_str("    ct state established,related accept\n    ct state invalid drop\n");
             for r in inbound.iter() {
                 for (v6, m) in families(&r.from, None) {
-                    let _ = writeln!(s, "    {m}{} accept comment \"rule {}\"", l4(r.proto, &r.ports, v6), r.rule);
+                    let _ = writeln!(
+                        s,
+                        "    {m}{} accept comment \"rule {}\"",
+                        l4(r.proto, &r.ports, v6),
+                        r.rule
+                    );
                 }
             }
             s.push_str("    counter drop comment \"default deny\"\n  }\n");
-            s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+            s.push_str(
+                "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
+            );
             let _ = writeln!(s, "    iifname != {q} oifname != {q} accept");
             s.push_str("    ct state established,related accept\n    ct state invalid drop\n");
             for f in forward.iter() {
                 match &f.to {
                     ForwardTo::Prefixes(to) => {
                         for (v6, m) in families(&f.from, Some(to)) {
-                            let _ = writeln!(s, "    iifname {q} {m}{} accept comment \"rule {} via router\"", l4(f.proto, &f.ports, v6), f.rule);
+                            let _ = writeln!(
+                                s,
+                                "    iifname {q} {m}{} accept comment \"rule {} via router\"",
+                                l4(f.proto, &f.ports, v6),
+                                f.rule
+                            );
                         }
                     }
                     ForwardTo::Internet => {
                         for (v6, m) in families(&f.from, None) {
-                            let _ = writeln!(s, "    iifname {q} oifname != {q} {m}{} accept comment \"rule {} via exit\"", l4(f.proto, &f.ports, v6), f.rule);
+                            let _ = writeln!(
+                                s,
+                                "    iifname {q} oifname != {q} {m}{} accept comment \"rule {} via exit\"",
+                                l4(f.proto, &f.ports, v6),
+                                f.rule
+                            );
                         }
                     }
                 }

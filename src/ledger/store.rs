@@ -166,12 +166,12 @@ pub enum StoreError {
     #[error(transparent)]
     File(#[from] FileError),
     /// A file that must decode does not.
-    #[error("{file}: {source}")]
+    #[error("{file}: {error}")]
     Decode {
         /// The file.
         file: String,
         /// Why.
-        source: DecodeError,
+        error: DecodeError,
     },
     /// The genesis or its pin does not verify.
     #[error("{GENESIS}: {0}")]
@@ -197,12 +197,12 @@ pub enum StoreError {
     #[error("cannot recover: {0}")]
     Unrecoverable(String),
     /// An I/O error on a file the store holds open.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -270,9 +270,9 @@ pub struct Store {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
+    move |error| StoreError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
@@ -316,6 +316,7 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
 
 /// The watermark mirror beside the state directory: `DIR.watermark`.
 pub fn mirror_path(dir: &Path) -> PathBuf {
+    let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
     let s = dir.as_os_str().to_string_lossy();
     PathBuf::from(format!("{}.watermark", s.trim_end_matches('/')))
 }
@@ -407,9 +408,9 @@ impl Store {
         pin: &Sha256Digest,
         now: u64,
     ) -> Result<Store, StoreError> {
-        let signed: SignedGenesis = decode(genesis_bytes).map_err(|source| StoreError::Decode {
+        let signed: SignedGenesis = decode(genesis_bytes).map_err(|error| StoreError::Decode {
             file: "genesis".into(),
-            source,
+            error,
         })?;
         let verified = verify_genesis(&signed, Some(pin)).map_err(StoreError::Genesis)?;
         match fs::symlink_metadata(dir) {
@@ -501,7 +502,7 @@ impl Store {
             .and_then(|s| s.trim_end_matches('\n').parse().ok())
             .ok_or_else(|| StoreError::Decode {
                 file: PIN.into(),
-                source: DecodeError::Malformed {
+                error: DecodeError::Malformed {
                     what: "pin",
                     detail: "expected sha256:<64 hex> and a newline".into(),
                 },
@@ -515,14 +516,14 @@ impl Store {
             }));
         }
         let genesis_file = files::read_capped(&dir.join(GENESIS), caps::UPDATE)?;
-        let signed: SignedGenesis = decode(&genesis_file).map_err(|source| StoreError::Decode {
+        let signed: SignedGenesis = decode(&genesis_file).map_err(|error| StoreError::Decode {
             file: GENESIS.into(),
-            source,
+            error,
         })?;
         if canonical_line(&signed) != genesis_file {
             return Err(StoreError::Decode {
                 file: GENESIS.into(),
-                source: DecodeError::Malformed {
+                error: DecodeError::Malformed {
                     what: "genesis",
                     detail: "not in canonical form (the file was edited)".into(),
                 },
@@ -695,7 +696,10 @@ impl Store {
                 .and_then(|b| decode::<Watermark>(b).ok())
                 .is_none_or(|w| w.epoch.get() < log_epoch)
         };
-        if restriction.is_none() && (ahead(&inside) || ahead(&mirror)) {
+        if restriction.is_none() && mirror.is_none() {
+            self.repairs
+                .push("created the watermark mirror beside the directory".into());
+        } else if restriction.is_none() && (ahead(&inside) || ahead(&mirror)) {
             self.repairs.push(format!(
                 "finished an interrupted commit (watermarks brought to epoch {log_epoch})"
             ));
@@ -753,7 +757,10 @@ impl Store {
                 Err(_) => false,
             },
         };
-        let finishing = self.repairs.iter().any(|r| r.starts_with("finished"));
+        let finishing = self
+            .repairs
+            .iter()
+            .any(|r| r.starts_with("finished") || r.starts_with("created the watermark mirror"));
         if !snap_ok && !finishing {
             self.repairs
                 .push("rewrote ledger.snapshot from the log".into());
@@ -992,7 +999,12 @@ impl Store {
                     seen.insert(su.update.update_id);
                     accepted.push((v.commit_to(&mut work), hash));
                 }
-                Err(rejection) => return Err(self.reject(now, source, i, count, hash, rejection)),
+                Err(rejection) => {
+                    if let Rejection::Fork { .. } = rejection {
+                        self.keep_evidence(su, su.update.epoch_new.get(), &hash, now, source)?;
+                    }
+                    return Err(self.reject(now, source, i, count, hash, rejection));
+                }
             }
         }
         // Write: log lines (one write, one fsync), then snapshot, then watermark.

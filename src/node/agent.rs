@@ -91,13 +91,30 @@ pub fn plan(config: &NodeConfig, store: Result<&Store, String>) -> Plan {
         return Plan::restricted(format!("ledger restricted: {r}"), epoch, root);
     }
     let Some(me) = state.node(&config.node_id) else {
-        return Plan::restricted(format!("node {} is not in the ledger (yet)", config.node_id), epoch, root);
+        return Plan::restricted(
+            format!("node {} is not in the ledger (yet)", config.node_id),
+            epoch,
+            root,
+        );
     };
     if me.status != NodeStatus::Active {
-        let s = if me.status == NodeStatus::Revoked { "revoked" } else { "quarantined" };
-        return Plan::restricted(format!("this node ({}) is {s} in the ledger", config.node_id), epoch, root);
+        let s = if me.status == NodeStatus::Revoked {
+            "revoked"
+        } else {
+            "quarantined"
+        };
+        return Plan::restricted(
+            format!("this node ({}) is {s} in the ledger", config.node_id),
+            epoch,
+            root,
+        );
     }
-    let intents = compile(store.policy_view(), state, &config.node_id, config.exit.as_ref());
+    let intents = compile(
+        store.policy_view(),
+        state,
+        &config.node_id,
+        config.exit.as_ref(),
+    );
     let params = state.params();
     let addresses = me
         .addresses
@@ -204,7 +221,10 @@ impl Log {
     pub fn event(&self, level: &str, msg: &str) {
         let now = unix_now();
         if self.json {
-            eprintln!("{}", serde_json::json!({"ts": now, "level": level, "msg": msg}));
+            eprintln!(
+                "{}",
+                serde_json::json!({"ts": now, "level": level, "msg": msg})
+            );
         } else {
             eprintln!("{} {level:<5} {msg}", crate::cli::output::utc(now));
         }
@@ -239,7 +259,11 @@ pub struct Agent {
 
 impl Agent {
     /// Prepares an agent from its configuration (nothing touches the network yet).
-    pub fn new(config: NodeConfig, log: Log, metrics_file: Option<PathBuf>) -> anyhow::Result<Agent> {
+    pub fn new(
+        config: NodeConfig,
+        log: Log,
+        metrics_file: Option<PathBuf>,
+    ) -> anyhow::Result<Agent> {
         let key = NodeSecret::load(&config.private_key)?;
         let tunnel = tunnel::open(config.backend, &config.interface, &config.memory_file)?;
         let firewall = firewall::open(config.firewall);
@@ -281,7 +305,9 @@ impl Agent {
     /// ones moved to `inbox/rejected/` (the store audits each rejection).
     fn process_inbox(&mut self, store: &mut Store) {
         let inbox = self.inbox();
-        let Ok(entries) = fs::read_dir(&inbox) else { return };
+        let Ok(entries) = fs::read_dir(&inbox) else {
+            return;
+        };
         let mut names: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
@@ -289,19 +315,34 @@ impl Agent {
             .collect();
         names.sort();
         for path in names {
-            let shown = format!("inbox/{}", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            let shown = format!(
+                "inbox/{}",
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            );
             let result = files::read_capped(&path, caps::LOG)
                 .map_err(|e| e.to_string())
                 .and_then(|b| carried(&b).map_err(|e| e.to_string()))
                 .and_then(|(updates, policies)| {
-                    let r = store.apply(&updates, unix_now(), &shown).map_err(|e| e.to_string())?;
+                    let r = store
+                        .apply(&updates, unix_now(), &shown)
+                        .map_err(|e| e.to_string())?;
                     store.store_policies(&policies).map_err(|e| e.to_string())?;
                     Ok(r)
                 });
             match result {
                 Ok(r) => {
                     let _ = fs::remove_file(&path);
-                    self.log.event("info", &format!("{shown}: applied {} update(s), epoch {} -> {}", r.committed.len(), r.from_epoch, r.to_epoch));
+                    self.log.event(
+                        "info",
+                        &format!(
+                            "{shown}: applied {} update(s), epoch {} -> {}",
+                            r.committed.len(),
+                            r.from_epoch,
+                            r.to_epoch
+                        ),
+                    );
                 }
                 Err(e) => {
                     self.rejections += 1;
@@ -320,7 +361,11 @@ impl Agent {
     pub fn reconcile(&mut self) {
         self.reconciles += 1;
         let started = Instant::now();
-        let opened = Store::open(&self.config.state_dir, Some(&self.config.genesis_root), unix_now());
+        let opened = Store::open(
+            &self.config.state_dir,
+            Some(&self.config.genesis_root),
+            unix_now(),
+        );
         let mut store = match opened {
             Ok(s) => Ok(s),
             Err(e) => Err(store_reason(&e)),
@@ -335,22 +380,38 @@ impl Agent {
         let error = self.enforce(&plan).err();
         let final_plan = match &error {
             Some(e) => {
-                self.log.event("error", &format!("apply failed twice, restricting: {e}"));
-                let r = Plan::restricted(format!("tunnel or firewall did not take the configuration: {e}"), plan.epoch, plan.root);
+                self.log
+                    .event("error", &format!("apply failed twice, restricting: {e}"));
+                let r = Plan::restricted(
+                    format!("tunnel or firewall did not take the configuration: {e}"),
+                    plan.epoch,
+                    plan.root,
+                );
                 if let Err(e2) = self.enforce(&r) {
-                    self.log.event("error", &format!("could not even restrict: {e2}"));
+                    self.log
+                        .event("error", &format!("could not even restrict: {e2}"));
                 }
                 r
             }
             None => plan,
         };
-        if self.applied.as_ref().map(|p| (&p.restricted, p.epoch)) != Some((&final_plan.restricted, final_plan.epoch)) {
+        if self.applied.as_ref().map(|p| (&p.restricted, p.epoch))
+            != Some((&final_plan.restricted, final_plan.epoch))
+        {
             match &final_plan.restricted {
-                None => self.log.event("info", &format!("trusted at epoch {}: {} peer(s)", final_plan.epoch, final_plan.peers.len())),
+                None => self.log.event(
+                    "info",
+                    &format!(
+                        "trusted at epoch {}: {} peer(s)",
+                        final_plan.epoch,
+                        final_plan.peers.len()
+                    ),
+                ),
                 Some(r) => self.log.event("warn", &format!("RESTRICTED: {r}")),
             }
         }
-        self.apply_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.apply_ms
+            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         self.applied = Some(final_plan);
         self.publish(error.map(|e| e.to_string()));
     }
@@ -368,7 +429,10 @@ impl Agent {
         let mut last = String::new();
         for attempt in 0..2 {
             let needs = match self.tunnel.observe() {
-                Ok(o) => !o.differences(self.config.listen_port, &peers).is_empty() || self.applied.is_none(),
+                Ok(o) => {
+                    !o.differences(self.config.listen_port, &peers).is_empty()
+                        || self.applied.is_none()
+                }
                 Err(_) => true,
             };
             if needs {
@@ -385,7 +449,11 @@ impl Agent {
                         last.clear();
                         break;
                     }
-                    last = format!("read-back differs (attempt {}): {}", attempt + 1, d.join("; "));
+                    last = format!(
+                        "read-back differs (attempt {}): {}",
+                        attempt + 1,
+                        d.join("; ")
+                    );
                 }
                 Err(e) => last = e.to_string(),
             }
@@ -400,7 +468,11 @@ impl Agent {
                 forward: &plan.forward,
             },
         };
-        let same_filter = self.applied.as_ref().is_some_and(|a| a.restricted.is_some() == plan.restricted.is_some() && a.inbound == plan.inbound && a.forward == plan.forward);
+        let same_filter = self.applied.as_ref().is_some_and(|a| {
+            a.restricted.is_some() == plan.restricted.is_some()
+                && a.inbound == plan.inbound
+                && a.forward == plan.forward
+        });
         if !same_filter {
             self.firewall.apply(&self.config.interface, &filter)?;
         }
@@ -410,20 +482,26 @@ impl Agent {
 
     /// Re-reads the interface; undoes anything changed behind rn's back.
     pub fn undo_drift(&mut self) {
-        let Some(plan) = self.applied.clone() else { return };
+        let Some(plan) = self.applied.clone() else {
+            return;
+        };
         let peers: Vec<PeerConfig> = plan.peers.iter().map(|(_, p)| p.clone()).collect();
         match self.tunnel.observe() {
             Ok(o) => {
                 let d = o.differences(self.config.listen_port, &peers);
                 if !d.is_empty() {
                     self.drift_corrections += 1;
-                    self.log.event("warn", &format!("drift: {}; re-applying", d.join("; ")));
+                    self.log
+                        .event("warn", &format!("drift: {}; re-applying", d.join("; ")));
                     if let Err(e) = self.enforce(&plan) {
-                        self.log.event("error", &format!("drift correction failed: {e}"));
+                        self.log
+                            .event("error", &format!("drift correction failed: {e}"));
                     }
                 }
             }
-            Err(e) => self.log.event("warn", &format!("cannot read the interface: {e}")),
+            Err(e) => self
+                .log
+                .event("warn", &format!("cannot read the interface: {e}")),
         }
         self.publish(None);
     }
@@ -447,7 +525,12 @@ impl Agent {
             })
             .collect();
         if let Ok(mut s) = self.status.lock() {
-            s.mode = if plan.restricted.is_some() { "restricted" } else { "trusted" }.into();
+            s.mode = if plan.restricted.is_some() {
+                "restricted"
+            } else {
+                "trusted"
+            }
+            .into();
             s.reason = plan.restricted.clone();
             s.epoch = plan.epoch;
             s.root = plan.root.map(|r| r.to_string());
@@ -491,10 +574,12 @@ impl Agent {
     /// filter.
     pub fn shutdown(&mut self) {
         if let Err(e) = self.tunnel.shutdown() {
-            self.log.event("error", &format!("removing the interface: {e}"));
+            self.log
+                .event("error", &format!("removing the interface: {e}"));
         }
         if let Err(e) = self.firewall.clear() {
-            self.log.event("error", &format!("removing the filter: {e}"));
+            self.log
+                .event("error", &format!("removing the filter: {e}"));
         }
         self.log.event("info", "stopped");
     }
@@ -503,15 +588,37 @@ impl Agent {
     /// 1 s poll), on SIGHUP or `rn node reload`, and undo drift every 10 s.
     pub fn run(&mut self, flags: &Flags) -> anyhow::Result<()> {
         let _ = private_dir(&self.inbox());
-        let server = control::serve(&self.config.control_socket, self.status.clone(), flags.reload.clone());
+        let server = control::serve(
+            &self.config.control_socket,
+            self.status.clone(),
+            flags.reload.clone(),
+        );
         if let Err(e) = &server {
-            self.log.event("warn", &format!("control socket {}: {e}", self.config.control_socket.display()));
+            self.log.event(
+                "warn",
+                &format!(
+                    "control socket {}: {e}",
+                    self.config.control_socket.display()
+                ),
+            );
         }
         let watch = Watch::new(&self.config.state_dir);
         if watch.is_none() {
-            self.log.event("warn", "inotify unavailable: polling the state directory every second");
+            self.log.event(
+                "warn",
+                "inotify unavailable: polling the state directory every second",
+            );
         }
-        self.log.event("info", &format!("starting: node {}, interface {}, backend {}, firewall {}", self.config.node_id, self.config.interface, self.tunnel.name(), self.firewall.name()));
+        self.log.event(
+            "info",
+            &format!(
+                "starting: node {}, interface {}, backend {}, firewall {}",
+                self.config.node_id,
+                self.config.interface,
+                self.tunnel.name(),
+                self.firewall.name()
+            ),
+        );
         self.reconcile();
         let mut last_drift = Instant::now();
         let mut last_poll = Instant::now();
@@ -577,7 +684,8 @@ struct Watch {
 impl Watch {
     fn new(dir: &Path) -> Option<Watch> {
         use rustix::fs::inotify;
-        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()?;
+        let fd =
+            inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()?;
         let flags = inotify::WatchFlags::CLOSE_WRITE
             | inotify::WatchFlags::MOVED_TO
             | inotify::WatchFlags::MOVED_FROM

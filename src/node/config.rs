@@ -70,14 +70,24 @@ impl NodeConfig {
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
         files::check_private(path, false)?;
         let bytes = files::read_capped(path, 1 << 20)?;
-        let c: NodeConfig = decode_value("node config", &bytes).map_err(|e| ConfigError::Invalid {
-            path: path.display().to_string(),
-            detail: e.to_string(),
-        })?;
-        if c.interface.is_empty() || c.interface.len() > 15 || !c.interface.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        let c: NodeConfig =
+            decode_value("node config", &bytes).map_err(|e| ConfigError::Invalid {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+        if c.interface.is_empty()
+            || c.interface.len() > 15
+            || !c
+                .interface
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(ConfigError::Invalid {
                 path: path.display().to_string(),
-                detail: format!("interface {:?} must be 1-15 of a-z A-Z 0-9 - _", c.interface),
+                detail: format!(
+                    "interface {:?} must be 1-15 of a-z A-Z 0-9 - _",
+                    c.interface
+                ),
             });
         }
         Ok(c)

@@ -12,9 +12,16 @@ use std::time::Duration;
 use super::agent::Status;
 
 /// Binds the socket and answers requests on a thread. Returns the socket path.
-pub fn serve(path: &Path, status: Arc<Mutex<Status>>, reload: Arc<AtomicBool>) -> std::io::Result<PathBuf> {
+pub fn serve(
+    path: &Path,
+    status: Arc<Mutex<Status>>,
+    reload: Arc<AtomicBool>,
+) -> std::io::Result<PathBuf> {
     if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
@@ -41,7 +48,9 @@ fn answer(conn: UnixStream, status: &Mutex<Status>, reload: &AtomicBool) -> std:
     BufReader::new(conn.try_clone()?.take(256)).read_line(&mut line)?;
     let reply = match line.trim() {
         "status" => match status.lock() {
-            Ok(s) => serde_json::to_string(&*s).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+            Ok(s) => {
+                serde_json::to_string(&*s).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            }
             Err(_) => "{\"error\":\"status unavailable\"}".into(),
         },
         "reload" => {

@@ -249,6 +249,8 @@ pub fn compile(view: PolicyView<'_>, state: &State, me: &Id, exit: Option<&Id>) 
     let n = idx.nodes.len();
     let mut peers = NodeSet::new(n);
     let mut extra: BTreeMap<usize, Vec<Cidr>> = BTreeMap::new();
+    // WireGuard routes each prefix to one peer: the first router (by id) that covers it.
+    let mut routed: BTreeMap<Cidr, usize> = BTreeMap::new();
     let ports = |r: &super::model::Rule| r.ports.clone().unwrap_or_default();
 
     for (ri, rule) in policy.rules.iter().enumerate() {
@@ -299,6 +301,9 @@ pub fn compile(view: PolicyView<'_>, state: &State, me: &Id, exit: Option<&Id>) 
                         for g in &granted {
                             for r in p.routes.iter() {
                                 if let Some(o) = overlap(g, r) {
+                                    if *routed.entry(o).or_insert(pi) != pi {
+                                        continue;
+                                    }
                                     peers.insert(pi);
                                     extra.entry(pi).or_default().push(o);
                                     out.routes_used.push((o, p.id.clone(), ri));

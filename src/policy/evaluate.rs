@@ -156,12 +156,16 @@ pub fn evaluate(view: PolicyView<'_>, state: &State, q: &Query) -> Decision {
 }
 
 fn decide(view: PolicyView<'_>, state: &State, q: &Query) -> Result<usize, DenyReason> {
+    // Membership first, then the policy.
+    let from = active(state, &q.from)?;
+    if let Target::Node(to) = &q.to {
+        active(state, to)?;
+    }
     let policy = match view {
         PolicyView::None => return Err(DenyReason::NoPolicy),
         PolicyView::Missing(h) => return Err(DenyReason::PolicyNotHeld(*h)),
         PolicyView::Held(p) => p,
     };
-    let from = active(state, &q.from)?;
     if let Target::Node(to) = &q.to
         && active(state, to)?.id == from.id
     {

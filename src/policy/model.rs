@@ -359,14 +359,34 @@ impl Rule {
     }
 }
 
-/// A parsed, checked policy document.
+/// A parsed, checked policy document: decoding runs every rule check, wherever the document
+/// comes from (a file, a proposal, a bundle, the policy store).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "PolicyWire")]
 pub struct Policy {
     /// `rn.policy.v1`.
     pub kind: PolicyKind,
     /// The allow rules, in order (the first match is reported).
     pub rules: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyWire {
+    kind: PolicyKind,
+    rules: Vec<Rule>,
+}
+
+impl TryFrom<PolicyWire> for Policy {
+    type Error = PolicyError;
+    fn try_from(w: PolicyWire) -> Result<Self, PolicyError> {
+        let p = Policy {
+            kind: w.kind,
+            rules: w.rules,
+        };
+        p.check()?;
+        Ok(p)
+    }
 }
 
 impl Document for Policy {

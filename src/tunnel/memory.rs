@@ -24,7 +24,9 @@ pub struct Memory {
 impl Memory {
     /// A backend writing to `path`.
     pub fn new(path: &Path) -> Self {
-        Memory { path: path.to_owned() }
+        Memory {
+            path: path.to_owned(),
+        }
     }
 }
 

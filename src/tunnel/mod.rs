@@ -89,10 +89,16 @@ impl Observed {
                     let mut want = p.allowed.clone();
                     want.sort();
                     if o.allowed != want {
-                        out.push(format!("peer {} allows {:?} (want {:?})", p.pubkey, o.allowed, want));
+                        out.push(format!(
+                            "peer {} allows {:?} (want {:?})",
+                            p.pubkey, o.allowed, want
+                        ));
                     }
                     if p.endpoint.is_some() && o.endpoint != p.endpoint {
-                        out.push(format!("peer {} endpoint {:?} (want {:?})", p.pubkey, o.endpoint, p.endpoint));
+                        out.push(format!(
+                            "peer {} endpoint {:?} (want {:?})",
+                            p.pubkey, o.endpoint, p.endpoint
+                        ));
                     }
                 }
             }
@@ -166,14 +172,20 @@ impl std::str::FromStr for BackendKind {
             "userspace" => Ok(BackendKind::Userspace),
             "uapi" => Ok(BackendKind::Uapi),
             "memory" => Ok(BackendKind::Memory),
-            _ => Err(format!("backend {s:?} must be auto, kernel, userspace, uapi or memory")),
+            _ => Err(format!(
+                "backend {s:?} must be auto, kernel, userspace, uapi or memory"
+            )),
         }
     }
 }
 
 /// Opens the backend for `interface`. `auto` picks kernel when the module is loaded, else
 /// userspace — never `memory`.
-pub fn open(kind: BackendKind, interface: &str, memory_file: &std::path::Path) -> Result<Box<dyn TunnelBackend>, TunnelError> {
+pub fn open(
+    kind: BackendKind,
+    interface: &str,
+    memory_file: &std::path::Path,
+) -> Result<Box<dyn TunnelBackend>, TunnelError> {
     let kernel_module = std::path::Path::new("/sys/module/wireguard").exists();
     Ok(match kind {
         BackendKind::Memory => Box::new(Memory::new(memory_file)),

@@ -8,7 +8,9 @@ use defguard_wireguard_rs::host::Host;
 use defguard_wireguard_rs::key::Key;
 use defguard_wireguard_rs::net::IpAddrMask;
 use defguard_wireguard_rs::peer::Peer;
-use defguard_wireguard_rs::{InterfaceConfiguration, Kernel, Userspace, WGApi, WireguardInterfaceApi};
+use defguard_wireguard_rs::{
+    InterfaceConfiguration, Kernel, Userspace, WGApi, WireguardInterfaceApi,
+};
 use ipnet::IpNet;
 
 use super::{InterfaceIntent, Observed, ObservedPeer, TunnelBackend, TunnelError};
@@ -97,7 +99,9 @@ impl WgBackend {
         let kind = self.kind;
         match &mut self.api {
             Api::Kernel(api) => api.create_interface().map_err(|e| err(kind, e))?,
-            Api::User(api) if kind == WgKind::Userspace => api.create_interface().map_err(|e| err(kind, e))?,
+            Api::User(api) if kind == WgKind::Userspace => {
+                api.create_interface().map_err(|e| err(kind, e))?
+            }
             Api::User(_) => {
                 // Attached daemon: the interface exists; make sure it is up.
                 let out = Command::new("ip")
@@ -105,7 +109,14 @@ impl WgBackend {
                     .output()
                     .map_err(|e| err(kind, format!("ip link set up: {e}")))?;
                 if !out.status.success() {
-                    return Err(err(kind, format!("ip link set dev {} up: {}", self.ifname, String::from_utf8_lossy(&out.stderr).trim())));
+                    return Err(err(
+                        kind,
+                        format!(
+                            "ip link set dev {} up: {}",
+                            self.ifname,
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ),
+                    ));
                 }
             }
         }
@@ -143,7 +154,9 @@ impl TunnelBackend for WgBackend {
         let kind = self.kind;
         match &self.api {
             // One UAPI transaction with replace_peers=true: the whole peer set at once.
-            Api::User(api) => api.write_host(&host).map_err(|e| err(kind, format!("UAPI set: {e}")))?,
+            Api::User(api) => api
+                .write_host(&host)
+                .map_err(|e| err(kind, format!("UAPI set: {e}")))?,
             Api::Kernel(api) => {
                 let config = InterfaceConfiguration {
                     name: self.ifname.clone(),
@@ -163,7 +176,9 @@ impl TunnelBackend for WgBackend {
     fn observe(&self) -> Result<Observed, TunnelError> {
         let kind = self.kind;
         let host = match &self.api {
-            Api::User(api) => api.read_host().map_err(|e| err(kind, format!("UAPI get: {e}")))?,
+            Api::User(api) => api
+                .read_host()
+                .map_err(|e| err(kind, format!("UAPI get: {e}")))?,
             Api::Kernel(api) => api.read_interface_data().map_err(|e| err(kind, e))?,
         };
         let mut peers: Vec<ObservedPeer> = host

@@ -676,6 +676,7 @@ impl Propose {
             base_state: base,
             policies,
         };
+        proposal.check_policies().map_err(CliError::Data)?;
         let mut bytes = to_jcs(&proposal);
         bytes.push(b'\n');
         files::write_atomic(&output, &bytes, 0o644, self.force)?;
