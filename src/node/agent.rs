@@ -435,11 +435,9 @@ impl Agent {
                 }
                 Err(_) => true,
             };
-            if needs {
-                if let Err(e) = self.tunnel.apply(&intent) {
-                    last = e.to_string();
-                    continue;
-                }
+            if needs && let Err(e) = self.tunnel.apply(&intent) {
+                last = e.to_string();
+                continue;
             }
             // Never assume the backend did what it said: read it back.
             match self.tunnel.observe() {

@@ -71,7 +71,7 @@ impl TunnelBackend for Memory {
                 }
             })
             .collect();
-        peers.sort_by(|a, b| a.pubkey.cmp(&b.pubkey));
+        peers.sort_by_key(|p| p.pubkey);
         Ok(Observed {
             listen_port: r.listen_port,
             peers,

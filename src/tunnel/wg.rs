@@ -202,7 +202,7 @@ impl TunnelBackend for WgBackend {
                 })
             })
             .collect();
-        peers.sort_by(|a, b| a.pubkey.cmp(&b.pubkey));
+        peers.sort_by_key(|p| p.pubkey);
         Ok(Observed {
             listen_port: host.listen_port,
             peers,
@@ -222,17 +222,17 @@ impl TunnelBackend for WgBackend {
             (Api::User(api), _) if self.created => {
                 // Known trap: removal can report a DNS error on hosts without resolvconf after
                 // the interface is gone; only a surviving interface is a failure.
-                if let Err(e) = api.remove_interface() {
-                    if interface_exists(&self.ifname) {
-                        return Err(err(kind, e));
-                    }
+                if let Err(e) = api.remove_interface()
+                    && interface_exists(&self.ifname)
+                {
+                    return Err(err(kind, e));
                 }
             }
             (Api::Kernel(api), _) if self.created => {
-                if let Err(e) = api.remove_interface() {
-                    if interface_exists(&self.ifname) {
-                        return Err(err(kind, e));
-                    }
+                if let Err(e) = api.remove_interface()
+                    && interface_exists(&self.ifname)
+                {
+                    return Err(err(kind, e));
                 }
             }
             _ => {}
