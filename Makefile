@@ -36,6 +36,11 @@ test: test-deps
 	fi
 	$(CARGO) test --features fault-injection --test crash -- --nocapture
 	python3 ci/vectors_check.py
+	@if [ "$$(id -u)" = 0 ]; then \
+	  $(CARGO) build && bash ci/e2e-netns.sh target/debug/rn 10; \
+	else \
+	  echo "not root: skipping ci/e2e-netns.sh (network namespaces, TUN and nftables need root)"; \
+	fi
 
 demo: build
 	bash ci/demo.sh target/release/rn

@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# End to end in network namespaces with real WireGuard and nftables (needs root).
+#   a, b, c: embedded userspace WireGuard; d: Debian's wireguard-go through its UAPI socket.
+#   Policy: a<->b icmp, a->b tcp/22, a<->d icmp; c gets nothing.
+# Usage: ci/e2e-netns.sh [RN_BINARY] [RUNS]   (RUNS: revocation latency samples, default 10)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RN=$(realpath "${1:-target/debug/rn}")
+RUNS=${2:-10}
+source ci/netns-lib.sh
+NS_PREFIX=rnt
+need_root_tools || exit 1
+W=$(mktemp -d /tmp/rn-e2e.XXXXXX)
+chmod 700 "$W"
+trap 'cleanup_netns; for _ in 1 2 3; do rm -rf "$W" 2>/dev/null && break; sleep 0.5; done; rm -f /run/rn/rnt*.sock' EXIT
+cleanup_netns
+PASS=0 FAIL=0
+ok() { echo "PASS $*"; PASS=$((PASS + 1)); }
+ko() { echo "FAIL $*"; FAIL=$((FAIL + 1)); }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; fi; }
+rn() { "$RN" "$@"; }
+inns() { local n=$1; shift; ip netns exec "rnt-$n" "$@"; }
+
+# --- governance: three approvers, threshold 2 ---
+mkdir -m 700 "$W/keys"
+for who in alice bob carol; do rn key gen --out "$W/keys/$who" >/dev/null 2>&1; done
+rn member init --network-id e2e --threshold 2 \
+    --approver "alice:owner:$(rn key pub "$W/keys/alice")" \
+    --approver "bob:owner:$(rn key pub "$W/keys/bob")" \
+    --approver "carol:guardian:$(rn key pub "$W/keys/carol")" -o "$W/genesis.json" >"$W/root" 2>/dev/null
+ROOT=$(cat "$W/root")
+for who in alice bob carol; do rn member sign "$W/genesis.json" --key "$W/keys/$who" --yes 2>/dev/null; done
+rn member bootstrap --genesis "$W/genesis.json" --pin "$ROOT" --state-dir "$W/op" >/dev/null
+
+# sign2 FILE: alice and bob sign; the operator ledger commits it
+sign2() {
+    rn member sign "$1" --key "$W/keys/alice" --yes 2>/dev/null &&
+    rn member sign "$1" --key "$W/keys/bob" --yes 2>/dev/null &&
+    rn member apply "$1" --state-dir "$W/op" >/dev/null
+}
+# deliver FILE NODE...: drop a signed file into each node's inbox (atomic rename)
+deliver() {
+    local f=$1; shift
+    for n in "$@"; do cp "$f" "$W/$n/state/inbox/.in.tmp" && mv "$W/$n/state/inbox/.in.tmp" "$W/$n/state/inbox/$(basename "$f")"; done
+}
+
+make_underlay
+declare -A IDX=([a]=1 [b]=2 [c]=3 [d]=4) KEY
+for n in a b c d; do
+    add_host "$n" "${IDX[$n]}"
+    mkdir -m 700 "$W/$n"
+    eps=()
+    for m in a b c d; do [ "$m" = "$n" ] || eps+=(--endpoint "$m=10.99.0.${IDX[$m]}:5182${IDX[$m]}"); done
+    backend=userspace; [ "$n" = d ] && backend=uapi
+    KEY[$n]=$(rn node init --node-id "$n" --genesis "$W/genesis.json" --pin "$ROOT" --interface "rnt$n" \
+        --listen-port "5182${IDX[$n]}" --backend "$backend" --firewall nftables "${eps[@]}" --keepalive 5 \
+        --config "$W/$n/node.json" --state-dir "$W/$n/state" --key "$W/$n/wg.key" 2>/dev/null)
+done
+
+printf '[' >"$W/batch.json"
+sep=""
+for n in a b c d; do
+    printf '%s{"op":"add_node","node":{"id":"%s","pubkey":"%s","owner":"ops","tags":["tag:%s"]}}' "$sep" "$n" "${KEY[$n]}" "$n" >>"$W/batch.json"
+    sep=","
+done
+printf ']' >>"$W/batch.json"
+rn member propose --batch "$W/batch.json" --state-dir "$W/op" --reason "four nodes" -o "$W/add.json" 2>/dev/null && sign2 "$W/add.json"
+cat >"$W/policy.json" <<'EOF'
+{"kind":"rn.policy.v1","rules":[
+ {"src":["tag:a"],"dst":["tag:b"],"proto":"icmp"},
+ {"src":["tag:b"],"dst":["tag:a"],"proto":"icmp"},
+ {"src":["tag:a"],"dst":["tag:b"],"proto":"tcp","ports":["22"]},
+ {"src":["tag:a"],"dst":["tag:d"],"proto":"icmp"},
+ {"src":["tag:d"],"dst":["tag:a"],"proto":"icmp"}]}
+EOF
+rn member propose set-policy "$W/policy.json" --state-dir "$W/op" -o "$W/pol.json" 2>/dev/null && sign2 "$W/pol.json"
+rn member export --state-dir "$W/op" -o "$W/bundle.json" 2>/dev/null
+for n in a b c d; do rn member apply "$W/bundle.json" --state-dir "$W/$n/state" >/dev/null; done
+
+# --- start: wireguard-go for d, then the four agents ---
+mkdir -p /var/run/wireguard
+inns d wireguard-go -f rntd >"$W/wggo.log" 2>&1 &
+PIDS+=($!)
+wait_for 5 test -S /var/run/wireguard/rntd.sock || ko "wireguard-go started"
+start_agent() {
+    inns "$1" "$RN" node run --config "$W/$1/node.json" --metrics-file "$W/$1/metrics.prom" >>"$W/$1/agent.log" 2>&1 &
+    PIDS+=($!)
+    eval "AGENT_$1=$!"
+}
+for n in a b c d; do start_agent "$n"; done
+peers_of() { inns "$1" wg show "rnt$1" peers 2>/dev/null; }
+has_peer() { peers_of "$1" | grep -qF "${KEY[$2]}"; }
+trusted() { "$RN" node status --config "$W/$1/node.json" --json 2>/dev/null | grep -q '"mode":"trusted"'; }
+restricted() { "$RN" node status --config "$W/$1/node.json" --json 2>/dev/null | grep -q '"mode":"restricted"'; }
+wait_for 20 has_peer a b && wait_for 20 has_peer b a && wait_for 20 has_peer d a
+check "agents trusted and peered as the policy says" wait_for 5 trusted a
+
+# --- 1. reachability follows the ledger and the policy ---
+OV=(x 100.96.0.1 100.96.0.2 100.96.0.3 100.96.0.4)
+pings() { inns "$1" ping -c1 -W1 "$2" >/dev/null 2>&1; }
+check "a pings b" wait_for 15 pings a "${OV[2]}"
+check "b pings a" wait_for 5 pings b "${OV[1]}"
+check "a has no peer c" bash -c "! ip netns exec rnt-a wg show rnta peers | grep -qF '${KEY[c]}'"
+check "c has no peers at all" bash -c "[ -z \"\$(ip netns exec rnt-c wg show rntc peers)\" ]"
+check "a cannot reach c" bash -c "! ip netns exec rnt-a ping -c2 -W1 ${OV[3]} >/dev/null 2>&1"
+inns b bash -c "timeout 20 nc -l -k 22 >/dev/null 2>&1 & timeout 20 nc -l -k 23 >/dev/null 2>&1 &"
+sleep 0.3
+check "tcp/22 a->b connects" wait_for 5 inns a nc -z -w2 "${OV[2]}" 22
+check "tcp/23 a->b is dropped by nft on b" bash -c "! ip netns exec rnt-a nc -z -w2 ${OV[2]} 23"
+check "b's nft ruleset is loaded" bash -c "ip netns exec rnt-b nft list table inet rn | grep -q 'tcp dport 22 accept'"
+
+# --- 6. interop: d runs wireguard-go behind the uapi backend ---
+check "a pings d (wireguard-go)" wait_for 15 pings a "${OV[4]}"
+check "d pings a" wait_for 5 pings d "${OV[1]}"
+
+# --- 5. drift: a peer added by hand disappears within the drift interval ---
+STRAY=$(wg genkey | wg pubkey)
+inns a wg set rnta peer "$STRAY" allowed-ips 10.250.0.1/32
+check "hand-added peer removed within 12 s" wait_for 12 bash -c "! ip netns exec rnt-a wg show rnta peers | grep -qF '$STRAY'"
+
+# --- 2. revocation latency: a signed revoke of b lands in the inboxes; b's peer must go ---
+LAT=()
+for i in $(seq "$RUNS"); do
+    rn member propose revoke-node b --state-dir "$W/op" --reason "drill $i" -o "$W/rev$i.json" 2>/dev/null && sign2 "$W/rev$i.json" || { ko "revoke $i signed"; break; }
+    t0=$(date +%s%N)
+    deliver "$W/rev$i.json" a c d b
+    if wait_for 10 bash -c "! ip netns exec rnt-a wg show rnta peers | grep -qF '${KEY[b]}'"; then
+        LAT+=($(( ($(date +%s%N) - t0) / 1000000 )))
+    else
+        ko "revocation $i: b still a peer of a after 10 s"
+    fi
+    if [ "$i" = 1 ]; then
+        check "traffic a->b stops after the revocation" bash -c "! ip netns exec rnt-a ping -c2 -W1 ${OV[2]} >/dev/null 2>&1"
+        check "b is restricted after its own revocation" wait_for 5 restricted b
+        # 3. a revoked node cannot come back by hand or by replaying its old add
+        inns b wg set rntb peer "${KEY[a]}" allowed-ips "${OV[1]}/32" endpoint 10.99.0.1:51821
+        check "b re-adding a by hand gets no traffic through" bash -c "! ip netns exec rnt-b ping -c2 -W1 ${OV[1]} >/dev/null 2>&1"
+        epoch() { "$RN" node status --config "$W/$1/node.json" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["epoch"])'; }
+        before=$(epoch a)
+        deliver "$W/add.json" a
+        check "replayed old add update is a no-op (already applied)" wait_for 5 bash -c "[ ! -e '$W/a/state/inbox/add.json' ] && [ \"\$(ls '$W/a/state/inbox/rejected' 2>/dev/null)\" = '' ]"
+        check "epoch unchanged and b still no peer of a after the replay" bash -c "[ \"$before\" = \"\$('$RN' node status --config '$W/a/node.json' --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"epoch\"])')\" ] && ! ip netns exec rnt-a wg show rnta peers | grep -qF '${KEY[b]}'"
+    fi
+    rn member propose restore-node b --state-dir "$W/op" --reason "drill $i restore" -o "$W/res$i.json" 2>/dev/null && sign2 "$W/res$i.json"
+    deliver "$W/res$i.json" a c d b
+    wait_for 10 has_peer a b || ko "restore $i: b did not come back"
+done
+if [ ${#LAT[@]} -gt 0 ]; then
+    SORTED=($(printf '%s\n' "${LAT[@]}" | sort -n))
+    n=${#SORTED[@]}
+    P50=${SORTED[$(( (n - 1) / 2 ))]}
+    P95=${SORTED[$(( (n * 95 + 99) / 100 - 1 ))]}
+    echo "revocation latency (file landing -> peer gone), $n runs: p50 ${P50} ms, p95 ${P95} ms, max ${SORTED[$((n - 1))]} ms; target p95 <= 1000 ms"
+    echo "{\"runs\":$n,\"p50_ms\":$P50,\"p95_ms\":$P95,\"samples_ms\":[$(IFS=,; echo "${LAT[*]}")]}" >"${E2E_LATENCY_OUT:-/dev/null}"
+    check "revocation p95 <= 1 s" [ "$P95" -le 1000 ]
+fi
+
+# --- 4. tamper a's ledger: restart a -> restricted, no traffic; restore -> trusted ---
+wait_for 10 pings a "${OV[2]}"
+kill "$AGENT_a"; wait_for 10 bash -c "! kill -0 $AGENT_a"
+cp "$W/a/state/ledger.log" "$W/ledger.log.bak"
+python3 - "$W/a/state/ledger.log" <<'EOF'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+i = b.index(b'"reason":"four nodes"') + 12
+b[i] ^= 1
+open(p, 'wb').write(bytes(b))
+EOF
+start_agent a
+check "tampered ledger: a restricted" wait_for 10 restricted a
+check "restricted a has no peers" wait_for 5 bash -c "[ -z \"\$(ip netns exec rnt-a wg show rnta peers)\" ]"
+check "restricted a carries no traffic" bash -c "! ip netns exec rnt-a ping -c2 -W1 ${OV[2]} >/dev/null 2>&1"
+check "status names the reason" bash -c "'$RN' node status --config '$W/a/node.json' | grep -q 'does not verify'"
+cp "$W/ledger.log.bak" "$W/a/state/ledger.log"
+check "restored ledger: a trusted again" wait_for 10 trusted a
+rm "$W/a/state/ledger.watermark"
+"$RN" node reload --config "$W/a/node.json" >/dev/null
+check "lost watermark: a restricted" wait_for 10 restricted a
+rn member recover --state-dir "$W/a/state" --danger-accept-current >/dev/null
+check "after rn member recover: a trusted, b reachable" bash -c "$(declare -f wait_for trusted pings inns); RN='$RN' W='$W' wait_for 10 trusted a && wait_for 15 pings a ${OV[2]}"
+
+# --- metrics and logs ---
+check "metrics file written" grep -q '^rn_ledger_epoch' "$W/a/metrics.prom"
+echo "e2e: $PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]

@@ -1,0 +1,64 @@
+# Shared helpers for the network-namespace end-to-end test and demo (sourced, not run).
+# Every host is a namespace this script creates, joined by veth pairs to a bridge that lives
+# in its own namespace: nothing touches the machine's real interfaces. Every wait is bounded.
+
+NS_PREFIX=${NS_PREFIX:-rnt}
+PIDS=()
+
+need_root_tools() {
+    [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, TUN, nftables)"; return 1; }
+    local missing=()
+    command -v nft >/dev/null || missing+=(nftables)
+    command -v wg >/dev/null || missing+=(wireguard-tools)
+    command -v wireguard-go >/dev/null || missing+=(wireguard-go)
+    command -v ping >/dev/null || missing+=(iputils-ping)
+    command -v nc >/dev/null || missing+=(netcat-openbsd)
+    command -v ip >/dev/null || missing+=(iproute2)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing: ${missing[*]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    [ -c /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; }
+}
+
+# hub namespace with a bridge; one namespace per host with underlay 10.99.0.N/24
+make_underlay() {
+    ip netns add "${NS_PREFIX}-hub"
+    ip -n "${NS_PREFIX}-hub" link add br0 type bridge
+    ip -n "${NS_PREFIX}-hub" link set br0 up
+    ip -n "${NS_PREFIX}-hub" link set lo up
+}
+
+add_host() { # name index
+    local ns="${NS_PREFIX}-$1" i=$2
+    ip netns add "$ns"
+    ip link add "v${NS_PREFIX}$i" type veth peer name "h${NS_PREFIX}$i"
+    ip link set "v${NS_PREFIX}$i" netns "$ns"
+    ip link set "h${NS_PREFIX}$i" netns "${NS_PREFIX}-hub"
+    ip -n "${NS_PREFIX}-hub" link set "h${NS_PREFIX}$i" master br0 up
+    ip -n "$ns" link set "v${NS_PREFIX}$i" name eth0
+    ip -n "$ns" addr add "10.99.0.$i/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+}
+
+cleanup_netns() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null
+    done
+    for ns in $(ip netns list | awk '{print $1}' | grep "^${NS_PREFIX}-"); do ip netns del "$ns"; done
+    rm -f /var/run/wireguard/"${NS_PREFIX}"*.sock
+}
+
+# wait_for SECONDS CMD...: retry CMD every 50 ms until it succeeds or time runs out
+wait_for() {
+    local limit=$1; shift
+    local end=$(( $(date +%s%N) + limit * 1000000000 ))
+    while [ "$(date +%s%N)" -lt "$end" ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    return 1
+}
