@@ -14,6 +14,7 @@ chmod 700 "$WORK"
 source "$HERE/netns-lib.sh"
 NS_PREFIX=rnd
 trap 'set +e; cleanup_netns 2>/dev/null; rm -rf "$WORK" /run/rn/rnd*.sock' EXIT
+cleanup_netns 2>/dev/null || true
 cd "$WORK"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
