@@ -267,6 +267,25 @@ impl Agent {
         let key = NodeSecret::load(&config.private_key)?;
         let tunnel = tunnel::open(config.backend, &config.interface, &config.memory_file)?;
         let firewall = firewall::open(config.firewall);
+        Ok(Agent::with_backends(
+            config,
+            key,
+            tunnel,
+            firewall,
+            log,
+            metrics_file,
+        ))
+    }
+
+    /// An agent over the given tunnel and firewall (tests inject fakes here).
+    pub fn with_backends(
+        config: NodeConfig,
+        key: NodeSecret,
+        tunnel: Box<dyn TunnelBackend>,
+        firewall: Box<dyn Firewall>,
+        log: Log,
+        metrics_file: Option<PathBuf>,
+    ) -> Agent {
         let status = Arc::new(Mutex::new(Status {
             node_id: config.node_id.to_string(),
             interface: config.interface.clone(),
@@ -275,7 +294,7 @@ impl Agent {
             mode: "starting".into(),
             ..Status::default()
         }));
-        Ok(Agent {
+        Agent {
             config,
             key,
             tunnel,
@@ -289,7 +308,7 @@ impl Agent {
             drift_corrections: 0,
             last_apply: 0,
             apply_ms: Arc::new(AtomicU64::new(0)),
-        })
+        }
     }
 
     /// The shared status (for the control socket).
@@ -416,8 +435,18 @@ impl Agent {
         self.publish(error.map(|e| e.to_string()));
     }
 
-    /// Applies `plan`, reads back, retries once; the error if it still disagrees.
+    /// Applies `plan`, reads back, retries once; the error if it still disagrees. A
+    /// restricted plan closes the firewall first, whatever the tunnel then does.
     fn enforce(&mut self, plan: &Plan) -> anyhow::Result<()> {
+        let same_filter = self.applied.as_ref().is_some_and(|a| {
+            a.restricted.is_some() == plan.restricted.is_some()
+                && a.inbound == plan.inbound
+                && a.forward == plan.forward
+        });
+        if plan.restricted.is_some() && !same_filter {
+            self.firewall
+                .apply(&self.config.interface, &FilterIntent::DropAll)?;
+        }
         let peers: Vec<PeerConfig> = plan.peers.iter().map(|(_, p)| p.clone()).collect();
         let intent = InterfaceIntent {
             name: &self.config.interface,
@@ -459,20 +488,14 @@ impl Agent {
         if !last.is_empty() {
             anyhow::bail!(last);
         }
-        let filter = match &plan.restricted {
-            Some(_) => FilterIntent::DropAll,
-            None => FilterIntent::Rules {
-                inbound: &plan.inbound,
-                forward: &plan.forward,
-            },
-        };
-        let same_filter = self.applied.as_ref().is_some_and(|a| {
-            a.restricted.is_some() == plan.restricted.is_some()
-                && a.inbound == plan.inbound
-                && a.forward == plan.forward
-        });
-        if !same_filter {
-            self.firewall.apply(&self.config.interface, &filter)?;
+        if plan.restricted.is_none() && !same_filter {
+            self.firewall.apply(
+                &self.config.interface,
+                &FilterIntent::Rules {
+                    inbound: &plan.inbound,
+                    forward: &plan.forward,
+                },
+            )?;
         }
         self.last_apply = unix_now();
         Ok(())

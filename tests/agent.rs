@@ -1,0 +1,395 @@
+//! The node agent against fake tunnel and firewall backends: reconcile by diff, inbox,
+//! restricted transitions, read-back mismatch → retry → restricted, drift undo; and the
+//! nftables rendering of a sample policy against a golden file.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use common::{T0, node, sign, update_on};
+use rn::firewall::{FilterIntent, Firewall, FirewallError, FirewallKind, render};
+use rn::keys::NodeSecret;
+use rn::ledger::State;
+use rn::ledger::store::Store;
+use rn::ledger::types::TransportKey;
+use rn::ledger::update::{Op, SignedUpdate};
+use rn::node::agent::{Agent, Log, plan};
+use rn::node::config::NodeConfig;
+use rn::policy::{Policy, PolicyView, compile};
+use rn::tunnel::{
+    BackendKind, InterfaceIntent, Observed, ObservedPeer, PeerConfig, TunnelBackend, TunnelError,
+};
+
+#[derive(Default)]
+struct FakeState {
+    peers: Vec<PeerConfig>,
+    port: u16,
+    applies: u32,
+    /// Simulates a backend that reports success but keeps nothing.
+    forgets: bool,
+    /// A peer someone added by hand.
+    stray: Option<ObservedPeer>,
+}
+
+struct FakeTunnel(Arc<Mutex<FakeState>>);
+
+impl TunnelBackend for FakeTunnel {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+    fn apply(&mut self, intent: &InterfaceIntent<'_>) -> Result<(), TunnelError> {
+        let mut s = self.0.lock().unwrap();
+        s.applies += 1;
+        s.stray = None;
+        if !s.forgets {
+            s.peers = intent.peers.clone();
+            s.port = intent.listen_port;
+        }
+        Ok(())
+    }
+    fn observe(&self) -> Result<Observed, TunnelError> {
+        let s = self.0.lock().unwrap();
+        let mut peers: Vec<ObservedPeer> = s
+            .peers
+            .iter()
+            .map(|p| {
+                let mut allowed = p.allowed.clone();
+                allowed.sort();
+                ObservedPeer {
+                    pubkey: p.pubkey,
+                    allowed,
+                    endpoint: p.endpoint,
+                    last_handshake: None,
+                }
+            })
+            .collect();
+        peers.extend(s.stray.clone());
+        Ok(Observed {
+            listen_port: s.port,
+            peers,
+        })
+    }
+    fn shutdown(&mut self) -> Result<(), TunnelError> {
+        Ok(())
+    }
+}
+
+#[derive(Default, Debug, PartialEq)]
+enum Filter {
+    #[default]
+    Never,
+    DropAll,
+    Rules(usize),
+}
+
+struct FakeFirewall(Arc<Mutex<Filter>>);
+
+impl Firewall for FakeFirewall {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+    fn apply(&mut self, _: &str, intent: &FilterIntent<'_>) -> Result<(), FirewallError> {
+        *self.0.lock().unwrap() = match intent {
+            FilterIntent::DropAll => Filter::DropAll,
+            FilterIntent::Rules { inbound, .. } => Filter::Rules(inbound.len()),
+        };
+        Ok(())
+    }
+    fn clear(&mut self) -> Result<(), FirewallError> {
+        Ok(())
+    }
+}
+
+const POLICY: &str = r#"{"kind":"rn.policy.v1","rules":[{"src":["tag:a"],"dst":["tag:b"],"proto":"icmp"},{"src":["tag:b"],"dst":["tag:a"],"proto":"tcp","ports":["22"]}]}"#;
+
+struct World {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    state: State,
+    n: u64,
+    keys: BTreeMap<&'static str, TransportKey>,
+}
+
+impl World {
+    /// Golden genesis; nodes n1 (tag:a, this node), n2 (tag:b), n3 (tag:b); the policy above.
+    fn new() -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        let g = common::genesis();
+        Store::bootstrap(&dir, &common::file_bytes(&g), &g.genesis.state.root(), T0).unwrap();
+        let mut w = World {
+            _tmp: tmp,
+            dir,
+            state: g.genesis.state.clone(),
+            n: 0,
+            keys: BTreeMap::new(),
+        };
+        let mut ops = Vec::new();
+        let next = T0 + 1000 + (w.n + 1) * 10; // the time of the update about to be signed
+        for (i, (id, tag)) in [("n1", "tag:a"), ("n2", "tag:b"), ("n3", "tag:b")]
+            .into_iter()
+            .enumerate()
+        {
+            let x = node(id, i as u32 + 1, &[tag], next);
+            w.keys.insert(id, x.pubkey);
+            ops.push(Op::AddNode { node: x });
+        }
+        w.commit(ops);
+        let policy = Policy::parse(POLICY.as_bytes()).unwrap().0;
+        let hash = policy.hash();
+        w.commit(vec![Op::SetPolicy { policy: Some(hash) }]);
+        let mut s = Store::open(&w.dir, None, w.at()).unwrap();
+        s.store_policies(&[policy]).unwrap();
+        w
+    }
+
+    fn at(&self) -> u64 {
+        T0 + 1000 + self.n * 10
+    }
+
+    fn signed(&mut self, ops: Vec<Op>, signers: &[&str]) -> SignedUpdate {
+        self.n += 1;
+        sign(
+            update_on(&self.state, 700 + self.n, self.at(), ops),
+            signers,
+        )
+    }
+
+    fn commit(&mut self, ops: Vec<Op>) {
+        let su = self.signed(ops, &["alice", "bob"]);
+        let mut s = Store::open(&self.dir, None, self.at()).unwrap();
+        s.apply(std::slice::from_ref(&su), self.at(), "test")
+            .unwrap();
+        self.state = s.state().clone();
+    }
+
+    fn config(&self) -> NodeConfig {
+        NodeConfig {
+            node_id: "n1".parse().unwrap(),
+            state_dir: self.dir.clone(),
+            genesis_root: common::genesis().genesis.state.root(),
+            private_key: PathBuf::from("/nonexistent"),
+            interface: "rn0".into(),
+            listen_port: 51820,
+            backend: BackendKind::Memory,
+            firewall: FirewallKind::None,
+            endpoints: BTreeMap::from([(
+                "n2".parse().unwrap(),
+                "10.99.0.2:51820".parse().unwrap(),
+            )]),
+            exit: None,
+            keepalive_secs: 25,
+            control_socket: self.dir.join("unused.sock"),
+            memory_file: self.dir.join("unused.json"),
+        }
+    }
+
+    fn agent(&self) -> (Agent, Arc<Mutex<FakeState>>, Arc<Mutex<Filter>>) {
+        let t = Arc::new(Mutex::new(FakeState::default()));
+        let f = Arc::new(Mutex::new(Filter::Never));
+        let agent = Agent::with_backends(
+            self.config(),
+            NodeSecret::generate().unwrap(),
+            Box::new(FakeTunnel(t.clone())),
+            Box::new(FakeFirewall(f.clone())),
+            Log::new(true),
+            None,
+        );
+        (agent, t, f)
+    }
+}
+
+fn status(agent: &Agent) -> rn::node::agent::Status {
+    agent.status().lock().unwrap().clone()
+}
+
+fn drop_in_inbox(dir: &Path, name: &str, su: &SignedUpdate) {
+    std::fs::create_dir_all(dir.join("inbox")).unwrap();
+    std::fs::write(dir.join("inbox").join(name), common::file_bytes(su)).unwrap();
+}
+
+#[test]
+fn a_trusted_node_gets_exactly_its_policy_peers() {
+    let w = World::new();
+    let (mut agent, t, f) = w.agent();
+    agent.reconcile();
+    let s = status(&agent);
+    assert_eq!((s.mode.as_str(), s.epoch), ("trusted", 2));
+    let peers: Vec<TransportKey> = t.lock().unwrap().peers.iter().map(|p| p.pubkey).collect();
+    let mut want = vec![w.keys["n2"], w.keys["n3"]];
+    want.sort();
+    assert_eq!(peers, want);
+    assert_eq!(t.lock().unwrap().peers[0].keepalive, Some(25));
+    assert_eq!(
+        *f.lock().unwrap(),
+        Filter::Rules(1),
+        "n1 accepts tcp/22 from tag:b"
+    );
+    // A second reconcile with nothing changed applies nothing.
+    agent.reconcile();
+    assert_eq!(t.lock().unwrap().applies, 1);
+}
+
+#[test]
+fn a_revocation_in_the_inbox_removes_the_peer_and_a_bad_file_is_set_aside() {
+    let mut w = World::new();
+    let (mut agent, t, _) = w.agent();
+    agent.reconcile();
+    let revoke = w.signed(
+        vec![Op::RevokeNode {
+            id: "n2".parse().unwrap(),
+        }],
+        &["alice", "bob"],
+    );
+    drop_in_inbox(&w.dir, "revoke.json", &revoke);
+    let forged = w.signed(
+        vec![Op::RevokeNode {
+            id: "n3".parse().unwrap(),
+        }],
+        &["alice"],
+    );
+    drop_in_inbox(&w.dir, "z-under-signed.json", &forged);
+    agent.reconcile();
+    let peers: Vec<TransportKey> = t.lock().unwrap().peers.iter().map(|p| p.pubkey).collect();
+    assert_eq!(peers, vec![w.keys["n3"]]);
+    assert!(!w.dir.join("inbox/revoke.json").exists());
+    assert!(w.dir.join("inbox/rejected/z-under-signed.json").exists());
+    let s = status(&agent);
+    assert_eq!((s.epoch, s.rejections), (3, 1));
+}
+
+#[test]
+fn a_revoked_node_and_a_tampered_ledger_are_restricted() {
+    let mut w = World::new();
+    let (mut agent, t, f) = w.agent();
+    agent.reconcile();
+    w.commit(vec![Op::RevokeNode {
+        id: "n1".parse().unwrap(),
+    }]);
+    agent.reconcile();
+    let s = status(&agent);
+    assert_eq!(s.mode, "restricted");
+    assert!(
+        s.reason.as_deref().unwrap().contains("revoked"),
+        "{:?}",
+        s.reason
+    );
+    assert!(t.lock().unwrap().peers.is_empty());
+    assert_eq!(*f.lock().unwrap(), Filter::DropAll);
+
+    let w = World::new();
+    let (mut agent, t, f) = w.agent();
+    agent.reconcile();
+    let log = w.dir.join("ledger.log");
+    let mut b = std::fs::read(&log).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 1;
+    std::fs::write(&log, b).unwrap();
+    agent.reconcile();
+    let s = status(&agent);
+    assert_eq!(s.mode, "restricted");
+    assert!(
+        s.reason.as_deref().unwrap().contains("does not verify"),
+        "{:?}",
+        s.reason
+    );
+    assert!(t.lock().unwrap().peers.is_empty());
+    assert_eq!(*f.lock().unwrap(), Filter::DropAll);
+}
+
+#[test]
+fn a_backend_that_does_not_keep_the_configuration_is_retried_then_restricted() {
+    let w = World::new();
+    let (mut agent, t, f) = w.agent();
+    t.lock().unwrap().forgets = true;
+    agent.reconcile();
+    let s = status(&agent);
+    assert_eq!(s.mode, "restricted");
+    assert!(
+        s.reason
+            .as_deref()
+            .unwrap()
+            .contains("read-back differs (attempt 2)"),
+        "{:?}",
+        s.reason
+    );
+    assert!(
+        t.lock().unwrap().applies >= 2,
+        "applied, read back, retried"
+    );
+    assert_eq!(*f.lock().unwrap(), Filter::DropAll);
+}
+
+#[test]
+fn a_peer_added_by_hand_is_undone() {
+    let w = World::new();
+    let (mut agent, t, _) = w.agent();
+    agent.reconcile();
+    let applies = t.lock().unwrap().applies;
+    t.lock().unwrap().stray = Some(ObservedPeer {
+        pubkey: common::node_key("intruder", 1),
+        allowed: vec!["10.250.0.1/32".parse().unwrap()],
+        endpoint: None,
+        last_handshake: None,
+    });
+    agent.undo_drift();
+    assert!(t.lock().unwrap().stray.is_none());
+    assert_eq!(t.lock().unwrap().applies, applies + 1);
+    assert_eq!(status(&agent).drift_corrections, 1);
+}
+
+#[test]
+fn plans_are_pure_functions_of_the_ledger() {
+    let w = World::new();
+    let store = Store::open(&w.dir, None, w.at()).unwrap();
+    let a = plan(&w.config(), Ok(&store));
+    let b = plan(&w.config(), Ok(&store));
+    assert_eq!(a, b);
+    assert_eq!(
+        a.addresses[0].to_string(),
+        "100.96.0.1/16",
+        "host address with the overlay prefix"
+    );
+    assert_eq!(
+        a.peers
+            .iter()
+            .find(|(id, _)| id.as_str() == "n2")
+            .unwrap()
+            .1
+            .endpoint,
+        Some("10.99.0.2:51820".parse().unwrap())
+    );
+    let unreadable = plan(&w.config(), Err("ledger unreadable: x".into()));
+    assert!(unreadable.restricted.is_some() && unreadable.peers.is_empty());
+}
+
+#[test]
+fn nftables_rendering_matches_the_golden_file() {
+    let w = World::new();
+    let store = Store::open(&w.dir, None, w.at()).unwrap();
+    let intents = compile(
+        store.policy_view(),
+        store.state(),
+        &"n2".parse().unwrap(),
+        None,
+    );
+    let mut out = render(
+        "rn0",
+        &FilterIntent::Rules {
+            inbound: &intents.inbound,
+            forward: &intents.forward,
+        },
+    );
+    out.push_str("# --- restricted ---\n");
+    out.push_str(&render("rn0", &FilterIntent::DropAll));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/nft/sample.nft");
+    if std::env::var_os("RN_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &out).unwrap();
+    }
+    assert_eq!(out, std::fs::read_to_string(&path).unwrap());
+    assert!(matches!(store.policy_view(), PolicyView::Held(_)));
+}
