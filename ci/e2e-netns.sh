@@ -79,11 +79,12 @@ for n in a b c d; do rn member apply "$W/bundle.json" --state-dir "$W/$n/state" 
 
 # --- start: wireguard-go for d, then the four agents ---
 mkdir -p /var/run/wireguard
-inns d wireguard-go -f rntd >"$W/wggo.log" 2>&1 &
+ip netns exec rnt-d wireguard-go -f rntd >"$W/wggo.log" 2>&1 &
 PIDS+=($!)
 wait_for 5 test -S /var/run/wireguard/rntd.sock || ko "wireguard-go started"
 start_agent() {
-    inns "$1" "$RN" node run --config "$W/$1/node.json" --metrics-file "$W/$1/metrics.prom" >>"$W/$1/agent.log" 2>&1 &
+    # Not through a shell function: $! must be the agent itself, so it can be stopped by PID.
+    ip netns exec "rnt-$1" "$RN" node run --config "$W/$1/node.json" --metrics-file "$W/$1/metrics.prom" >>"$W/$1/agent.log" 2>&1 &
     PIDS+=($!)
     eval "AGENT_$1=$!"
 }

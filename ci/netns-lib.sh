@@ -43,6 +43,10 @@ add_host() { # name index
 }
 
 cleanup_netns() {
+    # Every process still inside one of our namespaces goes too (by PID, namespace by namespace).
+    for ns in $(ip netns list | awk '{print $1}' | grep "^${NS_PREFIX}-"); do
+        PIDS+=($(ip netns pids "$ns" 2>/dev/null))
+    done
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${PIDS[@]}"; do
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done

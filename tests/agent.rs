@@ -75,6 +75,9 @@ impl TunnelBackend for FakeTunnel {
     fn shutdown(&mut self) -> Result<(), TunnelError> {
         Ok(())
     }
+    fn apply_routes(&mut self, _: &rn::tunnel::RouteIntent) -> Result<(), TunnelError> {
+        Ok(())
+    }
 }
 
 #[derive(Default, Debug, PartialEq)]
@@ -184,6 +187,10 @@ impl World {
             keepalive_secs: 25,
             control_socket: self.dir.join("unused.sock"),
             memory_file: self.dir.join("unused.json"),
+            serve_routes: false,
+            serve_exit: false,
+            masquerade: false,
+            fwmark: 51820,
         }
     }
 
@@ -381,6 +388,7 @@ fn nftables_rendering_matches_the_golden_file() {
         &FilterIntent::Rules {
             inbound: &intents.inbound,
             forward: &intents.forward,
+            masquerade: false,
         },
     );
     out.push_str("# --- restricted ---\n");

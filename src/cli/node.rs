@@ -35,6 +35,7 @@ enum NodeSub {
     Run(Run),
     Status(Status),
     Reload(Reload),
+    Exit(ExitCmd),
 }
 
 impl NodeCmd {
@@ -45,6 +46,7 @@ impl NodeCmd {
             NodeSub::Run(c) => c.run(),
             NodeSub::Status(c) => c.run(),
             NodeSub::Reload(c) => c.run(),
+            NodeSub::Exit(c) => c.run(),
         }
     }
 }
@@ -95,6 +97,18 @@ struct Init {
     /// the WireGuard private key file (default: beside the config, <interface>.key)
     #[argh(option)]
     key: Option<PathBuf>,
+    /// forward granted traffic to the prefixes this node's ledger routes cover
+    #[argh(switch)]
+    serve_routes: bool,
+    /// forward granted internet traffic when the ledger gives this node exit: true
+    #[argh(switch)]
+    serve_exit: bool,
+    /// masquerade traffic forwarded out of the mesh
+    #[argh(switch)]
+    masquerade: bool,
+    /// the exit node to send internet traffic through, when granted
+    #[argh(option)]
+    exit: Option<Id>,
     /// replace an existing config and key
     #[argh(switch)]
     force: bool,
@@ -134,10 +148,14 @@ impl Init {
             backend: self.backend,
             firewall: self.firewall,
             endpoints,
-            exit: None,
+            exit: self.exit.clone(),
             keepalive_secs: self.keepalive,
             control_socket: PathBuf::from(format!("/run/rn/{}.sock", self.interface)),
             memory_file: dir.join(format!("{}.memory.json", self.interface)),
+            serve_routes: self.serve_routes,
+            serve_exit: self.serve_exit,
+            masquerade: self.masquerade,
+            fwmark: 51820,
         };
         if !self.force {
             for p in [&self.config, &key_path] {
@@ -229,7 +247,9 @@ impl Run {
         signal_hook::flag::register(signal_hook::consts::SIGINT, flags.stop.clone())?;
         signal_hook::flag::register(signal_hook::consts::SIGHUP, flags.reload.clone())?;
         agent.run(&flags)?;
-        Ok(Exit::Ok)
+        // The interface and filter are already removed; leave at once rather than wait for
+        // the embedded tunnel's threads to wind down.
+        std::process::exit(0);
     }
 }
 
@@ -304,6 +324,19 @@ impl Status {
                 allowed.join(" ")
             );
         }
+        for r in v["routes_offered"].as_array().into_iter().flatten() {
+            println!("offers     {}", r.as_str().unwrap_or("?"));
+        }
+        for r in v["routes_used"].as_array().into_iter().flatten() {
+            println!("route      {}", r.as_str().unwrap_or("?"));
+        }
+        match v["exit"].as_str() {
+            Some(e) => println!("exit       {e}"),
+            None => println!("exit       none"),
+        }
+        for n in v["notes"].as_array().into_iter().flatten() {
+            println!("note       {}", n.as_str().unwrap_or("?"));
+        }
         if let Some(e) = v["last_error"].as_str() {
             println!("last error {e}");
         }
@@ -326,6 +359,48 @@ impl Reload {
         control::request(&path, "reload")
             .map_err(|e| anyhow::anyhow!("no agent answers on {}: {e}", path.display()))?;
         println!("reload requested");
+        Ok(Exit::Ok)
+    }
+}
+
+/// Choose the exit node for this node's internet traffic (`set NODE`) or stop using one
+/// (`off`); stored in the config, applied by the running agent at once.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "exit")]
+struct ExitCmd {
+    /// set or off
+    #[argh(positional)]
+    action: String,
+    /// the exit node (with "set")
+    #[argh(positional)]
+    node: Option<Id>,
+    /// the config (default /etc/rn/node.json)
+    #[argh(option, default = "default_config()")]
+    config: PathBuf,
+}
+
+impl ExitCmd {
+    fn run(self) -> anyhow::Result<Exit> {
+        let mut config = NodeConfig::load(&self.config)?;
+        config.exit = match (self.action.as_str(), self.node) {
+            ("set", Some(n)) => Some(n),
+            ("off", None) => None,
+            _ => return Err(usage("rn node exit set NODE | rn node exit off")),
+        };
+        config.save(&self.config, true)?;
+        let reloaded = control::request(&config.control_socket, "reload").is_ok();
+        println!(
+            "exit {}{}",
+            config
+                .exit
+                .as_ref()
+                .map_or_else(|| "off".to_owned(), |e| format!("set to {e}")),
+            if reloaded {
+                "; the agent is applying it"
+            } else {
+                " (no agent running; applies on start)"
+            }
+        );
         Ok(Exit::Ok)
     }
 }

@@ -21,6 +21,8 @@ pub enum FilterIntent<'a> {
         inbound: &'a [InboundRule],
         /// Forward rules (routers and exits).
         forward: &'a [ForwardRule],
+        /// Masquerade what is forwarded out of the mesh.
+        masquerade: bool,
     },
     /// Restricted: nothing from the mesh.
     DropAll,
@@ -196,7 +198,11 @@ pub fn render(interface: &str, intent: &FilterIntent<'_>) -> String {
             let _ = writeln!(s, "    oifname {q} counter drop comment \"restricted\"");
             s.push_str("  }\n}\n");
         }
-        FilterIntent::Rules { inbound, forward } => {
+        FilterIntent::Rules {
+            inbound,
+            forward,
+            masquerade,
+        } => {
             s.push_str("    ct state established,related accept\n    ct state invalid drop\n");
             for r in inbound.iter() {
                 for (v6, m) in families(&r.from, None) {
@@ -238,7 +244,13 @@ pub fn render(interface: &str, intent: &FilterIntent<'_>) -> String {
                     }
                 }
             }
-            s.push_str("    counter drop comment \"default deny\"\n  }\n}\n");
+            s.push_str("    counter drop comment \"default deny\"\n  }\n");
+            if *masquerade && !forward.is_empty() {
+                s.push_str("  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
+                let _ = writeln!(s, "    iifname {q} oifname != {q} masquerade");
+                s.push_str("  }\n");
+            }
+            s.push_str("}\n");
         }
     }
     s

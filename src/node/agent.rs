@@ -29,7 +29,7 @@ use crate::ledger::types::{Cidr, Id, Sha256Digest};
 use crate::ledger::update::{Proposal, SignedUpdate};
 use crate::policy::compile::{ForwardRule, InboundRule};
 use crate::policy::{Policy, compile};
-use crate::tunnel::{self, InterfaceIntent, PeerConfig, TunnelBackend};
+use crate::tunnel::{self, InterfaceIntent, PeerConfig, RouteIntent, TunnelBackend};
 
 /// How often the real interface is re-read to undo drift.
 pub const DRIFT_INTERVAL: Duration = Duration::from_secs(10);
@@ -61,6 +61,16 @@ pub struct Plan {
     pub policy: Option<Sha256Digest>,
     /// The compiler's notes.
     pub notes: Vec<String>,
+    /// Routes through the interface (router prefixes, exit default route, forwarding).
+    pub routes: RouteIntent,
+    /// Prefixes this node offers as a router (when it opted in).
+    pub routes_offered: Vec<Cidr>,
+    /// Prefixes used through routers: (prefix, router, rule).
+    pub routes_used: Vec<(Cidr, Id, usize)>,
+    /// The exit in use and the rule granting it.
+    pub exit: Option<(Id, usize)>,
+    /// Masquerade forwarded traffic.
+    pub masquerade: bool,
 }
 
 impl Plan {
@@ -75,6 +85,11 @@ impl Plan {
             root,
             policy: None,
             notes: Vec::new(),
+            routes: RouteIntent::default(),
+            routes_offered: Vec::new(),
+            routes_used: Vec::new(),
+            exit: None,
+            masquerade: false,
         }
     }
 }
@@ -140,16 +155,51 @@ pub fn plan(config: &NodeConfig, store: Result<&Store, String>) -> Plan {
             )
         })
         .collect();
+    // Forwarding only where this node opted in and the ledger grants the capability.
+    let serve_routes = config.serve_routes && !me.routes.is_empty();
+    let serve_exit = config.serve_exit && me.exit;
+    let forward: Vec<ForwardRule> = intents
+        .forward
+        .into_iter()
+        .filter(|f| match f.to {
+            crate::policy::compile::ForwardTo::Prefixes(_) => serve_routes,
+            crate::policy::compile::ForwardTo::Internet => serve_exit,
+        })
+        .collect();
+    let mut prefixes: Vec<Cidr> = intents.routes_used.iter().map(|(p, _, _)| *p).collect();
+    prefixes.sort();
+    prefixes.dedup();
+    let exit = intents.exit.as_ref().map(|e| (e.node.clone(), e.rule));
+    let mut notes = intents.notes;
+    if config.serve_routes && me.routes.is_empty() {
+        notes.push("serve_routes is on, but the ledger grants this node no routes".into());
+    }
+    if config.serve_exit && !me.exit {
+        notes.push("serve_exit is on, but the ledger does not give this node exit: true".into());
+    }
     Plan {
         restricted: None,
         addresses,
         peers,
         inbound: intents.inbound,
-        forward: intents.forward,
+        forward,
         epoch,
         root,
         policy: state.policy().copied(),
-        notes: intents.notes,
+        notes,
+        routes: RouteIntent {
+            prefixes,
+            exit_mark: exit.as_ref().map(|_| config.fwmark),
+            forwarding: serve_routes || serve_exit,
+        },
+        routes_offered: if serve_routes {
+            me.routes.iter().copied().collect()
+        } else {
+            Vec::new()
+        },
+        routes_used: intents.routes_used,
+        exit,
+        masquerade: config.masquerade && (serve_routes || serve_exit),
     }
 }
 
@@ -203,6 +253,12 @@ pub struct Status {
     pub drift_corrections: u64,
     /// Compiler notes.
     pub notes: Vec<String>,
+    /// Prefixes this node offers as a subnet router.
+    pub routes_offered: Vec<String>,
+    /// Prefixes reached through routers, with the router and the granting rule.
+    pub routes_used: Vec<String>,
+    /// The exit in use and why.
+    pub exit: Option<String>,
 }
 
 /// Structured logs on stderr.
@@ -442,10 +498,30 @@ impl Agent {
             a.restricted.is_some() == plan.restricted.is_some()
                 && a.inbound == plan.inbound
                 && a.forward == plan.forward
+                && a.masquerade == plan.masquerade
         });
         if plan.restricted.is_some() && !same_filter {
             self.firewall
                 .apply(&self.config.interface, &FilterIntent::DropAll)?;
+        }
+        // Routes that go away are removed before the peers change: no leak, no black hole.
+        let old = self
+            .applied
+            .as_ref()
+            .map(|p| p.routes.clone())
+            .unwrap_or_default();
+        let shrunk = RouteIntent {
+            prefixes: old
+                .prefixes
+                .iter()
+                .filter(|p| plan.routes.prefixes.contains(p))
+                .copied()
+                .collect(),
+            exit_mark: old.exit_mark.filter(|m| plan.routes.exit_mark == Some(*m)),
+            forwarding: old.forwarding && plan.routes.forwarding,
+        };
+        if shrunk != old {
+            self.tunnel.apply_routes(&shrunk)?;
         }
         let peers: Vec<PeerConfig> = plan.peers.iter().map(|(_, p)| p.clone()).collect();
         let intent = InterfaceIntent {
@@ -454,6 +530,7 @@ impl Agent {
             listen_port: self.config.listen_port,
             addresses: plan.addresses.clone(),
             peers: peers.clone(),
+            fwmark: plan.routes.exit_mark,
         };
         let mut last = String::new();
         for attempt in 0..2 {
@@ -464,9 +541,19 @@ impl Agent {
                 }
                 Err(_) => true,
             };
-            if needs && let Err(e) = self.tunnel.apply(&intent) {
-                last = e.to_string();
-                continue;
+            if needs {
+                self.log.event(
+                    "info",
+                    &format!(
+                        "configuring {} with {} peer(s)",
+                        self.config.interface,
+                        peers.len()
+                    ),
+                );
+                if let Err(e) = self.tunnel.apply(&intent) {
+                    last = e.to_string();
+                    continue;
+                }
             }
             // Never assume the backend did what it said: read it back.
             match self.tunnel.observe() {
@@ -494,8 +581,17 @@ impl Agent {
                 &FilterIntent::Rules {
                     inbound: &plan.inbound,
                     forward: &plan.forward,
+                    masquerade: plan.masquerade,
                 },
             )?;
+        }
+        if self
+            .applied
+            .as_ref()
+            .is_none_or(|a| a.routes != plan.routes)
+            || shrunk != plan.routes
+        {
+            self.tunnel.apply_routes(&plan.routes)?;
         }
         self.last_apply = unix_now();
         Ok(())
@@ -565,6 +661,16 @@ impl Agent {
             s.reconciles = self.reconciles;
             s.drift_corrections = self.drift_corrections;
             s.notes = plan.notes.clone();
+            s.routes_offered = plan.routes_offered.iter().map(|c| c.to_string()).collect();
+            s.routes_used = plan
+                .routes_used
+                .iter()
+                .map(|(p, r, rule)| format!("{p} via {r} (granted by rule {rule})"))
+                .collect();
+            s.exit = plan
+                .exit
+                .as_ref()
+                .map(|(e, rule)| format!("{e} (granted by rule {rule})"));
         }
         if let Some(path) = &self.metrics_file {
             let _ = files::write_atomic(path, self.metrics(plan).as_bytes(), 0o644, true);

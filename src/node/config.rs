@@ -47,6 +47,24 @@ pub struct NodeConfig {
     pub control_socket: PathBuf,
     /// The `memory` backend's file.
     pub memory_file: PathBuf,
+    /// Forward granted traffic to the prefixes this node's ledger `routes` cover (opt-in).
+    #[serde(default)]
+    pub serve_routes: bool,
+    /// Forward granted internet traffic when the ledger gives this node `exit: true`
+    /// (opt-in).
+    #[serde(default)]
+    pub serve_exit: bool,
+    /// Masquerade traffic this node forwards out of the mesh.
+    #[serde(default)]
+    pub masquerade: bool,
+    /// Firewall mark of the tunnel's own packets while an exit is in use (also the routing
+    /// table number), as `wg-quick` uses.
+    #[serde(default = "default_fwmark")]
+    pub fwmark: u32,
+}
+
+fn default_fwmark() -> u32 {
+    51820
 }
 
 /// A configuration problem.

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{InterfaceIntent, Observed, ObservedPeer, PeerConfig, TunnelBackend, TunnelError};
+use super::{
+    InterfaceIntent, Observed, ObservedPeer, PeerConfig, RouteIntent, TunnelBackend, TunnelError,
+};
 use crate::files;
 
 #[derive(Serialize, Deserialize)]
@@ -14,6 +16,8 @@ struct Recorded {
     listen_port: u16,
     addresses: Vec<String>,
     peers: Vec<PeerConfig>,
+    #[serde(default)]
+    routes: RouteIntent,
 }
 
 /// Records intents in a file.
@@ -37,6 +41,19 @@ fn err(detail: impl std::fmt::Display) -> TunnelError {
     }
 }
 
+impl Memory {
+    fn read(&self) -> Result<Recorded, TunnelError> {
+        let bytes = files::read_capped(&self.path, 64 << 20).map_err(err)?;
+        serde_json::from_slice(&bytes).map_err(err)
+    }
+
+    fn write(&self, r: &Recorded) -> Result<(), TunnelError> {
+        let mut bytes = serde_json::to_vec_pretty(r).map_err(err)?;
+        bytes.push(b'\n');
+        files::write_atomic(&self.path, &bytes, 0o600, true).map_err(err)
+    }
+}
+
 impl TunnelBackend for Memory {
     fn name(&self) -> &'static str {
         "memory"
@@ -48,15 +65,19 @@ impl TunnelBackend for Memory {
             listen_port: intent.listen_port,
             addresses: intent.addresses.iter().map(|a| a.to_string()).collect(),
             peers: intent.peers.clone(),
+            routes: self.read().map(|r| r.routes).unwrap_or_default(),
         };
-        let mut bytes = serde_json::to_vec_pretty(&r).map_err(err)?;
-        bytes.push(b'\n');
-        files::write_atomic(&self.path, &bytes, 0o600, true).map_err(err)
+        self.write(&r)
+    }
+
+    fn apply_routes(&mut self, routes: &RouteIntent) -> Result<(), TunnelError> {
+        let mut r = self.read()?;
+        r.routes = routes.clone();
+        self.write(&r)
     }
 
     fn observe(&self) -> Result<Observed, TunnelError> {
-        let bytes = files::read_capped(&self.path, 64 << 20).map_err(err)?;
-        let r: Recorded = serde_json::from_slice(&bytes).map_err(err)?;
+        let r = self.read()?;
         let mut peers: Vec<ObservedPeer> = r
             .peers
             .into_iter()

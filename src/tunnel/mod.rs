@@ -10,6 +10,7 @@
 //! All but `memory` go through `defguard_wireguard_rs`.
 
 mod memory;
+mod routing;
 mod wg;
 
 use std::fmt;
@@ -49,6 +50,22 @@ pub struct InterfaceIntent<'a> {
     pub addresses: Vec<ipnet::IpNet>,
     /// Peers, sorted by public key.
     pub peers: Vec<PeerConfig>,
+    /// Firewall mark on the tunnel's own packets (set when an exit is in use, so they are
+    /// not routed back into the tunnel).
+    pub fwmark: Option<u32>,
+}
+
+/// Routes through the mesh interface beyond the overlay itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteIntent {
+    /// Prefixes reached through subnet routers.
+    pub prefixes: Vec<Cidr>,
+    /// Send default traffic through the tunnel (an exit is in use), with policy routing on
+    /// this mark like `wg-quick`: packets not carrying it use table `mark`, whose default
+    /// route is the interface; the tunnel's own packets carry it and use the main table.
+    pub exit_mark: Option<u32>,
+    /// Forward packets (this node serves routes or is an exit).
+    pub forwarding: bool,
 }
 
 /// What the interface really holds, read back.
@@ -133,6 +150,8 @@ pub trait TunnelBackend: Send {
     fn observe(&self) -> Result<Observed, TunnelError>;
     /// Removes the interface (or, for an attached daemon, every peer).
     fn shutdown(&mut self) -> Result<(), TunnelError>;
+    /// Makes the routes through the interface exactly `routes` (removing stale ones).
+    fn apply_routes(&mut self, routes: &RouteIntent) -> Result<(), TunnelError>;
 }
 
 /// Which backend a node uses.

@@ -13,7 +13,8 @@ use defguard_wireguard_rs::{
 };
 use ipnet::IpNet;
 
-use super::{InterfaceIntent, Observed, ObservedPeer, TunnelBackend, TunnelError};
+use super::routing::Routing;
+use super::{InterfaceIntent, Observed, ObservedPeer, RouteIntent, TunnelBackend, TunnelError};
 use crate::ledger::types::{Cidr, TransportKey};
 
 /// Which WireGuard implementation.
@@ -39,6 +40,8 @@ pub struct WgBackend {
     api: Api,
     created: bool,
     addresses: Vec<IpNet>,
+    routing: Routing,
+    had_mark: bool,
 }
 
 fn err(kind: WgKind, detail: impl std::fmt::Display) -> TunnelError {
@@ -76,11 +79,15 @@ impl WgBackend {
             api,
             created: false,
             addresses: Vec::new(),
+            routing: Routing::new(ifname),
+            had_mark: false,
         })
     }
 
-    fn host(intent: &InterfaceIntent<'_>) -> Host {
+    fn host(intent: &InterfaceIntent<'_>, had_mark: bool) -> Host {
         let mut host = Host::new(intent.listen_port, Key::new(*intent.key.secret_bytes()));
+        // Only touch the mark when an exit is (or was) in use.
+        host.fwmark = intent.fwmark.or(had_mark.then_some(0));
         for p in &intent.peers {
             let key = Key::new(*p.pubkey.as_bytes());
             let mut peer = Peer::new(key.clone());
@@ -150,7 +157,8 @@ impl TunnelBackend for WgBackend {
 
     fn apply(&mut self, intent: &InterfaceIntent<'_>) -> Result<(), TunnelError> {
         self.ensure_interface()?;
-        let host = Self::host(intent);
+        let host = Self::host(intent, self.had_mark);
+        self.had_mark = intent.fwmark.is_some();
         let kind = self.kind;
         match &self.api {
             // One UAPI transaction with replace_peers=true: the whole peer set at once.
@@ -165,7 +173,7 @@ impl TunnelBackend for WgBackend {
                     port: intent.listen_port,
                     peers: host.peers.into_values().collect(),
                     mtu: None,
-                    fwmark: None,
+                    fwmark: host.fwmark,
                 };
                 api.configure_interface(&config).map_err(|e| err(kind, e))?;
             }
@@ -209,7 +217,13 @@ impl TunnelBackend for WgBackend {
         })
     }
 
+    fn apply_routes(&mut self, routes: &RouteIntent) -> Result<(), TunnelError> {
+        let kind = self.kind;
+        self.routing.apply(routes).map_err(|e| err(kind, e))
+    }
+
     fn shutdown(&mut self) -> Result<(), TunnelError> {
+        self.routing.clear();
         let kind = self.kind;
         match (&self.api, kind) {
             (Api::User(api), WgKind::Uapi) => {
@@ -220,8 +234,9 @@ impl TunnelBackend for WgBackend {
                 }
             }
             (Api::User(api), _) if self.created => {
-                // Known trap: removal can report a DNS error on hosts without resolvconf after
-                // the interface is gone; only a surviving interface is a failure.
+                // The embedded device goes with the process; removing it here closes its UAPI
+                // socket. Known trap: removal can report a DNS error on hosts without
+                // resolvconf after the interface is gone; only a surviving interface fails.
                 if let Err(e) = api.remove_interface()
                     && interface_exists(&self.ifname)
                 {
