@@ -37,9 +37,9 @@ test: test-deps
 	$(CARGO) test --features fault-injection --test crash -- --nocapture
 	python3 ci/vectors_check.py
 	@if [ "$$(id -u)" = 0 ]; then \
-	  $(CARGO) build && bash ci/e2e-netns.sh target/debug/rn 10; \
+	  $(CARGO) build && bash ci/e2e-netns.sh target/debug/rn 10 && bash ci/e2e-routing.sh target/debug/rn; \
 	else \
-	  echo "not root: skipping ci/e2e-netns.sh (network namespaces, TUN and nftables need root)"; \
+	  echo "not root: skipping ci/e2e-netns.sh and ci/e2e-routing.sh (network namespaces, TUN and nftables need root)"; \
 	fi
 
 demo: build

@@ -233,10 +233,17 @@ pub fn render(interface: &str, intent: &FilterIntent<'_>) -> String {
                         }
                     }
                     ForwardTo::Internet => {
+                        // The internet only: private, shared and link-local ranges on the
+                        // exit's side need a router grant.
                         for (v6, m) in families(&f.from, None) {
+                            let not_lan = if v6 {
+                                "ip6 daddr != { fc00::/7, fe80::/10, ::1 }"
+                            } else {
+                                "ip daddr != { 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, 192.168.0.0/16 }"
+                            };
                             let _ = writeln!(
                                 s,
-                                "    iifname {q} oifname != {q} {m}{} accept comment \"rule {} via exit\"",
+                                "    iifname {q} oifname != {q} {m} {not_lan}{} accept comment \"rule {} via exit\"",
                                 l4(f.proto, &f.ports, v6),
                                 f.rule
                             );
