@@ -125,5 +125,10 @@ rn member propose revoke-node laptop --state-dir "$W/op" --reason "laptop stolen
 deliver "$W/revoke2.json" laptop ops router exit
 check "revoking the client removes its routes" wait_for 5 bash -c "! ip netns exec rnr-laptop ip route | grep -q '10.20.0.0/16 dev rnrlaptop'"
 check "a revoked client reaches nothing" bash -c "! ip netns exec rnr-laptop nc -z -w2 10.20.0.2 22"
+# rn node exit off / set on a running agent (ops: its chosen exit was never granted).
+"$RN" node exit off --config "$W/ops/node.json" >/dev/null
+check "rn node exit off: the running agent drops the 'not granted' note" wait_for 5 bash -c "! '$RN' node status --config '$W/ops/node.json' | grep -q 'not granted'"
+"$RN" node exit set exit --config "$W/ops/node.json" >/dev/null
+check "rn node exit set: the running agent takes the new choice" wait_for 5 bash -c "'$RN' node status --config '$W/ops/node.json' | grep -q 'chosen exit exit is not granted'"
 echo "e2e-routing: $PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]

@@ -228,7 +228,8 @@ impl Run {
             }
         };
         let config = NodeConfig::load(&self.config)?;
-        let mut agent = Agent::new(config, Log::new(json), self.metrics_file.clone())?;
+        let mut agent = Agent::new(config, Log::new(json), self.metrics_file.clone())?
+            .with_config_path(&self.config);
         if self.once {
             agent.reconcile();
             let status = agent.status();

@@ -31,6 +31,9 @@ use crate::policy::compile::{ForwardRule, InboundRule};
 use crate::policy::{Policy, compile};
 use crate::tunnel::{self, InterfaceIntent, PeerConfig, RouteIntent, TunnelBackend};
 
+/// How long a clean stop may take before the agent exits anyway.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(5);
+
 /// How often the real interface is re-read to undo drift.
 pub const DRIFT_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -311,6 +314,7 @@ pub struct Agent {
     drift_corrections: u64,
     last_apply: u64,
     apply_ms: Arc<AtomicU64>,
+    config_path: Option<PathBuf>,
 }
 
 impl Agent {
@@ -364,7 +368,14 @@ impl Agent {
             drift_corrections: 0,
             last_apply: 0,
             apply_ms: Arc::new(AtomicU64::new(0)),
+            config_path: None,
         }
+    }
+
+    /// Where the config came from, so reloads can re-read it.
+    pub fn with_config_path(mut self, path: &Path) -> Agent {
+        self.config_path = Some(path.to_owned());
+        self
     }
 
     /// The shared status (for the control socket).
@@ -697,6 +708,47 @@ impl Agent {
         )
     }
 
+    /// Re-reads the config file (SIGHUP, `rn node reload`, `rn node exit`): the chosen exit,
+    /// endpoints, keepalive and router/exit opt-ins take effect at once; the interface, port,
+    /// backend, firewall, state directory and pin only at the next start.
+    fn reload_config(&mut self) {
+        let Some(path) = self.config_path.clone() else {
+            return;
+        };
+        match NodeConfig::load(&path) {
+            Ok(new) => {
+                let fixed = |c: &NodeConfig| {
+                    (
+                        c.interface.clone(),
+                        c.listen_port,
+                        c.backend,
+                        c.firewall,
+                        c.state_dir.clone(),
+                        c.genesis_root,
+                        c.node_id.clone(),
+                    )
+                };
+                if fixed(&new) != fixed(&self.config) {
+                    self.log.event("warn", "the config changes the interface, port, backends, ledger or node: restart the agent to apply that");
+                }
+                let c = &mut self.config;
+                c.exit = new.exit;
+                c.endpoints = new.endpoints;
+                c.keepalive_secs = new.keepalive_secs;
+                c.serve_routes = new.serve_routes;
+                c.serve_exit = new.serve_exit;
+                c.masquerade = new.masquerade;
+                c.fwmark = new.fwmark;
+                self.log
+                    .event("info", &format!("config reloaded from {}", path.display()));
+            }
+            Err(e) => self.log.event(
+                "error",
+                &format!("config reload failed, keeping the old one: {e}"),
+            ),
+        }
+    }
+
     /// Stops cleanly: removes the interface (or every peer of an attached daemon) and rn's
     /// filter.
     pub fn shutdown(&mut self) {
@@ -760,7 +812,11 @@ impl Agent {
             if flags.stop.load(Ordering::Relaxed) {
                 break;
             }
-            if changed || flags.reload.swap(false, Ordering::Relaxed) {
+            let reload = flags.reload.swap(false, Ordering::Relaxed);
+            if reload {
+                self.reload_config();
+            }
+            if changed || reload {
                 last_poll = Instant::now();
                 self.reconcile();
             }
@@ -769,10 +825,18 @@ impl Agent {
                 self.undo_drift();
             }
         }
-        self.shutdown();
-        if let Ok(path) = server {
+        if let Ok(path) = &server {
             let _ = fs::remove_file(path);
         }
+        // Stopping is bounded: a backend that hangs while tearing down does not keep the
+        // agent (and its interface name) alive.
+        let log = self.log;
+        std::thread::spawn(move || {
+            std::thread::sleep(STOP_DEADLINE);
+            log.event("error", "stopping took too long; exiting anyway");
+            std::process::exit(1);
+        });
+        self.shutdown();
         Ok(())
     }
 }
