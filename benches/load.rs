@@ -14,9 +14,7 @@ use rn::ledger::gate::verify_genesis;
 use rn::ledger::model::{Role, Set, State};
 use rn::ledger::reduce::reduce;
 use rn::ledger::store::Store;
-use rn::ledger::update::{
-    Genesis, GenesisKind, Op, Signature, SignedGenesis, SignedGenesisKind, insert_signature,
-};
+use rn::ledger::update::{Op, SignedGenesis};
 
 const NODES: u32 = 1_000;
 const UPDATES: usize = 10_000;
@@ -54,28 +52,7 @@ fn genesis() -> SignedGenesis {
         None,
     )
     .unwrap();
-    let genesis = Genesis {
-        kind: GenesisKind,
-        state,
-        created_at: u(T0),
-    };
-    let msg = genesis.message();
-    let mut signatures = Vec::new();
-    for id in ["alice", "bob", "carol"] {
-        insert_signature(
-            &mut signatures,
-            Signature {
-                approver: id.parse().unwrap(),
-                sig: common::approver_key(id).sign(&msg),
-                new_key: false,
-            },
-        );
-    }
-    SignedGenesis {
-        kind: SignedGenesisKind,
-        genesis,
-        signatures,
-    }
+    common::signed_genesis(state, &["alice", "bob", "carol"])
 }
 
 fn main() {

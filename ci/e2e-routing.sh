@@ -13,16 +13,7 @@ RN=$(realpath "${1:-target/debug/rn}")
 source ci/netns-lib.sh
 NS_PREFIX=rnr
 need_root_tools || exit 1
-W=$(mktemp -d /tmp/rn-e2er.XXXXXX)
-chmod 700 "$W"
-trap 'cleanup_netns; for _ in 1 2 3; do rm -rf "$W" 2>/dev/null && break; sleep 0.5; done; rm -f /run/rn/rnr*.sock' EXIT
-cleanup_netns
-PASS=0 FAIL=0
-ok() { echo "PASS $*"; PASS=$((PASS + 1)); }
-ko() { echo "FAIL $*"; FAIL=$((FAIL + 1)); }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; fi; }
-rn() { "$RN" "$@"; }
-inns() { local n=$1; shift; ip netns exec "rnr-$n" "$@"; }
+e2e_begin e2er
 
 mkdir -m 700 "$W/keys"
 for who in alice bob carol; do rn key gen --out "$W/keys/$who" >/dev/null 2>&1; done

@@ -66,3 +66,21 @@ wait_for() {
     done
     return 1
 }
+
+# --- test harness shared by the end-to-end scripts ---
+PASS=0
+FAIL=0
+ok() { echo "PASS $*"; PASS=$((PASS + 1)); }
+ko() { echo "FAIL $*"; FAIL=$((FAIL + 1)); }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; fi; }
+rn() { "$RN" "$@"; }
+inns() { local n=$1; shift; ip netns exec "${NS_PREFIX}-$n" "$@"; }
+
+# e2e_begin NAME: a private work directory $W; on exit, every namespace, process and file of
+# this run goes (leftovers of an interrupted earlier run are cleared first).
+e2e_begin() {
+    W=$(mktemp -d "/tmp/rn-$1.XXXXXX")
+    chmod 700 "$W"
+    trap 'cleanup_netns; for _ in 1 2 3; do rm -rf "$W" 2>/dev/null && break; sleep 0.5; done; rm -f /run/rn/${NS_PREFIX}*.sock' EXIT
+    cleanup_netns
+}

@@ -669,13 +669,8 @@ impl Store {
 
     fn check_watermark_and_snapshot(&mut self, torn: bool, now: u64) -> Result<(), StoreError> {
         let verified_len = self.verified_len;
-        if self.mode != Mode::Trusted {
-            let reason = match &self.mode {
-                Mode::Restricted(r) => r.to_string(),
-                Mode::Trusted => String::new(),
-            };
-            self.audit(now, "restricted", None, None, None, reason)?;
-            return Ok(());
+        if let Mode::Restricted(r) = self.mode.clone() {
+            return self.restrict(now, r);
         }
         let log_epoch = self.state.epoch().get();
         // The watermark in the directory, then its mirror beside the directory (which catches
@@ -705,26 +700,11 @@ impl Store {
             ));
         }
         if let Some(r) = restriction {
-            self.audit(
-                now,
-                "restricted",
-                None,
-                None,
-                Some(r.name().into()),
-                r.to_string(),
-            )?;
-            self.mode = Mode::Restricted(r);
-            return Ok(());
+            return self.restrict(now, r);
         }
         if torn {
             fault::point("before_truncate");
-            let path = self.dir.join(LOG);
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(io_err(&path))?;
-            f.set_len(verified_len).map_err(io_err(&path))?;
-            f.sync_all().map_err(io_err(&path))?;
+            self.truncate_log(verified_len)?;
             self.repairs
                 .push("truncated a torn final line of ledger.log beyond the watermark".into());
         }
@@ -737,16 +717,7 @@ impl Store {
                         snapshot_index: s.log_index.get(),
                         log_epoch,
                     };
-                    self.audit(
-                        now,
-                        "restricted",
-                        None,
-                        None,
-                        Some(r.name().into()),
-                        r.to_string(),
-                    )?;
-                    self.mode = Mode::Restricted(r);
-                    return Ok(());
+                    return self.restrict(now, r);
                 }
                 Ok(s) => {
                     s.log_index.get() == log_epoch
@@ -772,6 +743,34 @@ impl Store {
             self.audit(now, "repaired", None, None, None, r)?;
         }
         Ok(())
+    }
+
+    /// Enters restricted mode with `r`, auditing the transition.
+    fn restrict(&mut self, now: u64, r: Restriction) -> Result<(), StoreError> {
+        self.audit(
+            now,
+            "restricted",
+            None,
+            None,
+            Some(r.name().into()),
+            r.to_string(),
+        )?;
+        self.mode = Mode::Restricted(r);
+        Ok(())
+    }
+
+    /// Cuts `ledger.log` back to its verified prefix (a torn tail), durably.
+    fn truncate_log(&self, len: u64) -> Result<(), StoreError> {
+        let path = self.dir.join(LOG);
+        if fs::metadata(&path).map_err(io_err(&path))?.len() == len {
+            return Ok(());
+        }
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        f.set_len(len).map_err(io_err(&path))?;
+        f.sync_all().map_err(io_err(&path))
     }
 
     /// A watermark against the verified log: `None` if consistent (equal, or behind with a
@@ -1266,17 +1265,7 @@ impl Store {
             Mode::Restricted(r) => r.clone(),
         };
         // Drop a torn tail, then move the watermark and snapshot to the verified head.
-        let path = self.dir.join(LOG);
-        let len = self.verified_len;
-        let actual = fs::metadata(&path).map_err(io_err(&path))?.len();
-        if actual != len {
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(io_err(&path))?;
-            f.set_len(len).map_err(io_err(&path))?;
-            f.sync_all().map_err(io_err(&path))?;
-        }
+        self.truncate_log(self.verified_len)?;
         self.write_snapshot_and_watermark()?;
         self.mode = Mode::Trusted;
         self.audit(

@@ -86,6 +86,32 @@ pub fn node(id: &str, host: u32, tags: &[&str], at: u64) -> Node {
     }
 }
 
+/// A genesis for `state` created at `T0`, signed by the named approvers' first keys.
+pub fn signed_genesis(state: State, signers: &[&str]) -> SignedGenesis {
+    let genesis = Genesis {
+        kind: GenesisKind,
+        state,
+        created_at: u(T0),
+    };
+    let msg = genesis.message();
+    let mut signatures = Vec::new();
+    for id in signers {
+        insert_signature(
+            &mut signatures,
+            Signature {
+                approver: id.parse().unwrap(),
+                sig: approver_key(id).sign(&msg),
+                new_key: false,
+            },
+        );
+    }
+    SignedGenesis {
+        kind: SignedGenesisKind,
+        genesis,
+        signatures,
+    }
+}
+
 /// The genesis of network "acme": alice and bob owners, carol guardian, threshold 2.
 pub fn genesis() -> SignedGenesis {
     let state = State::new(
@@ -102,28 +128,7 @@ pub fn genesis() -> SignedGenesis {
         None,
     )
     .unwrap();
-    let genesis = Genesis {
-        kind: GenesisKind,
-        state,
-        created_at: u(T0),
-    };
-    let msg = genesis.message();
-    let mut signatures = Vec::new();
-    for id in ["alice", "bob", "carol"] {
-        insert_signature(
-            &mut signatures,
-            Signature {
-                approver: id.parse().unwrap(),
-                sig: approver_key(id).sign(&msg),
-                new_key: false,
-            },
-        );
-    }
-    SignedGenesis {
-        kind: SignedGenesisKind,
-        genesis,
-        signatures,
-    }
+    signed_genesis(state, &["alice", "bob", "carol"])
 }
 
 /// An unsigned update on `state` with the given ops, created at `at`, valid one hour,
