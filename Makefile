@@ -28,11 +28,11 @@ test: test-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
 	@if [ "$$(id -u)" = 0 ]; then \
-	  $(CARGO) test --all-targets -- --include-ignored; \
+	  $(CARGO) test --lib --bins --tests -- --include-ignored; \
 	else \
 	  echo "not root: the tests marked 'needs root' are skipped:"; \
-	  $(CARGO) test --all-targets -- --list --ignored 2>/dev/null | grep ': test$$' || true; \
-	  $(CARGO) test --all-targets; \
+	  $(CARGO) test --lib --bins --tests -- --list --ignored 2>/dev/null | grep ': test$$' || true; \
+	  $(CARGO) test --lib --bins --tests; \
 	fi
 	$(CARGO) test --features fault-injection --test crash -- --nocapture
 	python3 ci/vectors_check.py
