@@ -52,20 +52,7 @@ impl TunnelBackend for FakeTunnel {
     }
     fn observe(&self) -> Result<Observed, TunnelError> {
         let s = self.0.lock().unwrap();
-        let mut peers: Vec<ObservedPeer> = s
-            .peers
-            .iter()
-            .map(|p| {
-                let mut allowed = p.allowed.clone();
-                allowed.sort();
-                ObservedPeer {
-                    pubkey: p.pubkey,
-                    allowed,
-                    endpoint: p.endpoint,
-                    last_handshake: None,
-                }
-            })
-            .collect();
+        let mut peers: Vec<ObservedPeer> = s.peers.iter().map(ObservedPeer::from).collect();
         peers.extend(s.stray.clone());
         Ok(Observed {
             listen_port: s.port,

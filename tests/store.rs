@@ -435,3 +435,32 @@ fn the_watermark_mirror_sits_beside_the_directory() {
         fs::read(d.path.join("ledger.watermark")).unwrap()
     );
 }
+
+#[test]
+fn a_bundle_from_another_network_is_refused_whole() {
+    use rn::ledger::log::{Bundle, BundleKind, Carried};
+    let d = ledger(1);
+    let mut state = serde_json::to_value(&common::genesis().genesis.state).unwrap();
+    state["network_id"] = serde_json::json!("other");
+    let other = common::signed_genesis(
+        serde_json::from_value(state).unwrap(),
+        &["alice", "bob", "carol"],
+    );
+    let bundle = Bundle {
+        kind: BundleKind,
+        genesis: Some(other.clone()),
+        updates: common::chain().updates[1..2].to_vec(),
+        policies: Vec::new(),
+    };
+    let carried = Carried::decode(&common::file_bytes(&bundle)).unwrap();
+    let before = files(&d);
+    let mut s = open(&d).unwrap();
+    let e = s.apply_carried(&carried, T0 + 300, "bundle").unwrap_err();
+    assert_eq!(
+        e.rejection().map(Rejection::name),
+        Some("PinMismatch"),
+        "{e}"
+    );
+    drop(s);
+    assert_eq!(files(&d), before);
+}

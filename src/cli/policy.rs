@@ -11,7 +11,7 @@ use super::output::now;
 use super::{Exit, usage};
 use crate::files;
 use crate::ledger::canonical::caps;
-use crate::ledger::store::{Mode, Store};
+use crate::ledger::store::Store;
 use crate::ledger::types::Id;
 use crate::policy::compile::ForwardTo;
 use crate::policy::{Decision, Policy, PolicyView, Proto, Query, Target, Via, compile, evaluate};
@@ -47,14 +47,9 @@ fn default_state_dir() -> PathBuf {
     PathBuf::from(DEFAULT_STATE_DIR)
 }
 
-/// A ledger opened for reading policy decisions. A restricted ledger is refused: its trust
-/// state is in doubt, so it grants nothing.
+/// A ledger opened for policy decisions: a restricted one grants nothing, so it is refused.
 fn trusted(dir: &std::path::Path) -> anyhow::Result<Store> {
-    let store = Store::open(dir, None, now())?;
-    if let Mode::Restricted(r) = store.mode() {
-        return Err(crate::ledger::store::StoreError::Restricted(r.clone()).into());
-    }
-    Ok(store)
+    Ok(Store::open_trusted(dir, None, now())?)
 }
 
 /// Check a policy document: syntax, rule consistency, and (with a ledger) that every

@@ -145,3 +145,55 @@ pub struct AuditRecord {
     /// Human detail.
     pub detail: String,
 }
+
+/// What a file handed to `apply` (or dropped in a node's inbox) carries: a signed update, a
+/// proposal, or a bundle — decoded strictly, one reader for every path.
+#[derive(Clone, Debug)]
+pub struct Carried {
+    /// The signed updates, in order.
+    pub updates: Vec<SignedUpdate>,
+    /// Policy documents that came with them.
+    pub policies: Vec<crate::policy::Policy>,
+    /// A bundle's genesis root, when it carries the genesis.
+    pub genesis_root: Option<Sha256Digest>,
+}
+
+impl Carried {
+    /// Decodes `rn.signed-update.v1`, `rn.proposal.v1` or `rn.bundle.v1`.
+    pub fn decode(bytes: &[u8]) -> Result<Carried, super::DecodeError> {
+        use super::canonical::{decode, peek_kind};
+        use super::update::Proposal;
+        let kind = peek_kind(bytes)?;
+        Ok(match kind.as_str() {
+            SignedUpdate::KIND_STR => Carried {
+                updates: vec![decode::<SignedUpdate>(bytes)?],
+                policies: Vec::new(),
+                genesis_root: None,
+            },
+            Proposal::KIND_STR => {
+                let p: Proposal = decode(bytes)?;
+                Carried {
+                    updates: vec![p.signed_update()],
+                    policies: p.policies,
+                    genesis_root: None,
+                }
+            }
+            BundleKind::KIND => {
+                let b: Bundle = decode(bytes)?;
+                Carried {
+                    genesis_root: b.genesis.as_ref().map(|g| g.genesis.state.root()),
+                    updates: b.updates,
+                    policies: b.policies,
+                }
+            }
+            _ => {
+                return Err(super::DecodeError::UnknownKind {
+                    expected: SignedUpdate::KIND_STR,
+                    found: format!(
+                        "{kind} (apply takes rn.signed-update.v1, rn.proposal.v1 or rn.bundle.v1)"
+                    ),
+                });
+            }
+        })
+    }
+}

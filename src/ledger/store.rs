@@ -26,8 +26,8 @@ use super::canonical::{caps, decode, decode_value, to_jcs};
 use super::error::{DecodeError, Rejection};
 use super::gate::{Freshness, VerifiedGenesis, accept, accept_with, verify_genesis};
 use super::log::{
-    AuditKind, AuditRecord, Bundle, BundleKind, LogEntry, LogEntryKind, Snapshot, SnapshotKind,
-    Watermark, WatermarkKind,
+    AuditKind, AuditRecord, Bundle, BundleKind, Carried, LogEntry, LogEntryKind, Snapshot,
+    SnapshotKind, Watermark, WatermarkKind,
 };
 use super::model::State;
 use super::quorum;
@@ -432,33 +432,17 @@ impl Store {
             });
         }
         let canonical = canonical_line(&signed);
-        let head = Blake3Digest::of(&canonical[..canonical.len() - 1]);
-        let state = verified.state().clone();
         // genesis.json last: until it exists the directory is not a ledger, and a crashed
         // bootstrap can simply be run again.
         files::write_atomic(&dir.join(PIN), format!("{pin}\n").as_bytes(), 0o600, true)?;
         files::write_atomic(&dir.join(LOG), b"", 0o600, true)?;
         let _ = fs::remove_file(dir.join(AUDIT));
-        let mut store = Store {
-            dir: dir.to_owned(),
-            _lock: lock,
-            genesis: verified,
-            genesis_bytes: canonical[..canonical.len() - 1].to_vec(),
-            state,
-            mode: Mode::Trusted,
-            history: Vec::new(),
-            seen: HashSet::new(),
-            audit_next: 1,
-            audit_head: head,
-            audit_status: AuditStatus {
-                records: 0,
-                broken: None,
-            },
-            last_audit: None,
-            repairs: Vec::new(),
-            verified_len: 0,
-            policy: None,
-        };
+        let mut store = Store::at_genesis(
+            dir,
+            lock,
+            verified,
+            canonical[..canonical.len() - 1].to_vec(),
+        );
         store.write_snapshot_and_watermark()?;
         store.audit(now, "bootstrap", None, None, None, format!("pinned {pin}"))?;
         files::write_atomic(&dir.join(GENESIS), &canonical, 0o600, false)?;
@@ -531,7 +515,23 @@ impl Store {
         }
         let genesis = verify_genesis(&signed, Some(&stored_pin)).map_err(StoreError::Genesis)?;
         let genesis_bytes = genesis_file[..genesis_file.len() - 1].to_vec();
-        let mut store = Store {
+        let mut store = Store::at_genesis(dir, lock, genesis, genesis_bytes);
+        store.load_audit()?;
+        let (verified_len, torn) = store.replay_log(now)?;
+        store.verified_len = verified_len;
+        store.check_watermark_and_snapshot(torn, now)?;
+        store.policy = store.load_policy(store.state.policy().copied())?;
+        Ok(store)
+    }
+
+    /// A store at the genesis state, before any log line or audit record is read.
+    fn at_genesis(
+        dir: &Path,
+        lock: File,
+        genesis: VerifiedGenesis,
+        genesis_bytes: Vec<u8>,
+    ) -> Store {
+        Store {
             dir: dir.to_owned(),
             _lock: lock,
             state: genesis.state().clone(),
@@ -550,13 +550,21 @@ impl Store {
             repairs: Vec::new(),
             verified_len: 0,
             policy: None,
-        };
-        store.load_audit()?;
-        let (verified_len, torn) = store.replay_log(now)?;
-        store.verified_len = verified_len;
-        store.check_watermark_and_snapshot(torn, now)?;
-        store.policy = store.load_policy(store.state.policy().copied())?;
-        Ok(store)
+        }
+    }
+
+    /// [`Store::open`], refusing a restricted ledger: for everything that builds on, grants
+    /// from or hands on the ledger's state (proposals, policy decisions, exports).
+    pub fn open_trusted(
+        dir: &Path,
+        pin: Option<&Sha256Digest>,
+        now: u64,
+    ) -> Result<Store, StoreError> {
+        let store = Store::open(dir, pin, now)?;
+        match store.mode() {
+            Mode::Trusted => Ok(store),
+            Mode::Restricted(r) => Err(StoreError::Restricted(r.clone())),
+        }
     }
 
     /// Verifies every complete line of the log; returns the byte length of the verified
@@ -1061,6 +1069,28 @@ impl Store {
             ),
         )?;
         Ok(report)
+    }
+
+    /// Applies what a file carries: a bundle's genesis must be this ledger's, then the updates
+    /// go through [`Store::apply`] and the policy documents they pin are stored. Returns the
+    /// report and the documents stored.
+    pub fn apply_carried(
+        &mut self,
+        carried: &Carried,
+        now: u64,
+        source: &str,
+    ) -> Result<(ApplyReport, Vec<Sha256Digest>), StoreError> {
+        if let Some(found) = carried.genesis_root
+            && found != self.genesis_root()
+        {
+            return Err(StoreError::Genesis(Rejection::PinMismatch {
+                pinned: self.genesis_root(),
+                found,
+            }));
+        }
+        let report = self.apply(&carried.updates, now, source)?;
+        let stored = self.store_policies(&carried.policies)?;
+        Ok((report, stored))
     }
 
     fn reject(

@@ -21,14 +21,13 @@ use super::control;
 use crate::files;
 use crate::firewall::{self, FilterIntent, Firewall};
 use crate::keys::NodeSecret;
-use crate::ledger::canonical::{self, caps};
-use crate::ledger::log::{Bundle, BundleKind};
+use crate::ledger::canonical::caps;
+use crate::ledger::log::Carried;
 use crate::ledger::model::NodeStatus;
 use crate::ledger::store::{Mode, Store, StoreError};
 use crate::ledger::types::{Cidr, Id, Sha256Digest};
-use crate::ledger::update::{Proposal, SignedUpdate};
+use crate::policy::compile;
 use crate::policy::compile::{ForwardRule, InboundRule};
-use crate::policy::{Policy, compile};
 use crate::tunnel::{self, InterfaceIntent, PeerConfig, RouteIntent, TunnelBackend};
 
 /// How long a clean stop may take before the agent exits anyway.
@@ -409,13 +408,12 @@ impl Agent {
             );
             let result = files::read_capped(&path, caps::LOG)
                 .map_err(|e| e.to_string())
-                .and_then(|b| carried(&b).map_err(|e| e.to_string()))
-                .and_then(|(updates, policies)| {
-                    let r = store
-                        .apply(&updates, unix_now(), &shown)
-                        .map_err(|e| e.to_string())?;
-                    store.store_policies(&policies).map_err(|e| e.to_string())?;
-                    Ok(r)
+                .and_then(|b| Carried::decode(&b).map_err(|e| e.to_string()))
+                .and_then(|c| {
+                    store
+                        .apply_carried(&c, unix_now(), &shown)
+                        .map(|(report, _)| report)
+                        .map_err(|e| e.to_string())
                 });
             match result {
                 Ok(r) => {
@@ -848,23 +846,6 @@ fn private_dir(p: &Path) -> std::io::Result<()> {
 
 fn store_reason(e: &StoreError) -> String {
     format!("ledger unreadable: {e}")
-}
-
-/// What a file dropped in the inbox carries.
-fn carried(bytes: &[u8]) -> anyhow::Result<(Vec<SignedUpdate>, Vec<Policy>)> {
-    let kind = canonical::peek_kind(bytes)?;
-    Ok(match kind.as_str() {
-        SignedUpdate::KIND_STR => (vec![canonical::decode::<SignedUpdate>(bytes)?], Vec::new()),
-        Proposal::KIND_STR => {
-            let p: Proposal = canonical::decode(bytes)?;
-            (vec![p.signed_update()], p.policies)
-        }
-        BundleKind::KIND => {
-            let b: Bundle = canonical::decode(bytes)?;
-            (b.updates, b.policies)
-        }
-        other => anyhow::bail!("unknown kind {other}"),
-    })
 }
 
 /// inotify on the state directory, its inbox and its policy directory.

@@ -78,20 +78,7 @@ impl TunnelBackend for Memory {
 
     fn observe(&self) -> Result<Observed, TunnelError> {
         let r = self.read()?;
-        let mut peers: Vec<ObservedPeer> = r
-            .peers
-            .into_iter()
-            .map(|p| {
-                let mut allowed = p.allowed;
-                allowed.sort();
-                ObservedPeer {
-                    pubkey: p.pubkey,
-                    allowed,
-                    endpoint: p.endpoint,
-                    last_handshake: None,
-                }
-            })
-            .collect();
+        let mut peers: Vec<ObservedPeer> = r.peers.iter().map(ObservedPeer::from).collect();
         peers.sort_by_key(|p| p.pubkey);
         Ok(Observed {
             listen_port: r.listen_port,

@@ -91,6 +91,20 @@ pub struct ObservedPeer {
     pub last_handshake: Option<u64>,
 }
 
+impl From<&PeerConfig> for ObservedPeer {
+    /// What a backend that kept `p` exactly reports (no handshake yet).
+    fn from(p: &PeerConfig) -> ObservedPeer {
+        let mut allowed = p.allowed.clone();
+        allowed.sort();
+        ObservedPeer {
+            pubkey: p.pubkey,
+            allowed,
+            endpoint: p.endpoint,
+            last_handshake: None,
+        }
+    }
+}
+
 impl Observed {
     /// Differences between what the interface holds and `peers` (the intent), in words;
     /// empty when they agree on the peer set, each peer's allowed prefixes and the port.

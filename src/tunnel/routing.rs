@@ -64,57 +64,42 @@ impl Routing {
         let table = mark.to_string();
         let hex = format!("{mark:#x}");
         sysctl("/proc/sys/net/ipv4/conf/all/src_valid_mark", "1")?;
-        ip(&[
-            "-4",
-            "route",
-            "replace",
-            "default",
-            "dev",
-            &self.ifname,
-            "table",
-            &table,
-        ])?;
-        ip(&[
-            "-4", "rule", "add", "not", "fwmark", &hex, "table", &table, "priority", PRIO_MARK,
-        ])?;
-        ip(&[
-            "-4",
-            "rule",
-            "add",
-            "table",
-            "main",
-            "suppress_prefixlength",
-            "0",
-            "priority",
-            PRIO_SUPPRESS,
-        ])?;
-        // IPv6 only where the host has it.
-        if ip(&[
-            "-6",
-            "route",
-            "replace",
-            "default",
-            "dev",
-            &self.ifname,
-            "table",
-            &table,
-        ])
-        .is_ok()
-        {
-            let _ = ip(&[
-                "-6", "rule", "add", "not", "fwmark", &hex, "table", &table, "priority", PRIO_MARK,
-            ]);
-            let _ = ip(&[
-                "-6",
-                "rule",
-                "add",
-                "table",
-                "main",
-                "suppress_prefixlength",
-                "0",
-                "priority",
-                PRIO_SUPPRESS,
-            ]);
+        for fam in ["-4", "-6"] {
+            let steps: [&[&str]; 3] = [
+                &[
+                    fam,
+                    "route",
+                    "replace",
+                    "default",
+                    "dev",
+                    &self.ifname,
+                    "table",
+                    &table,
+                ],
+                &[
+                    fam, "rule", "add", "not", "fwmark", &hex, "table", &table, "priority",
+                    PRIO_MARK,
+                ],
+                &[
+                    fam,
+                    "rule",
+                    "add",
+                    "table",
+                    "main",
+                    "suppress_prefixlength",
+                    "0",
+                    "priority",
+                    PRIO_SUPPRESS,
+                ],
+            ];
+            for step in steps {
+                match ip(step) {
+                    Ok(()) => {}
+                    // IPv6 only where the host has it.
+                    Err(_) if fam == "-6" => break,
+                    Err(e) => return Err(e),
+                }
+            }
         }
         Ok(())
     }

@@ -10,14 +10,13 @@ use serde_json::json;
 use crate::cli::output::{describe_op, now, utc};
 use crate::cli::{Exit, usage};
 use crate::files;
-use crate::ledger::canonical::{self, caps, to_jcs};
-use crate::ledger::log::Bundle;
+use crate::ledger::State;
+use crate::ledger::canonical::{caps, to_jcs};
+use crate::ledger::log::Carried;
 use crate::ledger::model::{ApproverStatus, NodeStatus};
 use crate::ledger::reduce::reduce;
 use crate::ledger::store::{Mode, Store};
 use crate::ledger::types::Sha256Digest;
-use crate::ledger::update::{Proposal, SignedUpdate};
-use crate::ledger::{DecodeError, State};
 
 /// Where ledgers live unless `--state-dir` says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/rn";
@@ -74,61 +73,16 @@ pub struct Apply {
     json: bool,
 }
 
-/// What a file to apply carries: updates, policy documents, and a bundle's genesis root.
-type Carried = (
-    Vec<SignedUpdate>,
-    Vec<crate::policy::Policy>,
-    Option<Sha256Digest>,
-);
-
-fn updates_of(bytes: &[u8]) -> anyhow::Result<Carried> {
-    let kind = canonical::peek_kind(bytes)?;
-    Ok(match kind.as_str() {
-        SignedUpdate::KIND_STR => (
-            vec![canonical::decode::<SignedUpdate>(bytes)?],
-            Vec::new(),
-            None,
-        ),
-        Proposal::KIND_STR => {
-            let p = canonical::decode::<Proposal>(bytes)?;
-            (vec![p.signed_update()], p.policies, None)
-        }
-        crate::ledger::log::BundleKind::KIND => {
-            let b: Bundle = canonical::decode(bytes)?;
-            let root = b.genesis.as_ref().map(|g| g.genesis.state.root());
-            (b.updates, b.policies, root)
-        }
-        _ => {
-            return Err(DecodeError::UnknownKind {
-                expected: SignedUpdate::KIND_STR,
-                found: format!(
-                    "{kind} (apply takes rn.signed-update.v1, rn.proposal.v1 or rn.bundle.v1)"
-                ),
-            }
-            .into());
-        }
-    })
-}
-
 impl Apply {
     pub fn run(self) -> anyhow::Result<Exit> {
         let bytes = files::read_capped(&self.file, caps::LOG)?;
-        let (updates, policies, bundle_genesis) =
-            updates_of(&bytes).with_context(|| format!("reading {}", self.file.display()))?;
+        let carried =
+            Carried::decode(&bytes).with_context(|| format!("reading {}", self.file.display()))?;
         let now = now();
         let mut store = Store::open(&self.state_dir, None, now)?;
-        if let Some(root) = bundle_genesis
-            && root != store.genesis_root()
-        {
-            return Err(usage(format!(
-                "the bundle carries genesis {root}, but this ledger's genesis is {}",
-                store.genesis_root()
-            )));
-        }
         let before = store.state().clone();
         let source = self.file.display().to_string();
-        let report = store.apply(&updates, now, &source)?;
-        let stored = store.store_policies(&policies)?;
+        let (report, stored) = store.apply_carried(&carried, now, &source)?;
         if self.json {
             let v = json!({
                 "ok": true,
@@ -480,10 +434,7 @@ pub struct Export {
 
 impl Export {
     pub fn run(self) -> anyhow::Result<Exit> {
-        let store = Store::open(&self.state_dir, None, now())?;
-        if let Mode::Restricted(r) = store.mode() {
-            return Err(crate::ledger::store::StoreError::Restricted(r.clone()).into());
-        }
+        let store = Store::open_trusted(&self.state_dir, None, now())?;
         let bundle = store.export(self.since, self.with_genesis);
         let mut bytes = to_jcs(&bundle);
         bytes.push(b'\n');
@@ -533,10 +484,7 @@ impl Recover {
 
 /// The state of a ledger directory and its held policy, for proposals (must be trusted).
 pub fn trusted_base(dir: &std::path::Path) -> anyhow::Result<super::input::Base> {
-    let store = Store::open(dir, None, now())?;
-    if let Mode::Restricted(r) = store.mode() {
-        return Err(crate::ledger::store::StoreError::Restricted(r.clone()).into());
-    }
+    let store = Store::open_trusted(dir, None, now())?;
     let policies = match store.policy_view() {
         crate::policy::PolicyView::Held(p) => vec![p.clone()],
         _ => Vec::new(),
