@@ -4,7 +4,7 @@ CARGO ?= cargo
 TARGET := x86_64-unknown-linux-gnu
 STATIC := target/$(TARGET)/release/rn
 
-.PHONY: all build release test test-deps demo bench-ledger bless clean
+.PHONY: all build release test test-deps demo bench-ledger bless clean gates drill fuzz
 
 all: build
 
@@ -44,6 +44,23 @@ test: test-deps
 
 demo: build
 	bash ci/demo.sh target/release/rn
+
+## The release gates (fmt, clippy, tests, cargo deny, boundary, markers, static binary, drills,
+## fuzzing, evidence artifacts); see docs/gates.md. FUZZ_SECS sets the time per fuzz target.
+gates:
+	bash ci/gates.sh
+
+## The incident drills (docs/operations/incidents/): make drill SCENARIO=all|NAME
+SCENARIO ?= all
+drill:
+	$(CARGO) build
+	bash ci/drill.sh $(SCENARIO) target/debug/rn
+
+## Each fuzz target for FUZZ_SECS seconds (default 60) with the nightly toolchain; new inputs
+## go to artifacts/fuzz/corpus, crashes to fuzz/artifacts/.
+FUZZ_SECS ?= 60
+fuzz:
+	bash ci/fuzz.sh $(FUZZ_SECS)
 
 ## Gate cost against the bare signature checks (ratios; see docs/benchmarks.md).
 bench-ledger:

@@ -464,3 +464,22 @@ fn a_bundle_from_another_network_is_refused_whole() {
     drop(s);
     assert_eq!(files(&d), before);
 }
+
+#[test]
+fn another_networks_update_for_a_committed_epoch_is_wrong_network_not_stale() {
+    // The gate checks the network before any epoch (spec §4.5, check 1), also for epochs the
+    // ledger has already committed.
+    let d = ledger(2);
+    let mut su = common::chain().updates[1].clone();
+    su.update.network_id = "other".parse().unwrap();
+    let before = files(&d);
+    let mut s = open(&d).unwrap();
+    let e = s.apply(&[su], T0 + 300, "test").unwrap_err();
+    assert_eq!(
+        e.rejection().map(Rejection::name),
+        Some("WrongNetwork"),
+        "{e}"
+    );
+    drop(s);
+    assert_eq!(files(&d), before);
+}

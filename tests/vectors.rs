@@ -917,31 +917,49 @@ fn vector_files_match_the_generator() {
     }
 }
 
+/// With `RN_ARTIFACTS=DIR`, the outcome of every vector — expected against actual — is written
+/// to `DIR/negative.json` before anything is asserted (`ci/gates.sh` reads it).
 #[test]
 fn every_vector_yields_its_named_outcome() {
     let mut names = BTreeSet::new();
-    let mut count = 0;
+    let mut rows = Vec::new();
     for sub in ["reject", "accept"] {
-        for entry in std::fs::read_dir(vectors_dir().join(sub)).unwrap() {
-            let path = entry.unwrap().path();
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(vectors_dir().join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        for path in paths {
             let file: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-            let want = file["expect"].as_str().unwrap();
-            assert_eq!(
-                outcome(&file),
-                want,
-                "{}: {}",
-                path.display(),
-                file["comment"]
-            );
-            assert_eq!(
-                sub == "accept",
-                want == "Accepted",
-                "{} is in the wrong folder",
-                path.display()
-            );
-            names.insert(want.to_owned());
-            count += 1;
+            let want = file["expect"].as_str().unwrap().to_owned();
+            let got = outcome(&file);
+            rows.push(json!({
+                "vector": format!("tests/vectors/{sub}/{}", path.file_name().unwrap().to_string_lossy()),
+                "comment": file["comment"],
+                "expected": want,
+                "actual": got,
+                "pass": got == want && (sub == "accept") == (want == "Accepted"),
+            }));
         }
+    }
+    if let Some(dir) = std::env::var_os("RN_ARTIFACTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        let all_pass = rows.iter().all(|r| r["pass"] == true);
+        let doc = json!({"source": "tests/vectors.rs every_vector_yields_its_named_outcome",
+            "commit": std::env::var("RN_COMMIT").ok(), "vectors": rows, "all_pass": all_pass});
+        let mut bytes = serde_json::to_vec_pretty(&doc).unwrap();
+        bytes.push(b'\n');
+        std::fs::write(PathBuf::from(dir).join("negative.json"), bytes).unwrap();
+    }
+    let count = rows.len();
+    for r in &rows {
+        assert_eq!(
+            r["actual"], r["expected"],
+            "{}: {}",
+            r["vector"], r["comment"]
+        );
+        assert!(r["pass"] == true, "{} is in the wrong folder", r["vector"]);
+        names.insert(r["expected"].as_str().unwrap().to_owned());
     }
     assert!(count >= 40, "only {count} vectors");
     // Every failure the gate can report for an update has at least one vector.

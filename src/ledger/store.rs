@@ -965,6 +965,14 @@ impl Store {
         for (i, su) in updates.iter().enumerate() {
             let e = su.update.epoch_new.get();
             let hash = su.update.hash();
+            if su.update.network_id != *self.state.network_id() {
+                // The gate's first check (spec §4.5), before any epoch is compared.
+                let rejection = Rejection::WrongNetwork {
+                    expected: self.state.network_id().clone(),
+                    found: su.update.network_id.clone(),
+                };
+                return Err(self.reject(now, source, i, count, hash, rejection));
+            }
             if e == 0 || e > from {
                 fresh.push((i, su, hash));
                 continue;

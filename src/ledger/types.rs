@@ -379,8 +379,8 @@ string_serde!(ApproverKey, |v: &ApproverKey, s: S| with_b64(
     |t| s.serialize_str(t)
 ));
 
-/// A node's transport (WireGuard X25519) public key: 32 bytes in padded base64, as `wg pubkey`
-/// prints it. The all-zero key is refused.
+/// A node's transport public key (X25519): 32 bytes in padded base64. The all-zero key is
+/// refused.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TransportKey([u8; 32]);
 

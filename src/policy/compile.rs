@@ -249,7 +249,7 @@ pub fn compile(view: PolicyView<'_>, state: &State, me: &Id, exit: Option<&Id>) 
     let n = idx.nodes.len();
     let mut peers = NodeSet::new(n);
     let mut extra: BTreeMap<usize, Vec<Cidr>> = BTreeMap::new();
-    // WireGuard routes each prefix to one peer: the first router (by id) that covers it.
+    // A tunnel routes each prefix to one peer: the first router (by id) that covers it.
     let mut routed: BTreeMap<Cidr, usize> = BTreeMap::new();
     let ports = |r: &super::model::Rule| r.ports.clone().unwrap_or_default();
 

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Release gates, run by .ci/run after `make test`. Every gate prints its verdict — pass, FAIL, or
+# "not run" with the reason (only the advisories gate may end that way) — and the script exits
+# non-zero if any gate failed. What each gate checks is in docs/gates.md.
+#
+# Usage: ci/gates.sh            FUZZ_SECS (default 60): time per fuzz target
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+FUZZ_SECS=${FUZZ_SECS:-60}
+START=$(date +%s)
+COMMIT=$(git rev-parse HEAD)
+export RN_COMMIT=$COMMIT
+ART=artifacts
+STATIC=target/x86_64-unknown-linux-gnu/release/rn
+mkdir -p "$ART"
+rm -f "$ART"/{conformance,negative,recovery}.json "$ART"/audit-integrity.log "$ART"/tests.log
+
+declare -a VERDICTS
+verdict() { VERDICTS+=("$(printf '%-12s %s' "$1" "$2")"); printf '== gate %s: %s\n' "$1" "$2"; }
+# gate NAME CMD...: the gate passes if CMD succeeds.
+gate() {
+    local name=$1; shift
+    printf '\n== gate %s\n' "$name"
+    local t0=$SECONDS
+    if "$@"; then verdict "$name" "pass ($((SECONDS - t0)) s)"; else verdict "$name" "FAIL"; fi
+}
+
+# --- tools the gates need, installed when missing ----------------------------------------------
+need_cargo_tool() { # BINARY CRATE@VERSION
+    command -v "$1" >/dev/null || cargo install --locked "$2" || return 1
+}
+
+fmt() {
+    cargo fmt --all -- --check && cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
+}
+clippy() { cargo clippy --all-targets --all-features -- -D warnings; }
+tests() {
+    # All tests (the root-only ones too when root), the fault-injection crash loop included;
+    # the vectors test writes artifacts/negative.json. The log feeds artifacts/conformance.json.
+    local extra=()
+    [ "$(id -u)" = 0 ] && extra=(--include-ignored)
+    RN_ARTIFACTS=$ART cargo test --all-features --lib --bins --tests -- "${extra[@]}" 2>&1 | tee "$ART/tests.log"
+    local rc=${PIPESTATUS[0]}
+    [ "$rc" = 0 ] && python3 ci/vectors_check.py
+}
+deny() {
+    need_cargo_tool cargo-deny cargo-deny@0.20.2 && cargo deny check bans licenses sources
+}
+advisories() {
+    local out
+    out=$(cargo deny check advisories 2>&1)
+    local rc=$?
+    printf '%s\n' "$out" | tail -5
+    if [ "$rc" = 0 ] && ! grep -q 'failed to fetch advisory database' <<<"$out"; then
+        verdict advisories "pass"
+    elif grep -q 'failed to fetch advisory database' <<<"$out"; then
+        verdict advisories "not run: the RustSec advisory database cannot be fetched from this machine (only package registries are reachable); run 'cargo deny check advisories' where github.com is reachable"
+    else
+        verdict advisories "FAIL"
+    fi
+}
+boundary() {
+    # The ledger and the policy engine know nothing of tunnels: no WireGuard, no wg, no
+    # defguard, no backend or firewall types, no imports from the modules that drive them.
+    local hits
+    hits=$(grep -rnEi 'wireguard|\bwg\b|defguard|TunnelBackend|BackendKind|FirewallKind|InterfaceIntent|RouteIntent|nftables|crate::(tunnel|firewall|node)' src/ledger src/policy)
+    [ -z "$hits" ] || { echo "src/ledger or src/policy mention the tunnel layer:"; echo "$hits"; return 1; }
+    echo "src/ledger and src/policy: no mention of WireGuard, wg, defguard or backend types"
+}
+markers() {
+    local hits
+    hits=$(grep -rnE 'TODO|FIXME|XXX|unimplemented!|todo!' src/)
+    [ -z "$hits" ] || { echo "markers left in src/:"; echo "$hits"; return 1; }
+    echo "src/: no TODO, FIXME, XXX, unimplemented! or todo!"
+}
+static() {
+    make release >/dev/null || return 1
+    local f l size
+    f=$(file "$STATIC"); l=$(ldd "$STATIC" 2>&1)
+    echo "file: ${f#*: }" | sed 's/, BuildID[^,]*//'
+    echo "ldd:  $l"
+    size=$(stat -c %s "$STATIC")
+    awk -v s="$size" 'BEGIN { printf "size: %d bytes (%.1f MiB); limit 10 MiB\n", s, s / 1048576 }'
+    grep -Eq 'static-pie linked|statically linked' <<<"$f" || { echo "not a static binary"; return 1; }
+    grep -Eq 'not a dynamic executable|statically linked' <<<"$l" || { echo "ldd finds dynamic dependencies"; return 1; }
+    [ "$size" -le $((10 * 1048576)) ] || { echo "binary over 10 MiB"; return 1; }
+}
+drills() { ARTIFACTS=$PWD/$ART bash ci/drill.sh all "$STATIC"; }
+fuzz() { bash ci/fuzz.sh "$FUZZ_SECS"; }
+artifacts() {
+    python3 ci/artifacts.py conformance "$COMMIT"
+    python3 ci/artifacts.py check "$COMMIT" "$START"
+}
+
+gate fmt fmt
+gate clippy clippy
+gate tests tests
+gate deny deny
+printf '\n== gate advisories\n'; advisories
+gate boundary boundary
+gate markers markers
+gate static static
+gate drills drills
+gate fuzz fuzz
+gate artifacts artifacts
+
+printf '\n== gates (commit %s, %d s)\n' "${COMMIT:0:12}" "$((SECONDS))"
+printf '%s\n' "${VERDICTS[@]}"
+! printf '%s\n' "${VERDICTS[@]}" | grep -q 'FAIL'
