@@ -88,14 +88,15 @@ pub enum Rejection {
     /// Step 3: same epoch, other root, and a quorum of the current approvers signed it —
     /// a conflicting history exists (incident).
     #[error(
-        "FORK: a quorum-signed update builds on root {found} at epoch {epoch}, but this ledger's root is {expected}"
+        "FORK: a quorum-signed update has another history: root {found} at epoch {epoch}, where this ledger has root {expected}"
     )]
     Fork {
-        /// The epoch both claim.
+        /// The first epoch at which the two histories differ.
         epoch: Uint,
-        /// This ledger's root.
+        /// This ledger's root at that epoch.
         expected: Sha256Digest,
-        /// The update's `prev_root`.
+        /// The other history's root at that epoch (the update's `prev_root`, or its `new_root`
+        /// when it conflicts with a committed update of the same epoch).
         found: Sha256Digest,
     },
     /// Step 3: same epoch, other root, without a valid quorum.
@@ -201,7 +202,7 @@ pub enum Rejection {
     },
     /// Quorum: a new approver key did not sign (proof of possession).
     #[error(
-        "missing proof of possession: the new key of approver {approver} must sign the update (rn member sign --new-key)"
+        "missing proof of possession: the new key of approver {approver} must sign the update (rn member sign FILE --key NEW_KEY)"
     )]
     MissingProofOfPossession {
         /// The approver whose new key did not sign.

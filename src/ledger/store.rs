@@ -1144,7 +1144,7 @@ impl Store {
                 .is_ok();
         if quorate {
             Rejection::Fork {
-                epoch: base.epoch(),
+                epoch: u.epoch_new,
                 expected: self.history[epoch_new as usize - 1].signed.update.new_root,
                 found: u.new_root,
             }
