@@ -15,7 +15,7 @@ use crate::keys::NodeSecret;
 use crate::ledger::canonical::caps;
 use crate::ledger::store::{Store, StoreError};
 use crate::ledger::types::{Id, Sha256Digest};
-use crate::node::agent::{Agent, Flags, Log};
+use crate::node::agent::{Agent, Flags, Log, Stopped};
 use crate::node::config::{DEFAULT_CONFIG, NodeConfig};
 use crate::node::control;
 use crate::tunnel::BackendKind;
@@ -247,10 +247,14 @@ impl Run {
         signal_hook::flag::register(signal_hook::consts::SIGTERM, flags.stop.clone())?;
         signal_hook::flag::register(signal_hook::consts::SIGINT, flags.stop.clone())?;
         signal_hook::flag::register(signal_hook::consts::SIGHUP, flags.reload.clone())?;
-        agent.run(&flags)?;
+        let stopped = agent.run(&flags)?;
         // The interface and filter are already removed; leave at once rather than wait for
-        // the embedded tunnel's threads to wind down.
-        std::process::exit(0);
+        // the embedded tunnel's threads to wind down. A device that stopped by itself exits
+        // 75, so a service manager restarts the agent unless it was stopping it.
+        std::process::exit(match stopped {
+            Stopped::Requested => 0,
+            Stopped::DeviceExited => Exit::TempFail as i32,
+        });
     }
 }
 

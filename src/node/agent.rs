@@ -762,8 +762,10 @@ impl Agent {
     }
 
     /// Runs until SIGTERM: reconcile on every change of the state directory (inotify, else a
-    /// 1 s poll), on SIGHUP or `rn node reload`, and undo drift every 10 s.
-    pub fn run(&mut self, flags: &Flags) -> anyhow::Result<()> {
+    /// 1 s poll), on SIGHUP or `rn node reload`, and undo drift every 10 s. Also stops when an
+    /// embedded tunnel device stops by itself, which it does on SIGTERM or SIGINT when it reads
+    /// the signal first.
+    pub fn run(&mut self, flags: &Flags) -> anyhow::Result<Stopped> {
         let _ = private_dir(&self.inbox());
         let server = control::serve(
             &self.config.control_socket,
@@ -799,6 +801,8 @@ impl Agent {
         self.reconcile();
         let mut last_drift = Instant::now();
         let mut last_poll = Instant::now();
+        let mut stopped = Stopped::Requested;
+        let mut last_probe = Instant::now();
         while !flags.stop.load(Ordering::Relaxed) {
             let changed = match &watch {
                 Some(w) => w.wait(Duration::from_millis(250)),
@@ -808,6 +812,22 @@ impl Agent {
                 }
             };
             if flags.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if last_probe.elapsed() >= Duration::from_secs(1) && {
+                last_probe = Instant::now();
+                self.tunnel.device_exited()
+            } {
+                self.log.event(
+                    "warn",
+                    &format!(
+                        "the {} tunnel device stopped by itself (on SIGTERM or SIGINT, which it \
+                         can receive before rn does, or when its socket is removed or its TUN \
+                         device fails); stopping",
+                        self.tunnel.name()
+                    ),
+                );
+                stopped = Stopped::DeviceExited;
                 break;
             }
             let reload = flags.reload.swap(false, Ordering::Relaxed);
@@ -835,8 +855,17 @@ impl Agent {
             std::process::exit(1);
         });
         self.shutdown();
-        Ok(())
+        Ok(stopped)
     }
+}
+
+/// Why [`Agent::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGTERM or SIGINT reached the agent.
+    Requested,
+    /// The embedded tunnel device stopped by itself (see [`TunnelBackend::device_exited`]).
+    DeviceExited,
 }
 
 fn private_dir(p: &Path) -> std::io::Result<()> {

@@ -2,7 +2,7 @@
 //! (embedded boringtun) and uapi (an existing daemon's UAPI socket, e.g. `wireguard-go`).
 
 use std::process::Command;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use defguard_wireguard_rs::host::Host;
 use defguard_wireguard_rs::key::Key;
@@ -107,7 +107,14 @@ impl WgBackend {
         match &mut self.api {
             Api::Kernel(api) => api.create_interface().map_err(|e| err(kind, e))?,
             Api::User(api) if kind == WgKind::Userspace => {
-                api.create_interface().map_err(|e| err(kind, e))?
+                // The embedded device blocks SIGTERM and SIGINT in the thread that creates it
+                // and reads them through a signalfd, exiting on either. Created from a thread
+                // of its own, the block stays there (and in the device's threads), so the
+                // agent's own handlers still see the signals and stop it cleanly.
+                match std::thread::scope(|s| s.spawn(|| api.create_interface()).join()) {
+                    Ok(created) => created.map_err(|e| err(kind, e))?,
+                    Err(_) => return Err(err(kind, "the embedded device panicked while starting")),
+                }
             }
             Api::User(_) => {
                 // Attached daemon: the interface exists; make sure it is up.
@@ -222,6 +229,14 @@ impl TunnelBackend for WgBackend {
         self.routing.apply(routes).map_err(|e| err(kind, e))
     }
 
+    /// The embedded device exits on SIGTERM and SIGINT — which it reads through a signalfd
+    /// and so can take before the agent's own handler sees them — and when its UAPI socket is
+    /// removed or its TUN device fails. Its interface stays (the handle holds the TUN device)
+    /// but nothing answers on its socket any more: that is what is checked.
+    fn device_exited(&self) -> bool {
+        self.kind == WgKind::Userspace && self.created && !uapi_answers(&self.ifname)
+    }
+
     fn shutdown(&mut self) -> Result<(), TunnelError> {
         self.routing.clear();
         let kind = self.kind;
@@ -234,13 +249,22 @@ impl TunnelBackend for WgBackend {
                 }
             }
             (Api::User(api), _) if self.created => {
-                // The embedded device goes with the process; removing it here closes its UAPI
-                // socket. Known trap: removal can report a DNS error on hosts without
-                // resolvconf after the interface is gone; only a surviving interface fails.
-                if let Err(e) = api.remove_interface()
-                    && interface_exists(&self.ifname)
-                {
-                    return Err(err(kind, e));
+                // Removing closes the device's UAPI socket; dropping its handle stops the
+                // device's threads, which closes the TUN device and so the interface. Known
+                // trap: removal reports a DNS error on hosts without resolvconf; only an
+                // interface that survives both counts as a failure.
+                let removed = api.remove_interface();
+                let fresh = WGApi::<Userspace>::new(&self.ifname).map_err(|e| err(kind, e))?;
+                drop(std::mem::replace(&mut self.api, Api::User(fresh)));
+                self.created = false;
+                if !gone_within(&self.ifname, Duration::from_secs(2)) {
+                    return Err(err(
+                        kind,
+                        removed.err().map_or_else(
+                            || "the interface is still present".to_owned(),
+                            |e| e.to_string(),
+                        ),
+                    ));
                 }
             }
             (Api::Kernel(api), _) if self.created => {
@@ -259,4 +283,32 @@ impl TunnelBackend for WgBackend {
 
 fn interface_exists(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Whether a device answers on the interface's UAPI socket within half a second. The request
+/// is not a UAPI command, so the device only replies with an error number and changes nothing.
+fn uapi_answers(ifname: &str) -> bool {
+    use std::io::{Read, Write};
+    let path = format!("/var/run/wireguard/{ifname}.sock");
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(path) else {
+        return false;
+    };
+    let limit = Some(Duration::from_millis(500));
+    if s.set_read_timeout(limit).is_err() || s.set_write_timeout(limit).is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 64];
+    s.write_all(b"ping=1\n\n").is_ok() && matches!(s.read(&mut reply), Ok(n) if n > 0)
+}
+
+/// Waits (bounded) for the interface to disappear; true once it has.
+fn gone_within(name: &str, limit: Duration) -> bool {
+    let start = Instant::now();
+    while interface_exists(name) {
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
