@@ -4,7 +4,7 @@ CARGO ?= cargo
 TARGET := x86_64-unknown-linux-gnu
 STATIC := target/$(TARGET)/release/rn
 
-.PHONY: all build release test test-deps demo bench-ledger bless clean gates drill fuzz
+.PHONY: all build release test test-deps demo bench bless clean gates drill fuzz
 
 all: build
 
@@ -47,7 +47,7 @@ demo: build
 
 ## The release gates (fmt, clippy, tests, cargo deny, boundary, markers, static binary, drills,
 ## fuzzing, evidence artifacts); see docs/gates.md. FUZZ_SECS sets the time per fuzz target.
-gates:
+gates: test-deps
 	bash ci/gates.sh
 
 ## The incident drills (docs/operations/incidents/): make drill SCENARIO=all|NAME
@@ -62,11 +62,10 @@ FUZZ_SECS ?= 60
 fuzz:
 	bash ci/fuzz.sh $(FUZZ_SECS)
 
-## Gate cost against the bare signature checks (ratios; see docs/benchmarks.md).
-bench-ledger:
-	$(CARGO) bench --bench ledger
-	$(CARGO) bench --bench load
-	$(CARGO) bench --bench policy
+## Every benchmark next to its limit or its peer, measured in one run: bench/results.json, a
+## table, and the results table of docs/benchmarks.md. Rows that need root say so when not root.
+bench:
+	bash bench/run.sh
 
 ## Rewrite the golden and reject vectors from the generators (review the diff!).
 bless:

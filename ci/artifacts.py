@@ -18,8 +18,14 @@ AUDIT_LOG = "audit-integrity.log"
 
 
 def load(name):
-    with open(os.path.join(ART, name), encoding="utf-8") as f:
-        return json.load(f)
+    path = os.path.join(ART, name)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        sys.exit(f"artifacts: {path} is missing: the gate that writes it did not run or failed")
+    except json.JSONDecodeError as e:
+        sys.exit(f"artifacts: {path} is not JSON ({e}): rerun the gate that writes it")
 
 
 def test_results(log_path):
@@ -40,7 +46,10 @@ def test_results(log_path):
 
 def conformance(commit):
     spec = json.load(open("ci/conformance.json", encoding="utf-8"))
-    tests = test_results(os.path.join(ART, "tests.log"))
+    log = os.path.join(ART, "tests.log")
+    if not os.path.exists(log):
+        sys.exit(f"artifacts: {log} is missing: the tests gate did not run")
+    tests = test_results(log)
     vectors = load("negative.json")["vectors"]
     drills = {d["scenario"]: d["outcome"] for d in load("recovery.json")["drills"]}
     checks = []

@@ -121,8 +121,8 @@ catch_up() {
 # peers NAME: one reconcile of the node's agent; the ids of its peers, sorted, on one line.
 peers() {
     x "${2:-0}" rn node run --once --config "$1/node.json"
-    PEERS=$(jq -r '[.peers[].id] | sort | join(" ")' <<<"$OUT")
-    MODE=$(jq -r .mode <<<"$OUT")
+    PEERS=$(jq -r '[.peers[].id] | sort | join(" ")' <<<"$OUT") && MODE=$(jq -r .mode <<<"$OUT") ||
+        die "rn node run --once printed no status object"
 }
 field() { rn member status --state-dir "$1" --json | jq -r "$2"; }
 # same_root DIR...: every ledger holds op's root and is trusted.
@@ -363,7 +363,11 @@ drill_fleet-revocation() {
     source "$REPO/ci/netns-lib.sh"
     NS_PREFIX=rnf
     need_root_tools >/dev/null || die "root tools missing"
-    command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null; }
+    if ! [ -x /usr/sbin/sshd ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
+        # Only the drill's own sshd processes, in its namespaces: not a system-wide one.
+        { systemctl disable --now ssh || service ssh stop; } >/dev/null 2>&1
+    fi
     command -v ssh >/dev/null || { apt-get update -qq && apt-get install -y -qq openssh-client >/dev/null; }
     trap 'cleanup_netns; rm -f /run/rn/rnf*.sock' EXIT
     cleanup_netns 2>/dev/null
@@ -428,7 +432,7 @@ drill_fleet-revocation() {
         is "$host epoch" "$(jq .epoch <<<"$OUT")" "$ep"
     done <fleet.txt
     for n in web db; do
-        wait_for 10 bash -c "! ip netns exec rnf-$n wg show rnf$n peers | grep -qF '${KEY[laptop]}'" ||
+        wait_for 10 lacks_peer "rnf-$n" "rnf$n" "${KEY[laptop]}" ||
             die "$n still has the laptop as a peer 10 s after the push"
         x 0 ip netns exec rnf-op ssh -F ssh/config "10.99.0.${IDX[$n]}" rn node status --config "$W/$n/node.json"
         wantnot "laptop"
@@ -516,7 +520,7 @@ drill_fork-evidence() {
 
     step "detect: the forged update reaches op and web: Fork, kept as evidence, shown in status"
     x 78 rn member apply forged.json --state-dir op
-    want "Fork|fork"
+    want "FORK: a quorum-signed update has another history"
     xs 0 "rn member export --state-dir db/state --since 2 | rn member apply - --state-dir web/state; test \$? = 78"
     x 0 rn member status --state-dir op
     want "FORK EVIDENCE"
@@ -686,7 +690,8 @@ run_one() {
     return "$rc"
 }
 
-COMMIT=$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)
+# The commit the artifacts are for ("-dirty" when the work tree differs); ci/gates.sh passes its own.
+COMMIT=${RN_COMMIT:-$(git -C "$REPO" rev-parse HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet HEAD -- 2>/dev/null || echo -dirty)}
 case "$WHAT" in
     list) printf '%s\n' "${SCENARIOS[@]}" ;;
     all)

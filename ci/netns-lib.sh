@@ -67,6 +67,11 @@ wait_for() {
     return 1
 }
 
+# lacks_peer NS IF KEY: the interface reads back, and KEY is not among its peers.
+# no_peers NS IF: the interface reads back, with no peers. (A failed read is never "no peer".)
+lacks_peer() { local p; p=$(ip netns exec "$1" timeout 5 wg show "$2" peers) || return 1; ! grep -qF "$3" <<<"$p"; }
+no_peers() { local p; p=$(ip netns exec "$1" timeout 5 wg show "$2" peers) || return 1; [ -z "$p" ]; }
+
 # --- test harness shared by the end-to-end scripts ---
 PASS=0
 FAIL=0

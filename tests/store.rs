@@ -174,8 +174,21 @@ fn a_quorum_signed_conflict_is_kept_as_fork_evidence() {
         ),
         &["alice", "bob"],
     );
+    let other_root = conflict.update.new_root;
     let e = s.apply(&[conflict], T0 + 220, "laptop.json").unwrap_err();
-    assert_eq!(e.rejection().map(Rejection::name), Some("Fork"), "{e}");
+    // The epoch where the histories differ, this ledger's root there and the other one's.
+    match e.rejection() {
+        Some(Rejection::Fork {
+            epoch,
+            expected,
+            found,
+        }) => {
+            assert_eq!(epoch.get(), 2);
+            assert_eq!(*expected, chain.states[2].root());
+            assert_eq!(*found, other_root);
+        }
+        other => panic!("expected Fork, got {other:?}"),
+    }
     assert_eq!(s.state().epoch().get(), 2, "the committed chain is kept");
     drop(s);
     let s = open(&d).unwrap();

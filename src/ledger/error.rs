@@ -91,7 +91,7 @@ pub enum Rejection {
         "FORK: a quorum-signed update has another history: root {found} at epoch {epoch}, where this ledger has root {expected}"
     )]
     Fork {
-        /// The first epoch at which the two histories differ.
+        /// An epoch at which the two histories differ.
         epoch: Uint,
         /// This ledger's root at that epoch.
         expected: Sha256Digest,

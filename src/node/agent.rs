@@ -814,7 +814,12 @@ impl Agent {
             if flags.stop.load(Ordering::Relaxed) {
                 break;
             }
-            if last_probe.elapsed() >= Duration::from_secs(1) && {
+            let reload = flags.reload.swap(false, Ordering::Relaxed);
+            let drift_due = last_drift.elapsed() >= DRIFT_INTERVAL;
+            // Probed every second and before any work that talks to the device, so a device
+            // that has stopped is never waited on.
+            let work = changed || reload || drift_due;
+            if (work || last_probe.elapsed() >= Duration::from_secs(1)) && {
                 last_probe = Instant::now();
                 self.tunnel.device_exited()
             } {
@@ -830,7 +835,6 @@ impl Agent {
                 stopped = Stopped::DeviceExited;
                 break;
             }
-            let reload = flags.reload.swap(false, Ordering::Relaxed);
             if reload {
                 self.reload_config();
             }
@@ -838,7 +842,7 @@ impl Agent {
                 last_poll = Instant::now();
                 self.reconcile();
             }
-            if last_drift.elapsed() >= DRIFT_INTERVAL {
+            if drift_due {
                 last_drift = Instant::now();
                 self.undo_drift();
             }

@@ -166,8 +166,8 @@ pub trait TunnelBackend: Send {
     fn shutdown(&mut self) -> Result<(), TunnelError>;
     /// Makes the routes through the interface exactly `routes` (removing stale ones).
     fn apply_routes(&mut self, routes: &RouteIntent) -> Result<(), TunnelError>;
-    /// True when a device this backend runs inside the process has stopped by itself (its
-    /// interface is gone): the agent then stops too.
+    /// True when a device this backend runs inside the process has stopped by itself (it no
+    /// longer answers): the agent then stops too.
     fn device_exited(&self) -> bool {
         false
     }

@@ -285,9 +285,15 @@ fn interface_exists(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
 }
 
-/// Whether a device answers on the interface's UAPI socket within half a second. The request
-/// is not a UAPI command, so the device only replies with an error number and changes nothing.
+/// Whether a device answers on the interface's UAPI socket: twice half a second, so one slow
+/// reply from a busy device is not taken for a stopped one.
 fn uapi_answers(ifname: &str) -> bool {
+    uapi_answers_once(ifname) || uapi_answers_once(ifname)
+}
+
+/// One try of [`uapi_answers`]. The request is not a UAPI command, so the device only replies
+/// with an error number and changes nothing.
+fn uapi_answers_once(ifname: &str) -> bool {
     use std::io::{Read, Write};
     let path = format!("/var/run/wireguard/{ifname}.sock");
     let Ok(mut s) = std::os::unix::net::UnixStream::connect(path) else {
