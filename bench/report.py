@@ -52,8 +52,9 @@ def table(rows):
         target = ("≤ " + fmt(r["target"]) + ("×" if r["reference"] is not None else "")
                   if r["target"] is not None else "—")
         meets = r.get("note") or fmt(r["meets"])
+        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.3f}"
         out.append(f"| {r['name']} | {r['unit']} | {fmt(r['rn'])} | {fmt(r['reference'])} | "
-                   f"{fmt(r['ratio'])} | {target} | {meets} |")
+                   f"{ratio} | {target} | {meets} |")
     return "\n".join(out)
 
 
@@ -66,15 +67,15 @@ def main():
     if len(rows) != EXPECTED_ROWS:
         sys.exit(f"bench: {len(rows)} rows measured, {EXPECTED_ROWS} expected: a benchmark wrote "
                  f"no row (see its output above)")
+    where = machine()  # before anything is written: it reads whether the tree is clean
     for r in rows:
         for k in ("rn", "reference", "ratio"):
             if isinstance(r.get(k), float):
-                r[k] = float(f"{r[k]:.4g}")
+                r[k] = float(f"{r[k]:.6g}")
     with open(results_path, "w", encoding="utf-8") as f:
         json.dump(rows, f, indent=1, ensure_ascii=False)
         f.write("\n")
     text = table(rows)
-    where = machine()
     print(f"\n{where}\n{text}\n")
     missed = [r["name"] for r in rows if r["meets"] is False]
     unrun = [r["name"] for r in rows if r["meets"] is None]
