@@ -151,7 +151,10 @@ fi
 # --- 4. tamper a's ledger: restart a -> restricted, no traffic; restore -> trusted ---
 wait_for 10 pings a "${OV[2]}"
 kill "$AGENT_a"
-check "agent a stopped within 5 s of SIGTERM" wait_for 5 bash -c "! kill -0 $AGENT_a"
+# The agent leaves its loop within about a second and is out within its 5 s stop deadline.
+check "agent a stopped within 8 s of SIGTERM" wait_for 8 bash -c "! kill -0 $AGENT_a" ||
+    { echo "agent a's last log lines:"; tail -5 "$W/a/agent.log"; ls /proc/"$AGENT_a"/task 2>/dev/null | while read -r t; do
+        echo "  thread $t: $(cat /proc/"$AGENT_a"/task/"$t"/wchan 2>/dev/null) $(cut -d' ' -f1 /proc/"$AGENT_a"/task/"$t"/syscall 2>/dev/null)"; done; }
 kill -9 "$AGENT_a" 2>/dev/null
 wait "$AGENT_a"; rc=$?
 # 75: the embedded device read the signal first and the agent stopped on seeing it go.

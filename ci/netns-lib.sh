@@ -77,7 +77,7 @@ PASS=0
 FAIL=0
 ok() { echo "PASS $*"; PASS=$((PASS + 1)); }
 ko() { echo "FAIL $*"; FAIL=$((FAIL + 1)); }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; fi; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; return 1; fi; }
 rn() { "$RN" "$@"; }
 inns() { local n=$1; shift; ip netns exec "${NS_PREFIX}-$n" "$@"; }
 

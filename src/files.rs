@@ -179,10 +179,11 @@ pub fn write_atomic_with(
 ) -> Result<(), FileError> {
     if path == Path::new("-") {
         let mut out = io::stdout().lock();
-        return out
-            .write_all(bytes)
-            .and_then(|()| out.flush())
-            .map_err(|e| FileError::io(path, e));
+        return match out.write_all(bytes).and_then(|()| out.flush()) {
+            // The reader stopped early (`… -o - | head`): it has what it wanted.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.map_err(|e| FileError::io(path, e)),
+        };
     }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
             Ok(code) => code,
             Err(err) => {
                 if let Some(cli::CliError::Help(text)) = err.downcast_ref() {
-                    println!("{text}");
+                    rn::outln!("{text}");
                     return ExitCode::SUCCESS;
                 }
                 let code = exit_code(&err);
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         },
         Err(early) => {
             if early.status.is_ok() {
-                println!("{}", early.output);
+                rn::outln!("{}", early.output);
                 Exit::Ok
             } else {
                 eprintln!(

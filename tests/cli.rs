@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -414,6 +414,30 @@ fn a_batch_onboards_hundreds_of_nodes_in_one_signature_round() {
         addrs.contains("100.96.1.44/32"),
         "addresses continue past .255"
     );
+    // A reader that stops early (`rn … | head`): rn ends quietly, without a panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rn"))
+        .args(["member", "sign", "p.json", "--key", "alice/key", "--yes"])
+        .args(["-o", "-"])
+        .current_dir(env.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(first.starts_with(b"{"), "the document begins");
+    assert!(
+        p.to_string().len() > 70_000,
+        "more than a pipe's buffer (64 KiB)"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
 
 #[test]

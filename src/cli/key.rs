@@ -78,7 +78,7 @@ impl Gen {
         files::write_atomic(&self.out, text.as_bytes(), 0o600, self.force)?;
         let line = format!("{}\n", keys::openssh_public(&public, &self.comment));
         files::write_atomic(&pub_path, line.as_bytes(), 0o644, self.force)?;
-        println!("{public}");
+        crate::outln!("{public}");
         eprintln!(
             "approver key written to {} ({}), public key to {}",
             self.out.display(),
@@ -114,9 +114,9 @@ impl Pub {
         let key = keys::read_approver_public(&self.path, pass.as_ref().map(|p| p.as_slice()))
             .with_context(|| format!("reading {}", self.path.display()))?;
         if self.fingerprint {
-            println!("{key} {}", keys::fingerprint(&key));
+            crate::outln!("{key} {}", keys::fingerprint(&key));
         } else {
-            println!("{key}");
+            crate::outln!("{key}");
         }
         Ok(Exit::Ok)
     }
@@ -139,7 +139,7 @@ impl GenNode {
     fn run(self) -> anyhow::Result<Exit> {
         let secret = NodeSecret::generate()?;
         files::write_atomic(&self.out, secret.to_base64().as_bytes(), 0o600, self.force)?;
-        println!("{}", secret.public());
+        crate::outln!("{}", secret.public());
         Ok(Exit::Ok)
     }
 }

@@ -183,7 +183,7 @@ impl Init {
         files::write_atomic(&key_path, secret.to_base64().as_bytes(), 0o600, self.force)?;
         config.save(&self.config, self.force)?;
         let public = secret.public();
-        println!("{public}");
+        crate::outln!("{public}");
         eprintln!(
             "node {} configured in {} (key {}). Hand this to an approver:\n  rn member propose add-node --id {} --pubkey {public} --owner OWNER [--tag TAG]... -o add-{}.json",
             self.node_id,
@@ -236,7 +236,7 @@ impl Run {
             let s = status
                 .lock()
                 .map_err(|_| anyhow::anyhow!("status lock poisoned"))?;
-            println!("{}", serde_json::to_string(&*s)?);
+            crate::outln!("{}", serde_json::to_string(&*s)?);
             return Ok(if s.mode == "trusted" {
                 Exit::Ok
             } else {
@@ -284,12 +284,12 @@ impl Status {
             )
         })?;
         if self.json {
-            print!("{reply}");
+            crate::out!("{reply}");
             return Ok(Exit::Ok);
         }
         let v: serde_json::Value = serde_json::from_str(&reply)?;
-        println!("node       {}", v["node_id"].as_str().unwrap_or("?"));
-        println!(
+        crate::outln!("node       {}", v["node_id"].as_str().unwrap_or("?"));
+        crate::outln!(
             "mode       {}{}",
             v["mode"].as_str().unwrap_or("?"),
             v["reason"]
@@ -297,19 +297,19 @@ impl Status {
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
         );
-        println!(
+        crate::outln!(
             "epoch      {}  root {}",
             v["epoch"],
             v["root"].as_str().unwrap_or("-")
         );
-        println!(
+        crate::outln!(
             "interface  {} ({} backend, {} firewall)",
             v["interface"].as_str().unwrap_or("?"),
             v["backend"].as_str().unwrap_or("?"),
             v["firewall"].as_str().unwrap_or("?")
         );
         let peers = v["peers"].as_array().cloned().unwrap_or_default();
-        println!("peers      {}", peers.len());
+        crate::outln!("peers      {}", peers.len());
         for p in peers {
             let allowed: Vec<String> = p["allowed"]
                 .as_array()
@@ -323,27 +323,27 @@ impl Status {
                 || "never".to_owned(),
                 |t| format!("{}s ago", now().saturating_sub(t)),
             );
-            println!(
+            crate::outln!(
                 "  {:<16} {}  handshake {hs}",
                 p["id"].as_str().unwrap_or("?"),
                 allowed.join(" ")
             );
         }
         for r in v["routes_offered"].as_array().into_iter().flatten() {
-            println!("offers     {}", r.as_str().unwrap_or("?"));
+            crate::outln!("offers     {}", r.as_str().unwrap_or("?"));
         }
         for r in v["routes_used"].as_array().into_iter().flatten() {
-            println!("route      {}", r.as_str().unwrap_or("?"));
+            crate::outln!("route      {}", r.as_str().unwrap_or("?"));
         }
         match v["exit"].as_str() {
-            Some(e) => println!("exit       {e}"),
-            None => println!("exit       none"),
+            Some(e) => crate::outln!("exit       {e}"),
+            None => crate::outln!("exit       none"),
         }
         for n in v["notes"].as_array().into_iter().flatten() {
-            println!("note       {}", n.as_str().unwrap_or("?"));
+            crate::outln!("note       {}", n.as_str().unwrap_or("?"));
         }
         if let Some(e) = v["last_error"].as_str() {
-            println!("last error {e}");
+            crate::outln!("last error {e}");
         }
         Ok(Exit::Ok)
     }
@@ -363,7 +363,7 @@ impl Reload {
         let path = socket(&self.config)?;
         control::request(&path, "reload")
             .map_err(|e| anyhow::anyhow!("no agent answers on {}: {e}", path.display()))?;
-        println!("reload requested");
+        crate::outln!("reload requested");
         Ok(Exit::Ok)
     }
 }
@@ -394,7 +394,7 @@ impl ExitCmd {
         };
         config.save(&self.config, true)?;
         let reloaded = control::request(&config.control_socket, "reload").is_ok();
-        println!(
+        crate::outln!(
             "exit {}{}",
             config
                 .exit

@@ -14,6 +14,39 @@ use crate::ledger::store::StoreError;
 use crate::ledger::types::Cidr;
 use crate::ledger::{DecodeError, Op, Rejection, Update};
 
+/// `println!` for command output: when standard output is closed early (`rn member log | head`)
+/// the command ends quietly with status 0 — the reader chose to stop — and any other write
+/// failure is an I/O error (exit 74).
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::cli::output::stdout_failed(&e);
+        }
+    }};
+}
+
+/// `print!` for command output, with [`outln!`]'s handling of a closed standard output.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($arg)*) {
+            $crate::cli::output::stdout_failed(&e);
+        }
+    }};
+}
+
+/// Ends the process after a failed write to standard output (see [`outln!`]).
+pub fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("rn: error: writing standard output: {e}");
+    std::process::exit(Exit::IoErr as i32);
+}
+
 /// Prints one error line to stderr (`--json`: one JSON object).
 pub fn report_error(err: &anyhow::Error, code: Exit, json: bool) {
     let message = format!("{err:#}");

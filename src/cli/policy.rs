@@ -78,7 +78,7 @@ impl Validate {
             doc.validate(store.state())
                 .with_context(|| format!("{shown} against the ledger in {}", dir.display()))?;
         }
-        println!(
+        crate::outln!(
             "valid: {} rules, {}{}",
             doc.rules.len(),
             doc.hash(),
@@ -177,23 +177,23 @@ impl Check {
         match &decision {
             Decision::Allow { rule } => {
                 if self.json {
-                    println!(
+                    crate::outln!(
                         "{}",
                         json!({"decision": "allow", "rule": rule, "rule_text": rule_text(*rule), "flow": flow})
                     );
                 } else {
-                    println!("allow {flow}: rule {rule} {}", rule_text(*rule));
+                    crate::outln!("allow {flow}: rule {rule} {}", rule_text(*rule));
                 }
                 Ok(Exit::Ok)
             }
             Decision::Deny(reason) => {
                 if self.json {
-                    println!(
+                    crate::outln!(
                         "{}",
                         json!({"decision": "deny", "reason": reason.name(), "message": reason.to_string(), "flow": flow})
                     );
                 } else {
-                    println!("deny {flow}: {reason}");
+                    crate::outln!("deny {flow}: {reason}");
                 }
                 Ok(Exit::Declined)
             }
@@ -241,16 +241,16 @@ impl Show {
             self.exit.as_ref(),
         );
         if self.json {
-            println!("{}", serde_json::to_string(&intents)?);
+            crate::outln!("{}", serde_json::to_string(&intents)?);
             return Ok(Exit::Ok);
         }
-        println!("node {} — {} peers", self.node, intents.peers.len());
+        crate::outln!("node {} — {} peers", self.node, intents.peers.len());
         for n in &intents.notes {
-            println!("  note: {n}");
+            crate::outln!("  note: {n}");
         }
         for p in &intents.peers {
             let allowed: Vec<String> = p.allowed.iter().map(|c| c.to_string()).collect();
-            println!(
+            crate::outln!(
                 "  peer {:<16} {}  allowed {}",
                 p.id.as_str(),
                 p.pubkey,
@@ -258,7 +258,7 @@ impl Show {
             );
         }
         for r in &intents.inbound {
-            println!(
+            crate::outln!(
                 "  inbound  rule {:<3} {} ports {} from {} addresses",
                 r.rule,
                 r.proto,
@@ -271,7 +271,7 @@ impl Show {
                 ForwardTo::Internet => "internet".to_owned(),
                 ForwardTo::Prefixes(p) => list(p),
             };
-            println!(
+            crate::outln!(
                 "  forward  rule {:<3} {} ports {} from {} addresses to {to}",
                 f.rule,
                 f.proto,
@@ -280,10 +280,10 @@ impl Show {
             );
         }
         for (prefix, router, rule) in &intents.routes_used {
-            println!("  route    {prefix} via {router} (rule {rule})");
+            crate::outln!("  route    {prefix} via {router} (rule {rule})");
         }
         if let Some(e) = &intents.exit {
-            println!("  exit     {} (rule {})", e.node, e.rule);
+            crate::outln!("  exit     {} (rule {})", e.node, e.rule);
         }
         Ok(Exit::Ok)
     }

@@ -798,6 +798,18 @@ impl Agent {
                 self.firewall.name()
             ),
         );
+        // Stopping is bounded from the moment it is asked for: neither a backend that hangs
+        // while tearing down nor a call that hangs in the loop keeps the agent (and its
+        // interface name) alive.
+        let (stop, log) = (flags.stop.clone(), self.log);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            std::thread::sleep(STOP_DEADLINE);
+            log.event("error", "stopping took too long; exiting anyway");
+            std::process::exit(1);
+        });
         self.reconcile();
         let mut last_drift = Instant::now();
         let mut last_poll = Instant::now();
@@ -816,10 +828,10 @@ impl Agent {
             }
             let reload = flags.reload.swap(false, Ordering::Relaxed);
             let drift_due = last_drift.elapsed() >= DRIFT_INTERVAL;
-            // Probed every second and before any work that talks to the device, so a device
+            // Probed twice a second and before any work that talks to the device, so a device
             // that has stopped is never waited on.
             let work = changed || reload || drift_due;
-            if (work || last_probe.elapsed() >= Duration::from_secs(1)) && {
+            if (work || last_probe.elapsed() >= Duration::from_millis(500)) && {
                 last_probe = Instant::now();
                 self.tunnel.device_exited()
             } {
@@ -850,14 +862,7 @@ impl Agent {
         if let Ok(path) = &server {
             let _ = fs::remove_file(path);
         }
-        // Stopping is bounded: a backend that hangs while tearing down does not keep the
-        // agent (and its interface name) alive.
-        let log = self.log;
-        std::thread::spawn(move || {
-            std::thread::sleep(STOP_DEADLINE);
-            log.event("error", "stopping took too long; exiting anyway");
-            std::process::exit(1);
-        });
+        flags.stop.store(true, Ordering::Relaxed);
         self.shutdown();
         Ok(stopped)
     }

@@ -135,7 +135,7 @@ impl Init {
         if self.output == std::path::Path::new("-") {
             eprintln!("{root}");
         } else {
-            println!("{root}");
+            crate::outln!("{root}");
         }
         Ok(Exit::Ok)
     }

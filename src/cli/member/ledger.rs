@@ -45,7 +45,7 @@ impl Bootstrap {
         let bytes = files::read_capped(&self.genesis, caps::UPDATE)?;
         let store = Store::bootstrap(&self.state_dir, &bytes, &self.pin, now())?;
         let s = store.state();
-        println!(
+        crate::outln!(
             "bootstrapped {}: network {}, genesis root {}, {} approvers, threshold {}",
             self.state_dir.display(),
             s.network_id(),
@@ -93,14 +93,14 @@ impl Apply {
                 "root": store.state().root().to_string(),
                 "policies_stored": stored.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
             });
-            println!("{v}");
+            crate::outln!("{v}");
             return Ok(Exit::Ok);
         }
         for h in &stored {
-            println!("stored policy document {h}");
+            crate::outln!("stored policy document {h}");
         }
         if report.committed.is_empty() {
-            println!(
+            crate::outln!(
                 "already applied: {} update(s), ledger at epoch {} (root {})",
                 report.already,
                 report.to_epoch,
@@ -108,7 +108,7 @@ impl Apply {
             );
             return Ok(Exit::Ok);
         }
-        println!(
+        crate::outln!(
             "applied {} update(s): epoch {} -> {}, root {}{}",
             report.committed.len(),
             report.from_epoch,
@@ -123,7 +123,7 @@ impl Apply {
         let mut state = before;
         for c in &store.history()[report.from_epoch as usize..] {
             for op in &c.signed.update.ops {
-                println!(
+                crate::outln!(
                     "  epoch {}: {}",
                     c.signed.update.epoch_new,
                     describe_op(op, &state)
@@ -230,24 +230,24 @@ impl Status {
                 store.policy_view(),
                 crate::policy::PolicyView::Held(_)
             ));
-            println!("{v}");
+            crate::outln!("{v}");
             return Ok(Exit::Ok);
         }
         let active = s.nodes().filter(|n| n.status == NodeStatus::Active).count();
-        println!("network    {}", s.network_id());
-        println!("mode       {}", mode_text(store.mode()));
-        println!("epoch      {}", s.epoch());
-        println!("root       {}", s.root());
-        println!("genesis    {}", store.genesis_root());
-        println!("policy     {}", policy_text(&store));
-        println!(
+        crate::outln!("network    {}", s.network_id());
+        crate::outln!("mode       {}", mode_text(store.mode()));
+        crate::outln!("epoch      {}", s.epoch());
+        crate::outln!("root       {}", s.root());
+        crate::outln!("genesis    {}", store.genesis_root());
+        crate::outln!("policy     {}", policy_text(&store));
+        crate::outln!(
             "approvers  {} ({} active), threshold {}",
             s.approvers().len(),
             s.active_approvers(),
             s.threshold()
         );
         for a in s.approvers() {
-            println!(
+            crate::outln!(
                 "  {:<16} {:<8} {}",
                 a.id.as_str(),
                 a.role.to_string(),
@@ -258,34 +258,34 @@ impl Status {
                 }
             );
         }
-        println!("nodes      {} ({active} active)", s.nodes().len());
+        crate::outln!("nodes      {} ({active} active)", s.nodes().len());
         for n in s.nodes() {
             let addrs: Vec<String> = n.addresses.iter().map(|a| a.to_string()).collect();
-            println!(
+            crate::outln!(
                 "  {:<16} {:<11} {}",
                 n.id.as_str(),
                 node_status(n.status),
                 addrs.join(" ")
             );
         }
-        println!(
+        crate::outln!(
             "audit      {} records, {}",
             audit.records,
             audit.broken.as_deref().unwrap_or("chain intact")
         );
         if forks.is_empty() {
-            println!("forks      none");
+            crate::outln!("forks      none");
         } else {
-            println!(
+            crate::outln!(
                 "FORK EVIDENCE ({}): a quorum signed a conflicting history",
                 forks.len()
             );
             for f in &forks {
-                println!("  {f}");
+                crate::outln!("  {f}");
             }
         }
         for r in store.repairs() {
-            println!("repaired   {r}");
+            crate::outln!("repaired   {r}");
         }
         Ok(Exit::Ok)
     }
@@ -321,21 +321,21 @@ impl Log {
                 "audit": {"ok": audit.broken.is_none(), "records": audit.records, "error": audit.broken},
             });
             if self.json {
-                println!("{v}");
+                crate::outln!("{v}");
             } else {
                 match store.mode() {
-                    Mode::Trusted => println!(
+                    Mode::Trusted => crate::outln!(
                         "ledger: genesis {} + {} entries verified (chain, canonical bytes, gate); epoch {}, root {}",
                         store.genesis_root(),
                         store.history().len(),
                         store.state().epoch(),
                         store.state().root()
                     ),
-                    Mode::Restricted(r) => println!("ledger: DOES NOT VERIFY: {r}"),
+                    Mode::Restricted(r) => crate::outln!("ledger: DOES NOT VERIFY: {r}"),
                 }
                 match &audit.broken {
-                    None => println!("audit:  {} records, hash chain intact", audit.records),
-                    Some(b) => println!(
+                    None => crate::outln!("audit:  {} records, hash chain intact", audit.records),
+                    Some(b) => crate::outln!(
                         "audit:  CHAIN BROKEN: {b} ({} records verified before it)",
                         audit.records
                     ),
@@ -350,9 +350,9 @@ impl Log {
         if self.audit {
             for r in store.audit_records()? {
                 if self.json {
-                    println!("{}", String::from_utf8_lossy(&to_jcs(&r)));
+                    crate::outln!("{}", String::from_utf8_lossy(&to_jcs(&r)));
                 } else {
-                    println!(
+                    crate::outln!(
                         "#{:<4} {}  epoch {:<5} {:<13} {}{}{}",
                         r.index,
                         utc(r.at.get()),
@@ -384,13 +384,13 @@ impl Log {
                 .collect();
             let ops: Vec<String> = u.ops.iter().map(|op| describe_op(op, &state)).collect();
             if self.json {
-                println!(
+                crate::outln!(
                     "{}",
                     json!({"epoch": u.epoch_new.get(), "created_at": u.created_at.get(), "update": c.hash.to_string(),
                            "reason": u.reason.as_str(), "signers": signers, "ops": ops, "root": u.new_root.to_string()})
                 );
             } else {
-                println!(
+                crate::outln!(
                     "epoch {:<5} {}  signed by {}  {}{}",
                     u.epoch_new,
                     utc(u.created_at.get()),
@@ -473,7 +473,7 @@ impl Recover {
         }
         let mut store = Store::open(&self.state_dir, None, now())?;
         let reason = store.recover(now())?;
-        println!(
+        crate::outln!(
             "recovered from \"{reason}\": trusted again at epoch {} (root {}); the recovery is in the audit log",
             store.state().epoch(),
             store.state().root()

@@ -87,10 +87,10 @@ impl Verify {
                 "threshold": base.threshold().get(),
                 "missing": missing,
             });
-            println!("{v}");
+            crate::outln!("{v}");
         } else {
             match &verdict {
-                Ok(v) => println!(
+                Ok(v) => crate::outln!(
                     "accepted: network {} epoch {} -> {}, new root {}, signed by {} ({} of {} needed)",
                     u.network_id,
                     u.epoch_prev,
@@ -105,9 +105,9 @@ impl Verify {
                     base.threshold()
                 ),
                 Err(e) => {
-                    println!("rejected ({}): {e}", e.name());
+                    crate::outln!("rejected ({}): {e}", e.name());
                     if let Some(t) = &tally {
-                        print!("{}", describe_tally(t));
+                        crate::out!("{}", describe_tally(t));
                     }
                 }
             }
