@@ -226,7 +226,7 @@ drill_lost-approver-key() {
         --reason "carol's key lost" -o rotate-carol.json
     signed rotate-carol.json alice
     x 78 rn member verify rotate-carol.json --state-dir op
-    want "BelowThreshold|signature"
+    want "rejected \(BelowThreshold\): 1 of 2 signatures"
     signed rotate-carol.json bob carol
     x 0 rn member verify rotate-carol.json --state-dir op
     x 0 rn member apply rotate-carol.json --state-dir op
@@ -255,7 +255,8 @@ drill_lost-owner-key() {
         --reason "alice's owner key lost" -o rotate-alice.json
     signed rotate-alice.json carol alice
     x 78 rn member verify rotate-alice.json --state-dir op
-    want "MissingOwner|owner"
+    want "rejected \(BelowThreshold\): 1 of 2 signatures"
+    want "an owner must sign \(alice, bob\)"
     signed rotate-alice.json bob
     x 0 rn member apply rotate-alice.json --state-dir op
     catch_up web/state; catch_up db/state
@@ -268,7 +269,8 @@ drill_lost-owner-key() {
     signed add-dave.json carol
     x 0 rn member sign add-dave.json --key carol/dave.key --yes
     x 78 rn member verify add-dave.json --state-dir op
-    want "BelowThreshold|MissingOwner"
+    want "rejected \(BelowThreshold\): 1 of 2 signatures"
+    want "an owner must sign"
 
     step "re-found: keep the node list from a trusted ledger"
     xs 0 "rn member status --state-dir op --json | jq '[.nodes[] | select(.status == \"active\") | {op: \"add_node\", node: {id, pubkey, owner, tags, addresses, routes, exit}}]' >nodes-kept.json"
@@ -305,7 +307,7 @@ drill_lost-owner-key() {
     peers web
     is "web's peers" "$PEERS" db
     x 78 rn member apply admit.json --state-dir op-2
-    want "WrongNetwork|network"
+    want 'update is for network "acme", this ledger is "acme-2"'
     for n in web db; do is "$n root" "$(field "$n/state" .root)" "$(field op-2 .root)"; done
     audit_proof op-2 web/state db/state
 }
@@ -475,7 +477,7 @@ drill_quorum-reconstitution() {
         --reason "dave and erin lost their keys" -o reconstitute-proposal.json
     signed reconstitute-proposal.json alice bob carol
     x 78 rn member verify reconstitute-proposal.json --state-dir op
-    want "MissingProofOfPossession|proof"
+    want "rejected \(MissingProofOfPossession\): missing proof of possession: the new key of approver frank"
     signed reconstitute-proposal.json frank grace
     x 0 rn member verify reconstitute-proposal.json --state-dir op
     x 0 rn member apply reconstitute-proposal.json --state-dir op
