@@ -20,8 +20,8 @@ release:
 ## Tools the tests use: ssh-keygen (interop with OpenSSH keys) and Python's `cryptography`
 ## (the independent check of the golden vectors).
 test-deps:
-	@command -v ssh-keygen >/dev/null || { apt-get update -qq && apt-get install -y -qq openssh-client; }
-	@python3 -c 'import cryptography' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-cryptography; } || python3 -m pip install -q cryptography
+	@command -v ssh-keygen >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-client; }
+	@python3 -c 'import cryptography' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-cryptography; } || python3 -m pip install -q cryptography
 
 ## Tests marked #[ignore = "needs root …"] run here when root, and are named when skipped.
 test: test-deps
@@ -37,9 +37,10 @@ test: test-deps
 	$(CARGO) test --features fault-injection --test crash -- --nocapture
 	python3 ci/vectors_check.py
 	@if [ "$$(id -u)" = 0 ]; then \
-	  $(CARGO) build && bash ci/e2e-netns.sh target/debug/rn 10 && bash ci/e2e-routing.sh target/debug/rn; \
+	  $(CARGO) build && bash ci/e2e-netns.sh target/debug/rn 10 && bash ci/e2e-routing.sh target/debug/rn && \
+	  bash ci/e2e-sessions.sh target/debug/rn userspace 10 && bash ci/e2e-sessions.sh target/debug/rn uapi 10; \
 	else \
-	  echo "not root: skipping ci/e2e-netns.sh and ci/e2e-routing.sh (network namespaces, TUN and nftables need root)"; \
+	  echo "not root: skipping ci/e2e-netns.sh, ci/e2e-routing.sh and ci/e2e-sessions.sh (network namespaces, TUN and nftables need root)"; \
 	fi
 
 demo: build

@@ -25,7 +25,7 @@ not_run() { # NAME UNIT TARGET WHY
         {name: $name, unit: $unit, rn: null, reference: null, ratio: null, target: $target,
          meets: null, note: "not run: \($why)"}' >>"$RN_BENCH_ROWS"
 }
-command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
+command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends jq >/dev/null; }
 
 echo "== 1. gate, 2. ledger load"
 cargo bench --bench ledger

@@ -14,13 +14,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rn::keys::NodeSecret;
-use rn::tunnel::{InterfaceIntent, PeerConfig, TunnelBackend, WgBackend, WgKind};
+use rn::tunnel::{InterfaceIntent, PeerConfig, TunnelBackend, WgBackend, WgKind, sync};
 
 const PEERS: u32 = 1_000;
 const ROUNDS: usize = 9;
 
-fn peers() -> Vec<PeerConfig> {
-    let mut peers: Vec<PeerConfig> = (0..PEERS)
+/// Peers numbered `range` (addresses and endpoints distinct per number), sorted by key.
+fn make_peers(range: std::ops::Range<u32>) -> Vec<PeerConfig> {
+    let mut peers: Vec<PeerConfig> = range
         .map(|i| {
             let host = (100u32 << 24 | 64 << 16) + 2 + i;
             PeerConfig {
@@ -96,7 +97,7 @@ fn main() {
         );
         return;
     }
-    let peers = peers();
+    let peers = make_peers(0..PEERS);
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = ("rnbench0", "rnbench1");
     let (key_a, key_b) = (
@@ -110,6 +111,7 @@ fn main() {
         addresses: vec!["100.64.0.1/10".parse().unwrap()],
         peers: peers.to_vec(),
         fwmark: None,
+        mtu: 1420,
     };
     let (empty_a, full_a) = (
         intent(a, &key_a, 51_900, &[]),
@@ -117,9 +119,9 @@ fn main() {
     );
     // Both interfaces: the same embedded device, created through rn's backend, empty.
     let mut rn_if = WgBackend::new(WgKind::Userspace, a).unwrap();
-    rn_if.apply(&empty_a).unwrap();
+    sync(&mut rn_if, &empty_a).unwrap();
     let mut wg_if = WgBackend::new(WgKind::Userspace, b).unwrap();
-    wg_if.apply(&intent(b, &key_b, 51_901, &[])).unwrap();
+    sync(&mut wg_if, &intent(b, &key_b, 51_901, &[])).unwrap();
     let empty_conf = dir.path().join("empty.conf");
     let full_conf = dir.path().join("full.conf");
     std::fs::write(&empty_conf, wg_conf(&key_b, 51_901, &[])).unwrap();
@@ -127,9 +129,9 @@ fn main() {
 
     let (mut rn_t, mut wg_t) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        rn_if.apply(&empty_a).unwrap();
+        sync(&mut rn_if, &empty_a).unwrap();
         let t = Instant::now();
-        rn_if.apply(&full_a).unwrap();
+        sync(&mut rn_if, &full_a).unwrap();
         rn_t.push(t.elapsed());
 
         setconf(b, &empty_conf);
@@ -154,6 +156,68 @@ fn main() {
         Some(wg_m.as_secs_f64() * 1e3),
         1.2,
     );
+
+    // One peer added into the full interface: rn reads the interface back, diffs and sends
+    // that one peer (what a reconcile does); `wg set` sends it blind.
+    let extra = make_peers(PEERS..PEERS + 1);
+    let mut plus = peers.clone();
+    plus.extend(extra.iter().cloned());
+    let plus_a = intent(a, &key_a, 51_900, &plus);
+    let e = &extra[0];
+    let allowed = e.allowed[0].to_string();
+    let endpoint = e.endpoint.unwrap().to_string();
+    let key = e.pubkey.to_string();
+    let (mut rn_t, mut wg_t) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS * 3 {
+        let t = Instant::now();
+        let diff = sync(&mut rn_if, &plus_a).unwrap();
+        rn_t.push(t.elapsed());
+        assert_eq!(
+            (diff.added.len(), diff.changed.len(), diff.removed.len()),
+            (1, 0, 0)
+        );
+        sync(&mut rn_if, &full_a).unwrap();
+
+        let t = Instant::now();
+        wg(&[
+            "set",
+            b,
+            "peer",
+            &key,
+            "allowed-ips",
+            &allowed,
+            "endpoint",
+            &endpoint,
+            "persistent-keepalive",
+            "25",
+        ]);
+        wg_t.push(t.elapsed());
+        wg(&["set", b, "peer", &key, "remove"]);
+    }
+    let (rn_m, wg_m) = (median(rn_t), median(wg_t));
+    println!(
+        "one peer added into {PEERS} peers: rn read-back + diff + apply {:.2} ms, wg set {:.2} ms, ratio {:.3}; target <= 1.5",
+        rn_m.as_secs_f64() * 1e3,
+        wg_m.as_secs_f64() * 1e3,
+        rn_m.as_secs_f64() / wg_m.as_secs_f64()
+    );
+    report::row(
+        "one peer added into a 1,000-peer userspace interface: rn read-back + diff + apply (vs wg set)",
+        "ms",
+        rn_m.as_secs_f64() * 1e3,
+        Some(wg_m.as_secs_f64() * 1e3),
+        1.5,
+    );
     rn_if.shutdown().unwrap();
     wg_if.shutdown().unwrap();
+}
+
+fn wg(args: &[&str]) {
+    let out = Command::new("wg").args(args).output().expect("wg runs");
+    assert!(
+        out.status.success(),
+        "wg {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

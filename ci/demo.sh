@@ -24,7 +24,7 @@ for who in alice bob carol; do mkdir -m 700 "$who"; done
 
 step "Three approvers make their keys, each on their own laptop (bob uses ssh-keygen)"
 run "$RN" key gen --out alice/key
-command -v ssh-keygen >/dev/null || { apt-get update -qq && apt-get install -y -qq openssh-client; }
+command -v ssh-keygen >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-client; }
 run ssh-keygen -q -t ed25519 -N '' -C bob -f bob/key
 run "$RN" key gen --out carol/key
 A=$("$RN" key pub alice/key); B=$("$RN" key pub bob/key.pub); C=$("$RN" key pub carol/key)

@@ -23,7 +23,7 @@ mkdir -p "$ART/drills"
 usage() { echo "usage: ci/drill.sh SCENARIO|all|list [RN_BINARY]; scenarios: ${SCENARIOS[*]}" >&2; exit 64; }
 [ -n "$WHAT" ] || usage
 [ -x "$RN" ] || { echo "drill: no rn binary at $RN (run cargo build first)" >&2; exit 66; }
-command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; } ||
+command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends jq >/dev/null; } ||
     { echo "drill: jq is needed (apt-get install jq)" >&2; exit 66; }
 
 # --- the drill harness -----------------------------------------------------------------------
@@ -366,11 +366,11 @@ drill_fleet-revocation() {
     NS_PREFIX=rnf
     need_root_tools >/dev/null || die "root tools missing"
     if ! [ -x /usr/sbin/sshd ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
         # Only the drill's own sshd processes, in its namespaces: not a system-wide one.
         { systemctl disable --now ssh || service ssh stop; } >/dev/null 2>&1
     fi
-    command -v ssh >/dev/null || { apt-get update -qq && apt-get install -y -qq openssh-client >/dev/null; }
+    command -v ssh >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-client >/dev/null; }
     trap 'cleanup_netns; rm -f /run/rn/rnf*.sock' EXIT
     cleanup_netns 2>/dev/null
 

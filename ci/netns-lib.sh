@@ -16,7 +16,7 @@ need_root_tools() {
     command -v ip >/dev/null || missing+=(iproute2)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
     [ -c /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; }
 }

@@ -231,6 +231,14 @@ impl NodeSecret {
         })
     }
 
+    /// A key from its 32 bytes (as a tunnel backend reads it back).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        let bytes = Zeroizing::new(bytes);
+        NodeSecret {
+            key: x25519_dalek::StaticSecret::from(*bytes),
+        }
+    }
+
     /// The clamped private key bytes (for the tunnel backends only).
     pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
         let mut bytes = Zeroizing::new(self.key.to_bytes());

@@ -16,18 +16,22 @@ use rn::ledger::State;
 use rn::ledger::store::Store;
 use rn::ledger::types::TransportKey;
 use rn::ledger::update::{Op, SignedUpdate};
-use rn::node::agent::{Agent, Log, plan};
+use rn::node::agent::Agent;
 use rn::node::config::NodeConfig;
+use rn::node::plan::plan;
+use rn::node::status::Log;
 use rn::policy::{Policy, PolicyView, compile};
 use rn::tunnel::{
-    BackendKind, InterfaceIntent, Observed, ObservedPeer, PeerConfig, TunnelBackend, TunnelError,
+    BackendKind, Diff, InterfaceIntent, Observed, ObservedPeer, TunnelBackend, TunnelError,
 };
 
 #[derive(Default)]
 struct FakeState {
-    peers: Vec<PeerConfig>,
-    port: u16,
+    /// The interface as it stands (not present until the first apply).
+    iface: Observed,
     applies: u32,
+    /// Every diff the agent applied, in order.
+    diffs: Vec<Diff>,
     /// Simulates a backend that reports success but keeps nothing.
     forgets: bool,
     /// A peer someone added by hand.
@@ -40,24 +44,22 @@ impl TunnelBackend for FakeTunnel {
     fn name(&self) -> &'static str {
         "fake"
     }
-    fn apply(&mut self, intent: &InterfaceIntent<'_>) -> Result<(), TunnelError> {
+    fn apply(&mut self, intent: &InterfaceIntent<'_>, diff: &Diff) -> Result<(), TunnelError> {
         let mut s = self.0.lock().unwrap();
         s.applies += 1;
+        s.diffs.push(diff.clone());
         s.stray = None;
         if !s.forgets {
-            s.peers = intent.peers.clone();
-            s.port = intent.listen_port;
+            s.iface = Observed::from_intent(intent);
         }
         Ok(())
     }
     fn observe(&self) -> Result<Observed, TunnelError> {
         let s = self.0.lock().unwrap();
-        let mut peers: Vec<ObservedPeer> = s.peers.iter().map(ObservedPeer::from).collect();
-        peers.extend(s.stray.clone());
-        Ok(Observed {
-            listen_port: s.port,
-            peers,
-        })
+        let mut o = s.iface.clone();
+        o.peers.extend(s.stray.clone());
+        o.peers.sort_by_key(|p| p.pubkey);
+        Ok(o)
     }
     fn shutdown(&mut self) -> Result<(), TunnelError> {
         Ok(())
@@ -178,6 +180,7 @@ impl World {
             serve_exit: false,
             masquerade: false,
             fwmark: 51820,
+            mtu: 1420,
         }
     }
 
@@ -196,7 +199,7 @@ impl World {
     }
 }
 
-fn status(agent: &Agent) -> rn::node::agent::Status {
+fn status(agent: &Agent) -> rn::node::status::Status {
     agent.status().lock().unwrap().clone()
 }
 
@@ -212,11 +215,18 @@ fn a_trusted_node_gets_exactly_its_policy_peers() {
     agent.reconcile();
     let s = status(&agent);
     assert_eq!((s.mode.as_str(), s.epoch), ("trusted", 2));
-    let peers: Vec<TransportKey> = t.lock().unwrap().peers.iter().map(|p| p.pubkey).collect();
+    let peers: Vec<TransportKey> = t
+        .lock()
+        .unwrap()
+        .iface
+        .peers
+        .iter()
+        .map(|p| p.pubkey)
+        .collect();
     let mut want = vec![w.keys["n2"], w.keys["n3"]];
     want.sort();
     assert_eq!(peers, want);
-    assert_eq!(t.lock().unwrap().peers[0].keepalive, Some(25));
+    assert_eq!(t.lock().unwrap().iface.peers[0].keepalive, Some(25));
     assert_eq!(
         *f.lock().unwrap(),
         Filter::Rules(1),
@@ -247,7 +257,14 @@ fn a_revocation_in_the_inbox_removes_the_peer_and_a_bad_file_is_set_aside() {
     );
     drop_in_inbox(&w.dir, "z-under-signed.json", &forged);
     agent.reconcile();
-    let peers: Vec<TransportKey> = t.lock().unwrap().peers.iter().map(|p| p.pubkey).collect();
+    let peers: Vec<TransportKey> = t
+        .lock()
+        .unwrap()
+        .iface
+        .peers
+        .iter()
+        .map(|p| p.pubkey)
+        .collect();
     assert_eq!(peers, vec![w.keys["n3"]]);
     assert!(!w.dir.join("inbox/revoke.json").exists());
     assert!(w.dir.join("inbox/rejected/z-under-signed.json").exists());
@@ -271,7 +288,7 @@ fn a_revoked_node_and_a_tampered_ledger_are_restricted() {
         "{:?}",
         s.reason
     );
-    assert!(t.lock().unwrap().peers.is_empty());
+    assert!(t.lock().unwrap().iface.peers.is_empty());
     assert_eq!(*f.lock().unwrap(), Filter::DropAll);
 
     let w = World::new();
@@ -290,7 +307,7 @@ fn a_revoked_node_and_a_tampered_ledger_are_restricted() {
         "{:?}",
         s.reason
     );
-    assert!(t.lock().unwrap().peers.is_empty());
+    assert!(t.lock().unwrap().iface.peers.is_empty());
     assert_eq!(*f.lock().unwrap(), Filter::DropAll);
 }
 
@@ -327,12 +344,117 @@ fn a_peer_added_by_hand_is_undone() {
         pubkey: common::node_key("intruder", 1),
         allowed: vec!["10.250.0.1/32".parse().unwrap()],
         endpoint: None,
+        keepalive: None,
         last_handshake: None,
+        rx_bytes: 0,
+        tx_bytes: 0,
     });
     agent.undo_drift();
     assert!(t.lock().unwrap().stray.is_none());
     assert_eq!(t.lock().unwrap().applies, applies + 1);
     assert_eq!(status(&agent).drift_corrections, 1);
+}
+
+/// The diffs applied since index `from`.
+fn diffs_since(t: &Arc<Mutex<FakeState>>, from: usize) -> Vec<Diff> {
+    t.lock().unwrap().diffs[from..].to_vec()
+}
+
+#[test]
+fn a_ledger_change_touches_only_the_peers_it_changes() {
+    let mut w = World::new();
+    let (mut agent, t, f) = w.agent();
+    agent.reconcile();
+    let first = diffs_since(&t, 0);
+    assert_eq!(first.len(), 1);
+    assert!(first[0].create && first[0].added.len() == 2, "{first:?}");
+
+    // A new peer: exactly one peer added, nothing else sent.
+    let n4 = node("n4", 4, &["tag:b"], w.at() + 10);
+    let key4 = n4.pubkey;
+    w.commit(vec![Op::AddNode { node: n4 }]);
+    agent.reconcile();
+    let d = diffs_since(&t, 1);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(
+        d[0].added.iter().map(|p| p.pubkey).collect::<Vec<_>>(),
+        vec![key4]
+    );
+    assert!(d[0].changed.is_empty() && d[0].removed.is_empty(), "{d:?}");
+    assert!(!d[0].device_settings() && d[0].mtu.is_none(), "{d:?}");
+    assert!(d[0].add_addresses.is_empty() && d[0].remove_addresses.is_empty());
+
+    // A revocation: exactly that peer removed.
+    w.commit(vec![Op::RevokeNode {
+        id: "n2".parse().unwrap(),
+    }]);
+    agent.reconcile();
+    let d = diffs_since(&t, 2);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].removed, vec![w.keys["n2"]]);
+    assert!(d[0].added.is_empty() && d[0].changed.is_empty() && !d[0].device_settings());
+
+    // A policy change that leaves the peer set alone reaches the filter only.
+    let applies = t.lock().unwrap().applies;
+    let wider = Policy::parse(
+        br#"{"kind":"rn.policy.v1","rules":[{"src":["tag:a"],"dst":["tag:b"],"proto":"icmp"},{"src":["tag:b"],"dst":["tag:a"],"proto":"tcp","ports":["22"]},{"src":["tag:b"],"dst":["tag:a"],"proto":"icmp"}]}"#,
+    )
+    .unwrap()
+    .0;
+    let hash = wider.hash();
+    w.commit(vec![Op::SetPolicy { policy: Some(hash) }]);
+    Store::open(&w.dir, None, w.at())
+        .unwrap()
+        .store_policies(&[wider])
+        .unwrap();
+    agent.reconcile();
+    assert_eq!(status(&agent).epoch, 5);
+    assert_eq!(t.lock().unwrap().applies, applies, "no tunnel change");
+    assert_eq!(*f.lock().unwrap(), Filter::Rules(2));
+}
+
+#[test]
+fn a_missing_address_a_changed_mtu_and_a_deleted_interface_are_drift() {
+    let w = World::new();
+    let (mut agent, t, _) = w.agent();
+    agent.reconcile();
+    let n = t.lock().unwrap().diffs.len();
+    {
+        let mut s = t.lock().unwrap();
+        s.iface.addresses.clear();
+        s.iface.mtu = Some(1500);
+    }
+    agent.undo_drift();
+    let d = diffs_since(&t, n);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].add_addresses, vec!["100.96.0.1/16".parse().unwrap()]);
+    assert_eq!(d[0].mtu, Some(1420));
+    assert!(d[0].added.is_empty() && d[0].removed.is_empty() && !d[0].device_settings());
+    assert_eq!(t.lock().unwrap().iface.mtu, Some(1420));
+
+    t.lock().unwrap().iface = Observed::default();
+    agent.undo_drift();
+    let d = diffs_since(&t, n + 1);
+    assert!(d.len() == 1 && d[0].create, "{d:?}");
+    let s = status(&agent);
+    assert_eq!((s.mode.as_str(), s.drift_corrections), ("trusted", 2));
+    assert_eq!(t.lock().unwrap().iface.peers.len(), 2);
+}
+
+#[test]
+fn drift_that_cannot_be_undone_restricts_the_node() {
+    let w = World::new();
+    let (mut agent, t, f) = w.agent();
+    agent.reconcile();
+    {
+        let mut s = t.lock().unwrap();
+        s.iface = Observed::default();
+        s.forgets = true;
+    }
+    agent.undo_drift();
+    let s = status(&agent);
+    assert_eq!(s.mode, "restricted", "{s:?}");
+    assert_eq!(*f.lock().unwrap(), Filter::DropAll);
 }
 
 #[test]

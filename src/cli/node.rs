@@ -15,9 +15,10 @@ use crate::keys::NodeSecret;
 use crate::ledger::canonical::caps;
 use crate::ledger::store::{Store, StoreError};
 use crate::ledger::types::{Id, Sha256Digest};
-use crate::node::agent::{Agent, Flags, Log, Stopped};
+use crate::node::agent::{Agent, Flags, Stopped};
 use crate::node::config::{DEFAULT_CONFIG, NodeConfig};
 use crate::node::control;
+use crate::node::status::Log;
 use crate::tunnel::BackendKind;
 
 /// The node agent: bootstraps, runs and reports.
@@ -88,6 +89,9 @@ struct Init {
     /// persistent keepalive in seconds (default 25; 0 turns it off)
     #[argh(option, default = "25")]
     keepalive: u16,
+    /// the mesh interface's MTU, 1280-9000 (default 1420)
+    #[argh(option, default = "crate::node::config::DEFAULT_MTU")]
+    mtu: u32,
     /// where to write the config (default /etc/rn/node.json)
     #[argh(option, default = "default_config()")]
     config: PathBuf,
@@ -156,7 +160,14 @@ impl Init {
             serve_exit: self.serve_exit,
             masquerade: self.masquerade,
             fwmark: 51820,
+            mtu: self.mtu,
         };
+        if !(1280..=9000).contains(&self.mtu) {
+            return Err(usage(format!(
+                "--mtu {}: must be between 1280 and 9000",
+                self.mtu
+            )));
+        }
         if !self.force {
             for p in [&self.config, &key_path] {
                 if p.exists() {

@@ -250,6 +250,19 @@ pub struct AuditStatus {
     pub broken: Option<String>,
 }
 
+/// What a long-running reader (the node agent) keeps of a verified store between opens, so
+/// that the next open verifies only the log lines appended since: the verified state and the
+/// BLAKE3 of the log prefix it came from. It holds no lock. An open that finds the prefix
+/// changed in any byte, or the genesis changed, verifies everything again.
+pub struct StoreCache {
+    genesis_bytes: Vec<u8>,
+    verified_len: u64,
+    prefix: Blake3Digest,
+    state: State,
+    history: Vec<Committed>,
+    seen: HashSet<UpdateId>,
+}
+
 /// An open, locked, verified state directory.
 pub struct Store {
     dir: PathBuf,
@@ -453,6 +466,19 @@ impl Store {
     /// pinned root), must equal the stored pin. Doubts about the trust state give a store in
     /// restricted mode; only unreadable or unsafe directories are errors.
     pub fn open(dir: &Path, pin: Option<&Sha256Digest>, now: u64) -> Result<Store, StoreError> {
+        Store::open_cached(dir, pin, now, None)
+    }
+
+    /// [`Store::open`], resuming from `cache` (from [`Store::into_cache`]) when the log still
+    /// begins with exactly the bytes the cache verified and the genesis is the same: only the
+    /// lines after them are verified. Every other check of an open (pin, genesis, audit chain,
+    /// watermarks, snapshot, policy) runs as always.
+    pub fn open_cached(
+        dir: &Path,
+        pin: Option<&Sha256Digest>,
+        now: u64,
+        cache: Option<StoreCache>,
+    ) -> Result<Store, StoreError> {
         let not_bootstrapped = || StoreError::NotBootstrapped {
             dir: dir.display().to_string(),
         };
@@ -517,11 +543,29 @@ impl Store {
         let genesis_bytes = genesis_file[..genesis_file.len() - 1].to_vec();
         let mut store = Store::at_genesis(dir, lock, genesis, genesis_bytes);
         store.load_audit()?;
-        let (verified_len, torn) = store.replay_log(now)?;
+        let (verified_len, torn) = store.replay_log(now, cache)?;
         store.verified_len = verified_len;
         store.check_watermark_and_snapshot(torn, now)?;
         store.policy = store.load_policy(store.state.policy().copied())?;
         Ok(store)
+    }
+
+    /// What to keep for [`Store::open_cached`], releasing the lock: `None` for a restricted
+    /// store (the next open verifies everything) or when the log cannot be read back.
+    pub fn into_cache(self) -> Option<StoreCache> {
+        if self.mode != Mode::Trusted {
+            return None;
+        }
+        let bytes = files::read_capped(&self.dir.join(LOG), caps::LOG).ok()?;
+        let prefix = Blake3Digest::of(bytes.get(..usize::try_from(self.verified_len).ok()?)?);
+        Some(StoreCache {
+            genesis_bytes: self.genesis_bytes,
+            verified_len: self.verified_len,
+            prefix,
+            state: self.state,
+            history: self.history,
+            seen: self.seen,
+        })
     }
 
     /// A store at the genesis state, before any log line or audit record is read.
@@ -573,11 +617,30 @@ impl Store {
     /// Decoding, the canonical-bytes check, the line hash and the signature checks of each
     /// line run on worker threads ahead of the main thread, which chains the lines and runs
     /// each through the gate in order (reusing those signature checks, spec §4.5.1).
-    fn replay_log(&mut self, now: u64) -> Result<(u64, bool), StoreError> {
+    fn replay_log(
+        &mut self,
+        now: u64,
+        cache: Option<StoreCache>,
+    ) -> Result<(u64, bool), StoreError> {
         let path = self.dir.join(LOG);
         let bytes = files::read_capped(&path, caps::LOG)?;
-        let mut lines: Vec<(usize, &[u8])> = Vec::new();
         let mut offset = 0usize;
+        let mut keys = ApproverKeys::from_state(self.genesis.state());
+        if let Some(c) = cache
+            && c.genesis_bytes == self.genesis_bytes
+            && let Ok(len) = usize::try_from(c.verified_len)
+            && len <= bytes.len()
+            && Blake3Digest::of(&bytes[..len]) == c.prefix
+        {
+            // Resume: the state the cache verified, its keys as the approvers hold them now.
+            keys = ApproverKeys::from_state(&c.state);
+            self.state = c.state;
+            self.history = c.history;
+            self.seen = c.seen;
+            offset = len;
+        }
+        let first_line = self.history.len();
+        let mut lines: Vec<(usize, &[u8])> = Vec::new();
         while let Some(nl) = bytes[offset..].iter().position(|&b| b == b'\n') {
             lines.push((offset, &bytes[offset..offset + nl]));
             offset += nl + 1;
@@ -585,9 +648,9 @@ impl Store {
         let torn = offset < bytes.len();
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
-            .clamp(1, 8);
-        let keys = ApproverKeys::from_state(self.genesis.state());
-        let mut prev = Blake3Digest::of(&self.genesis_bytes);
+            .clamp(1, 8)
+            .min(lines.len().max(1));
+        let mut prev = self.log_head();
         let mut failure = None;
         std::thread::scope(|scope| {
             let mut receivers = Vec::with_capacity(workers);
@@ -614,7 +677,7 @@ impl Store {
                         self.history.push(c);
                     }
                     Err(detail) => {
-                        failure = Some((i + 1, *start, detail));
+                        failure = Some((first_line + i + 1, *start, detail));
                         break;
                     }
                 }

@@ -1,293 +1,38 @@
 //! The node agent (spec §5): verify the ledger, compile the policy, drive the tunnel and the
 //! firewall from the result, and fail closed.
 //!
-//! Each reconcile computes a [`Plan`] as data from the ledger (pure), then applies it through
-//! the tunnel and firewall traits and reads the interface back. Anything in doubt — ledger
-//! unreadable, tampered, rolled back; this node revoked; a read-back that disagrees twice —
-//! gives restricted mode: an interface with no peers and a drop-all mesh filter.
+//! Each reconcile computes a [`Plan`] as data from the ledger ([`super::plan`], pure), then
+//! the [`Dataplane`] applies only what differs from the interface as read back
+//! ([`super::reconcile`]). Anything in doubt — ledger unreadable, tampered, rolled back; this
+//! node revoked; a read-back that disagrees twice; drift that cannot be undone — gives
+//! restricted mode: an interface with no peers and a drop-all mesh filter.
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use ipnet::IpNet;
-use serde::Serialize;
+use std::time::{Duration, Instant};
 
 use super::config::NodeConfig;
 use super::control;
+use super::plan::{Plan, plan};
+use super::reconcile::{Dataplane, Interface};
+use super::status::{Log, PeerStatus, Status, unix_now};
+use super::watch::Watch;
 use crate::files;
-use crate::firewall::{self, FilterIntent, Firewall};
+use crate::firewall::{self, Firewall};
 use crate::keys::NodeSecret;
 use crate::ledger::canonical::caps;
 use crate::ledger::log::Carried;
-use crate::ledger::model::NodeStatus;
-use crate::ledger::store::{Mode, Store, StoreError};
-use crate::ledger::types::{Cidr, Id, Sha256Digest};
-use crate::policy::compile;
-use crate::policy::compile::{ForwardRule, InboundRule};
-use crate::tunnel::{self, InterfaceIntent, PeerConfig, RouteIntent, TunnelBackend};
+use crate::ledger::store::{Mode, Store, StoreCache, StoreError};
+use crate::tunnel::{self, TunnelBackend};
 
 /// How long a clean stop may take before the agent exits anyway.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How often the real interface is re-read to undo drift.
 pub const DRIFT_INTERVAL: Duration = Duration::from_secs(10);
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// What the node should look like, computed from the ledger alone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Plan {
-    /// `None` when trusted, else why restricted.
-    pub restricted: Option<String>,
-    /// The node's own overlay addresses, with the overlay prefix length.
-    pub addresses: Vec<IpNet>,
-    /// Peers by id.
-    pub peers: Vec<(Id, PeerConfig)>,
-    /// Inbound filter rules.
-    pub inbound: Vec<InboundRule>,
-    /// Forward filter rules.
-    pub forward: Vec<ForwardRule>,
-    /// Ledger epoch and root the plan comes from.
-    pub epoch: u64,
-    /// The ledger root.
-    pub root: Option<Sha256Digest>,
-    /// The pinned policy, if any.
-    pub policy: Option<Sha256Digest>,
-    /// The compiler's notes.
-    pub notes: Vec<String>,
-    /// Routes through the interface (router prefixes, exit default route, forwarding).
-    pub routes: RouteIntent,
-    /// Prefixes this node offers as a router (when it opted in).
-    pub routes_offered: Vec<Cidr>,
-    /// Prefixes used through routers: (prefix, router, rule).
-    pub routes_used: Vec<(Cidr, Id, usize)>,
-    /// The exit in use and the rule granting it.
-    pub exit: Option<(Id, usize)>,
-    /// Masquerade forwarded traffic.
-    pub masquerade: bool,
-}
-
-impl Plan {
-    fn restricted(reason: String, epoch: u64, root: Option<Sha256Digest>) -> Plan {
-        Plan {
-            restricted: Some(reason),
-            addresses: Vec::new(),
-            peers: Vec::new(),
-            inbound: Vec::new(),
-            forward: Vec::new(),
-            epoch,
-            root,
-            policy: None,
-            notes: Vec::new(),
-            routes: RouteIntent::default(),
-            routes_offered: Vec::new(),
-            routes_used: Vec::new(),
-            exit: None,
-            masquerade: false,
-        }
-    }
-}
-
-/// The plan for `config`'s node from an opened store (or the reason it could not be opened).
-pub fn plan(config: &NodeConfig, store: Result<&Store, String>) -> Plan {
-    let store = match store {
-        Ok(s) => s,
-        Err(reason) => return Plan::restricted(reason, 0, None),
-    };
-    let state = store.state();
-    let (epoch, root) = (state.epoch().get(), Some(state.root()));
-    if let Mode::Restricted(r) = store.mode() {
-        return Plan::restricted(format!("ledger restricted: {r}"), epoch, root);
-    }
-    let Some(me) = state.node(&config.node_id) else {
-        return Plan::restricted(
-            format!("node {} is not in the ledger (yet)", config.node_id),
-            epoch,
-            root,
-        );
-    };
-    if me.status != NodeStatus::Active {
-        let s = if me.status == NodeStatus::Revoked {
-            "revoked"
-        } else {
-            "quarantined"
-        };
-        return Plan::restricted(
-            format!("this node ({}) is {s} in the ledger", config.node_id),
-            epoch,
-            root,
-        );
-    }
-    let intents = compile(
-        store.policy_view(),
-        state,
-        &config.node_id,
-        config.exit.as_ref(),
-    );
-    let params = state.params();
-    let addresses = me
-        .addresses
-        .iter()
-        .filter_map(|a| {
-            let overlay = params.overlay_for(a)?;
-            IpNet::new(a.net().addr(), overlay.net().prefix_len()).ok()
-        })
-        .collect();
-    let keepalive = (config.keepalive_secs > 0).then_some(config.keepalive_secs);
-    let peers = intents
-        .peers
-        .iter()
-        .map(|p| {
-            (
-                p.id.clone(),
-                PeerConfig {
-                    pubkey: p.pubkey,
-                    allowed: p.allowed.clone(),
-                    endpoint: config.endpoints.get(&p.id).copied(),
-                    keepalive,
-                },
-            )
-        })
-        .collect();
-    // Forwarding only where this node opted in and the ledger grants the capability.
-    let serve_routes = config.serve_routes && !me.routes.is_empty();
-    let serve_exit = config.serve_exit && me.exit;
-    let forward: Vec<ForwardRule> = intents
-        .forward
-        .into_iter()
-        .filter(|f| match f.to {
-            crate::policy::compile::ForwardTo::Prefixes(_) => serve_routes,
-            crate::policy::compile::ForwardTo::Internet => serve_exit,
-        })
-        .collect();
-    let mut prefixes: Vec<Cidr> = intents.routes_used.iter().map(|(p, _, _)| *p).collect();
-    prefixes.sort();
-    prefixes.dedup();
-    let exit = intents.exit.as_ref().map(|e| (e.node.clone(), e.rule));
-    let mut notes = intents.notes;
-    if config.serve_routes && me.routes.is_empty() {
-        notes.push("serve_routes is on, but the ledger grants this node no routes".into());
-    }
-    if config.serve_exit && !me.exit {
-        notes.push("serve_exit is on, but the ledger does not give this node exit: true".into());
-    }
-    Plan {
-        restricted: None,
-        addresses,
-        peers,
-        inbound: intents.inbound,
-        forward,
-        epoch,
-        root,
-        policy: state.policy().copied(),
-        notes,
-        routes: RouteIntent {
-            prefixes,
-            exit_mark: exit.as_ref().map(|_| config.fwmark),
-            forwarding: serve_routes || serve_exit,
-        },
-        routes_offered: if serve_routes {
-            me.routes.iter().copied().collect()
-        } else {
-            Vec::new()
-        },
-        routes_used: intents.routes_used,
-        exit,
-        masquerade: config.masquerade && (serve_routes || serve_exit),
-    }
-}
-
-/// One peer as `rn node status` shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct PeerStatus {
-    /// Node id.
-    pub id: Id,
-    /// Public key.
-    pub pubkey: String,
-    /// Allowed prefixes.
-    pub allowed: Vec<Cidr>,
-    /// Endpoint.
-    pub endpoint: Option<String>,
-    /// Last handshake, unix seconds.
-    pub last_handshake: Option<u64>,
-}
-
-/// What the control socket reports.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Status {
-    /// The node.
-    pub node_id: String,
-    /// `trusted` or `restricted`.
-    pub mode: String,
-    /// Why restricted.
-    pub reason: Option<String>,
-    /// Ledger epoch.
-    pub epoch: u64,
-    /// Ledger root.
-    pub root: Option<String>,
-    /// Pinned policy.
-    pub policy: Option<String>,
-    /// Interface.
-    pub interface: String,
-    /// Tunnel backend.
-    pub backend: String,
-    /// Firewall backend.
-    pub firewall: String,
-    /// Peers.
-    pub peers: Vec<PeerStatus>,
-    /// The last error, if any.
-    pub last_error: Option<String>,
-    /// Unix time of the last successful apply.
-    pub last_apply: u64,
-    /// Inbox files rejected since start.
-    pub rejections: u64,
-    /// Reconciles since start.
-    pub reconciles: u64,
-    /// Drift corrections since start.
-    pub drift_corrections: u64,
-    /// Compiler notes.
-    pub notes: Vec<String>,
-    /// Prefixes this node offers as a subnet router.
-    pub routes_offered: Vec<String>,
-    /// Prefixes reached through routers, with the router and the granting rule.
-    pub routes_used: Vec<String>,
-    /// The exit in use and why.
-    pub exit: Option<String>,
-}
-
-/// Structured logs on stderr.
-#[derive(Clone, Copy)]
-pub struct Log {
-    json: bool,
-}
-
-impl Log {
-    /// Text or JSON lines.
-    pub fn new(json: bool) -> Self {
-        Log { json }
-    }
-
-    /// One event.
-    pub fn event(&self, level: &str, msg: &str) {
-        let now = unix_now();
-        if self.json {
-            eprintln!(
-                "{}",
-                serde_json::json!({"ts": now, "level": level, "msg": msg})
-            );
-        } else {
-            eprintln!("{} {level:<5} {msg}", crate::cli::output::utc(now));
-        }
-    }
-}
 
 /// Flags the signal handlers and the control socket set.
 #[derive(Default)]
@@ -301,17 +46,15 @@ pub struct Flags {
 /// The agent.
 pub struct Agent {
     config: NodeConfig,
-    key: NodeSecret,
-    tunnel: Box<dyn TunnelBackend>,
-    firewall: Box<dyn Firewall>,
+    dataplane: Dataplane,
     log: Log,
     metrics_file: Option<PathBuf>,
     status: Arc<Mutex<Status>>,
-    applied: Option<Plan>,
+    /// The ledger as last verified, so the next reconcile verifies only what was appended.
+    ledger: Option<StoreCache>,
     rejections: u64,
     reconciles: u64,
     drift_corrections: u64,
-    last_apply: u64,
     apply_ms: Arc<AtomicU64>,
     config_path: Option<PathBuf>,
 }
@@ -353,19 +96,21 @@ impl Agent {
             mode: "starting".into(),
             ..Status::default()
         }));
+        let interface = Interface {
+            name: config.interface.clone(),
+            listen_port: config.listen_port,
+            mtu: config.mtu,
+        };
         Agent {
+            dataplane: Dataplane::new(tunnel, firewall, key, interface),
             config,
-            key,
-            tunnel,
-            firewall,
             log,
             metrics_file,
             status,
-            applied: None,
+            ledger: None,
             rejections: 0,
             reconciles: 0,
             drift_corrections: 0,
-            last_apply: 0,
             apply_ms: Arc::new(AtomicU64::new(0)),
             config_path: None,
         }
@@ -441,27 +186,39 @@ impl Agent {
         }
     }
 
+    /// Opens the ledger, verifying only the lines appended since the last reconcile when the
+    /// verified prefix is unchanged (anything else is a full open).
+    fn open_ledger(&mut self) -> Result<Store, StoreError> {
+        Store::open_cached(
+            &self.config.state_dir,
+            Some(&self.config.genesis_root),
+            unix_now(),
+            self.ledger.take(),
+        )
+    }
+
     /// One full pass: ledger → plan → tunnel → read back → firewall.
     pub fn reconcile(&mut self) {
         self.reconciles += 1;
         let started = Instant::now();
-        let opened = Store::open(
-            &self.config.state_dir,
-            Some(&self.config.genesis_root),
-            unix_now(),
-        );
-        let mut store = match opened {
-            Ok(s) => Ok(s),
-            Err(e) => Err(store_reason(&e)),
-        };
+        let mut store = self.open_ledger().map_err(|e| store_reason(&e));
         if let Ok(s) = &mut store
             && *s.mode() == Mode::Trusted
         {
             self.process_inbox(s);
         }
         let plan = plan(&self.config, store.as_ref().map_err(Clone::clone));
-        drop(store);
-        let error = self.enforce(&plan).err();
+        self.ledger = store.ok().and_then(Store::into_cache);
+        let error = self.enforce_or_restrict(plan);
+        self.apply_ms
+            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.publish(error);
+    }
+
+    /// Enforces `plan`; when the dataplane does not take it, restricts instead. Logs every
+    /// change of mode or epoch; returns the error, if any.
+    fn enforce_or_restrict(&mut self, plan: Plan) -> Option<String> {
+        let error = self.dataplane.enforce(&plan, &self.log).err();
         let final_plan = match &error {
             Some(e) => {
                 self.log
@@ -471,7 +228,7 @@ impl Agent {
                     plan.epoch,
                     plan.root,
                 );
-                if let Err(e2) = self.enforce(&r) {
+                if let Err(e2) = self.dataplane.enforce(&r, &self.log) {
                     self.log
                         .event("error", &format!("could not even restrict: {e2}"));
                 }
@@ -479,7 +236,7 @@ impl Agent {
             }
             None => plan,
         };
-        if self.applied.as_ref().map(|p| (&p.restricted, p.epoch))
+        if self.dataplane.applied().map(|p| (&p.restricted, p.epoch))
             != Some((&final_plan.restricted, final_plan.epoch))
         {
             match &final_plan.restricted {
@@ -494,160 +251,61 @@ impl Agent {
                 Some(r) => self.log.event("warn", &format!("RESTRICTED: {r}")),
             }
         }
-        self.apply_ms
-            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        self.applied = Some(final_plan);
-        self.publish(error.map(|e| e.to_string()));
+        self.dataplane.set_applied(final_plan);
+        error.map(|e| e.to_string())
     }
 
-    /// Applies `plan`, reads back, retries once; the error if it still disagrees. A
-    /// restricted plan closes the firewall first, whatever the tunnel then does.
-    fn enforce(&mut self, plan: &Plan) -> anyhow::Result<()> {
-        let same_filter = self.applied.as_ref().is_some_and(|a| {
-            a.restricted.is_some() == plan.restricted.is_some()
-                && a.inbound == plan.inbound
-                && a.forward == plan.forward
-                && a.masquerade == plan.masquerade
-        });
-        if plan.restricted.is_some() && !same_filter {
-            self.firewall
-                .apply(&self.config.interface, &FilterIntent::DropAll)?;
-        }
-        // Routes that go away are removed before the peers change: no leak, no black hole.
-        let old = self
-            .applied
-            .as_ref()
-            .map(|p| p.routes.clone())
-            .unwrap_or_default();
-        let shrunk = RouteIntent {
-            prefixes: old
-                .prefixes
-                .iter()
-                .filter(|p| plan.routes.prefixes.contains(p))
-                .copied()
-                .collect(),
-            exit_mark: old.exit_mark.filter(|m| plan.routes.exit_mark == Some(*m)),
-            forwarding: old.forwarding && plan.routes.forwarding,
-        };
-        if shrunk != old {
-            self.tunnel.apply_routes(&shrunk)?;
-        }
-        let peers: Vec<PeerConfig> = plan.peers.iter().map(|(_, p)| p.clone()).collect();
-        let intent = InterfaceIntent {
-            name: &self.config.interface,
-            key: &self.key,
-            listen_port: self.config.listen_port,
-            addresses: plan.addresses.clone(),
-            peers: peers.clone(),
-            fwmark: plan.routes.exit_mark,
-        };
-        let mut last = String::new();
-        for attempt in 0..2 {
-            let needs = match self.tunnel.observe() {
-                Ok(o) => {
-                    !o.differences(self.config.listen_port, &peers).is_empty()
-                        || self.applied.is_none()
-                }
-                Err(_) => true,
-            };
-            if needs {
-                self.log.event(
-                    "info",
-                    &format!(
-                        "configuring {} with {} peer(s)",
-                        self.config.interface,
-                        peers.len()
-                    ),
-                );
-                if let Err(e) = self.tunnel.apply(&intent) {
-                    last = e.to_string();
-                    continue;
-                }
-            }
-            // Never assume the backend did what it said: read it back.
-            match self.tunnel.observe() {
-                Ok(o) => {
-                    let d = o.differences(self.config.listen_port, &peers);
-                    if d.is_empty() {
-                        last.clear();
-                        break;
-                    }
-                    last = format!(
-                        "read-back differs (attempt {}): {}",
-                        attempt + 1,
-                        d.join("; ")
-                    );
-                }
-                Err(e) => last = e.to_string(),
-            }
-        }
-        if !last.is_empty() {
-            anyhow::bail!(last);
-        }
-        if plan.restricted.is_none() && !same_filter {
-            self.firewall.apply(
-                &self.config.interface,
-                &FilterIntent::Rules {
-                    inbound: &plan.inbound,
-                    forward: &plan.forward,
-                    masquerade: plan.masquerade,
-                },
-            )?;
-        }
-        if self
-            .applied
-            .as_ref()
-            .is_none_or(|a| a.routes != plan.routes)
-            || shrunk != plan.routes
-        {
-            self.tunnel.apply_routes(&plan.routes)?;
-        }
-        self.last_apply = unix_now();
-        Ok(())
-    }
-
-    /// Re-reads the interface; undoes anything changed behind rn's back.
+    /// Re-reads the interface; undoes anything changed behind rn's back (only what drifted),
+    /// and restricts the node when that fails.
     pub fn undo_drift(&mut self) {
-        let Some(plan) = self.applied.clone() else {
+        let Some(plan) = self.dataplane.applied().cloned() else {
             return;
         };
-        let peers: Vec<PeerConfig> = plan.peers.iter().map(|(_, p)| p.clone()).collect();
-        match self.tunnel.observe() {
-            Ok(o) => {
-                let d = o.differences(self.config.listen_port, &peers);
-                if !d.is_empty() {
-                    self.drift_corrections += 1;
-                    self.log
-                        .event("warn", &format!("drift: {}; re-applying", d.join("; ")));
-                    if let Err(e) = self.enforce(&plan) {
-                        self.log
-                            .event("error", &format!("drift correction failed: {e}"));
-                    }
-                }
+        let error = match self.dataplane.drift() {
+            Ok(d) if d.is_empty() => None,
+            Ok(d) => {
+                self.drift_corrections += 1;
+                self.log.event(
+                    "warn",
+                    &format!("drift: {}; restoring", d.describe().join("; ")),
+                );
+                self.enforce_or_restrict(plan)
             }
-            Err(e) => self
-                .log
-                .event("warn", &format!("cannot read the interface: {e}")),
-        }
-        self.publish(None);
+            Err(e) => {
+                self.log
+                    .event("warn", &format!("cannot read the interface: {e}"));
+                self.enforce_or_restrict(plan)
+            }
+        };
+        self.publish(error);
     }
 
     fn publish(&self, error: Option<String>) {
-        let Some(plan) = &self.applied else { return };
+        let Some(plan) = self.dataplane.applied() else {
+            return;
+        };
         let observed: HashMap<_, _> = self
-            .tunnel
+            .dataplane
             .observe()
             .map(|o| o.peers.into_iter().map(|p| (p.pubkey, p)).collect())
             .unwrap_or_default();
         let peers = plan
             .peers
             .iter()
-            .map(|(id, p)| PeerStatus {
-                id: id.clone(),
-                pubkey: p.pubkey.to_string(),
-                allowed: p.allowed.clone(),
-                endpoint: p.endpoint.map(|e| e.to_string()),
-                last_handshake: observed.get(&p.pubkey).and_then(|o| o.last_handshake),
+            .map(|(id, p)| {
+                let o = observed.get(&p.pubkey);
+                PeerStatus {
+                    id: id.clone(),
+                    pubkey: p.pubkey.to_string(),
+                    allowed: p.allowed.clone(),
+                    endpoint: p
+                        .endpoint
+                        .or_else(|| o.and_then(|o| o.endpoint))
+                        .map(|e| e.to_string()),
+                    last_handshake: o.and_then(|o| o.last_handshake),
+                    rx_bytes: o.map_or(0, |o| o.rx_bytes),
+                    tx_bytes: o.map_or(0, |o| o.tx_bytes),
+                }
             })
             .collect();
         if let Ok(mut s) = self.status.lock() {
@@ -665,7 +323,7 @@ impl Agent {
             if error.is_some() {
                 s.last_error = error;
             }
-            s.last_apply = self.last_apply;
+            s.last_apply = self.dataplane.last_apply();
             s.rejections = self.rejections;
             s.reconciles = self.reconciles;
             s.drift_corrections = self.drift_corrections;
@@ -699,7 +357,7 @@ impl Agent {
             plan.epoch,
             u8::from(plan.restricted.is_some()),
             plan.peers.len(),
-            self.last_apply,
+            self.dataplane.last_apply(),
             self.apply_ms.load(Ordering::Relaxed),
             self.rejections,
             self.drift_corrections,
@@ -747,17 +405,10 @@ impl Agent {
         }
     }
 
-    /// Stops cleanly: removes the interface (or every peer of an attached daemon) and rn's
+    /// Stops cleanly: removes the interface (or every peer of an attached daemon), then rn's
     /// filter.
     pub fn shutdown(&mut self) {
-        if let Err(e) = self.tunnel.shutdown() {
-            self.log
-                .event("error", &format!("removing the interface: {e}"));
-        }
-        if let Err(e) = self.firewall.clear() {
-            self.log
-                .event("error", &format!("removing the filter: {e}"));
-        }
+        self.dataplane.shutdown(&self.log);
         self.log.event("info", "stopped");
     }
 
@@ -794,8 +445,8 @@ impl Agent {
                 "starting: node {}, interface {}, backend {}, firewall {}",
                 self.config.node_id,
                 self.config.interface,
-                self.tunnel.name(),
-                self.firewall.name()
+                self.dataplane.tunnel_name(),
+                self.dataplane.firewall_name()
             ),
         );
         // Stopping is bounded from the moment it is asked for: neither a backend that hangs
@@ -833,7 +484,7 @@ impl Agent {
             let work = changed || reload || drift_due;
             if (work || last_probe.elapsed() >= Duration::from_millis(500)) && {
                 last_probe = Instant::now();
-                self.tunnel.device_exited()
+                self.dataplane.device_exited()
             } {
                 self.log.event(
                     "warn",
@@ -841,7 +492,7 @@ impl Agent {
                         "the {} tunnel device stopped by itself (on SIGTERM or SIGINT, which it \
                          can receive before rn does, or when its socket is removed or its TUN \
                          device fails); stopping",
-                        self.tunnel.name()
+                        self.dataplane.tunnel_name()
                     ),
                 );
                 stopped = Stopped::DeviceExited;
@@ -877,55 +528,12 @@ pub enum Stopped {
     DeviceExited,
 }
 
-fn private_dir(p: &Path) -> std::io::Result<()> {
+/// Creates `p` (and its parents) as `0700` when missing.
+pub(crate) fn private_dir(p: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
 }
 
 fn store_reason(e: &StoreError) -> String {
     format!("ledger unreadable: {e}")
-}
-
-/// inotify on the state directory, its inbox and its policy directory.
-struct Watch {
-    fd: rustix::fd::OwnedFd,
-}
-
-impl Watch {
-    fn new(dir: &Path) -> Option<Watch> {
-        use rustix::fs::inotify;
-        let fd =
-            inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()?;
-        let flags = inotify::WatchFlags::CLOSE_WRITE
-            | inotify::WatchFlags::MOVED_TO
-            | inotify::WatchFlags::MOVED_FROM
-            | inotify::WatchFlags::CREATE
-            | inotify::WatchFlags::DELETE
-            | inotify::WatchFlags::ATTRIB;
-        inotify::add_watch(&fd, dir, flags).ok()?;
-        for sub in ["inbox", "policy"] {
-            let p = dir.join(sub);
-            let _ = private_dir(&p);
-            inotify::add_watch(&fd, &p, flags).ok()?;
-        }
-        Some(Watch { fd })
-    }
-
-    /// Waits up to `timeout` for an event; drains them; true if there was one.
-    fn wait(&self, timeout: Duration) -> bool {
-        use rustix::event::{PollFd, PollFlags, Timespec, poll};
-        let ts = Timespec {
-            tv_sec: timeout.as_secs() as i64,
-            tv_nsec: i64::from(timeout.subsec_nanos()),
-        };
-        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-        match poll(&mut fds, Some(&ts)) {
-            Ok(n) if n > 0 => {
-                let mut buf = [0u8; 4096];
-                while matches!(rustix::io::read(&self.fd, &mut buf), Ok(n) if n > 0) {}
-                true
-            }
-            _ => false,
-        }
-    }
 }

@@ -61,10 +61,20 @@ pub struct NodeConfig {
     /// table number), as `wg-quick` uses.
     #[serde(default = "default_fwmark")]
     pub fwmark: u32,
+    /// The mesh interface's MTU (WireGuard's usual 1420: 1500 less the largest overhead).
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
 }
 
 fn default_fwmark() -> u32 {
     51820
+}
+
+/// WireGuard's usual MTU, as `wg-quick` sets it over a 1500-byte underlay.
+pub const DEFAULT_MTU: u32 = 1420;
+
+fn default_mtu() -> u32 {
+    DEFAULT_MTU
 }
 
 /// A configuration problem.
@@ -106,6 +116,12 @@ impl NodeConfig {
                     "interface {:?} must be 1-15 of a-z A-Z 0-9 - _",
                     c.interface
                 ),
+            });
+        }
+        if !(1280..=9000).contains(&c.mtu) {
+            return Err(ConfigError::Invalid {
+                path: path.display().to_string(),
+                detail: format!("mtu {} must be between 1280 and 9000", c.mtu),
             });
         }
         Ok(c)

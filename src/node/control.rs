@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::agent::Status;
+use super::status::Status;
 
 /// Binds the socket and answers requests on a thread. Returns the socket path.
 pub fn serve(

@@ -5,16 +5,23 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use ipnet::IpNet;
+
 use super::{
-    InterfaceIntent, Observed, ObservedPeer, PeerConfig, RouteIntent, TunnelBackend, TunnelError,
+    Diff, InterfaceIntent, Observed, ObservedPeer, PeerConfig, RouteIntent, TunnelBackend,
+    TunnelError,
 };
 use crate::files;
+use crate::ledger::types::TransportKey;
 
 #[derive(Serialize, Deserialize)]
 struct Recorded {
     interface: String,
+    public_key: TransportKey,
     listen_port: u16,
-    addresses: Vec<String>,
+    mtu: u32,
+    fwmark: Option<u32>,
+    addresses: Vec<IpNet>,
     peers: Vec<PeerConfig>,
     #[serde(default)]
     routes: RouteIntent,
@@ -59,11 +66,15 @@ impl TunnelBackend for Memory {
         "memory"
     }
 
-    fn apply(&mut self, intent: &InterfaceIntent<'_>) -> Result<(), TunnelError> {
+    /// The file holds the whole interface, so whatever the diff, the result is the intent.
+    fn apply(&mut self, intent: &InterfaceIntent<'_>, _: &Diff) -> Result<(), TunnelError> {
         let r = Recorded {
             interface: intent.name.to_owned(),
+            public_key: intent.key.public(),
             listen_port: intent.listen_port,
-            addresses: intent.addresses.iter().map(|a| a.to_string()).collect(),
+            mtu: intent.mtu,
+            fwmark: intent.fwmark.filter(|&m| m != 0),
+            addresses: intent.addresses.clone(),
             peers: intent.peers.clone(),
             routes: self.read().map(|r| r.routes).unwrap_or_default(),
         };
@@ -77,11 +88,22 @@ impl TunnelBackend for Memory {
     }
 
     fn observe(&self) -> Result<Observed, TunnelError> {
+        if !self.path.exists() {
+            return Ok(Observed::default());
+        }
         let r = self.read()?;
         let mut peers: Vec<ObservedPeer> = r.peers.iter().map(ObservedPeer::from).collect();
         peers.sort_by_key(|p| p.pubkey);
+        let mut addresses = r.addresses;
+        addresses.sort();
         Ok(Observed {
+            present: true,
+            up: true,
+            public_key: Some(r.public_key),
             listen_port: r.listen_port,
+            fwmark: r.fwmark,
+            mtu: Some(r.mtu),
+            addresses,
             peers,
         })
     }

@@ -9,6 +9,7 @@
 //!
 //! All but `memory` go through `defguard_wireguard_rs`.
 
+mod diff;
 mod memory;
 mod routing;
 mod wg;
@@ -16,11 +17,13 @@ mod wg;
 use std::fmt;
 use std::net::SocketAddr;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::NodeSecret;
 use crate::ledger::types::{Cidr, TransportKey};
 
+pub use diff::{Diff, PeerChange, PeerField};
 pub use memory::Memory;
 pub use wg::{WgBackend, WgKind};
 
@@ -46,13 +49,15 @@ pub struct InterfaceIntent<'a> {
     /// UDP listen port.
     pub listen_port: u16,
     /// This node's overlay addresses with the overlay's prefix length (so the whole overlay
-    /// routes through the interface), e.g. `100.96.0.1/16`.
+    /// routes through the interface), e.g. `100.96.0.1/16`, sorted.
     pub addresses: Vec<ipnet::IpNet>,
     /// Peers, sorted by public key.
     pub peers: Vec<PeerConfig>,
     /// Firewall mark on the tunnel's own packets (set when an exit is in use, so they are
     /// not routed back into the tunnel).
     pub fwmark: Option<u32>,
+    /// The interface's MTU.
+    pub mtu: u32,
 }
 
 /// Routes through the mesh interface beyond the overlay itself.
@@ -71,10 +76,21 @@ pub struct RouteIntent {
 /// What the interface really holds, read back.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observed {
+    /// False when the interface does not exist (everything else is then empty).
+    pub present: bool,
+    /// The link is administratively up.
+    pub up: bool,
+    /// The public half of the private key the interface holds, if any.
+    pub public_key: Option<TransportKey>,
     /// Listen port.
     pub listen_port: u16,
-    /// Peers with their allowed prefixes (sorted) and latest handshake (unix seconds; none
-    /// when never completed).
+    /// Firewall mark on the tunnel's own packets (none when unset or 0).
+    pub fwmark: Option<u32>,
+    /// MTU, when the link reads back.
+    pub mtu: Option<u32>,
+    /// The interface's own global-scope addresses, with their prefix lengths, sorted.
+    pub addresses: Vec<IpNet>,
+    /// Peers, sorted by public key.
     pub peers: Vec<ObservedPeer>,
 }
 
@@ -87,8 +103,14 @@ pub struct ObservedPeer {
     pub allowed: Vec<Cidr>,
     /// Endpoint, if any.
     pub endpoint: Option<SocketAddr>,
+    /// Persistent keepalive, seconds (none when off).
+    pub keepalive: Option<u16>,
     /// Last completed handshake (unix seconds), if any.
     pub last_handshake: Option<u64>,
+    /// Bytes received from the peer.
+    pub rx_bytes: u64,
+    /// Bytes sent to the peer.
+    pub tx_bytes: u64,
 }
 
 impl From<&PeerConfig> for ObservedPeer {
@@ -96,50 +118,36 @@ impl From<&PeerConfig> for ObservedPeer {
     fn from(p: &PeerConfig) -> ObservedPeer {
         let mut allowed = p.allowed.clone();
         allowed.sort();
+        allowed.dedup();
         ObservedPeer {
             pubkey: p.pubkey,
             allowed,
             endpoint: p.endpoint,
+            keepalive: p.keepalive.filter(|&k| k > 0),
             last_handshake: None,
+            rx_bytes: 0,
+            tx_bytes: 0,
         }
     }
 }
 
 impl Observed {
-    /// Differences between what the interface holds and `peers` (the intent), in words;
-    /// empty when they agree on the peer set, each peer's allowed prefixes and the port.
-    pub fn differences(&self, port: u16, peers: &[PeerConfig]) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.listen_port != port {
-            out.push(format!("listen port {} (want {port})", self.listen_port));
+    /// What a backend that applied `intent` exactly reports (no handshakes yet).
+    pub fn from_intent(intent: &InterfaceIntent<'_>) -> Observed {
+        let mut peers: Vec<ObservedPeer> = intent.peers.iter().map(ObservedPeer::from).collect();
+        peers.sort_by_key(|p| p.pubkey);
+        let mut addresses = intent.addresses.clone();
+        addresses.sort();
+        Observed {
+            present: true,
+            up: true,
+            public_key: Some(intent.key.public()),
+            listen_port: intent.listen_port,
+            fwmark: intent.fwmark.filter(|&m| m != 0),
+            mtu: Some(intent.mtu),
+            addresses,
+            peers,
         }
-        for p in peers {
-            match self.peers.iter().find(|o| o.pubkey == p.pubkey) {
-                None => out.push(format!("peer {} missing", p.pubkey)),
-                Some(o) => {
-                    let mut want = p.allowed.clone();
-                    want.sort();
-                    if o.allowed != want {
-                        out.push(format!(
-                            "peer {} allows {:?} (want {:?})",
-                            p.pubkey, o.allowed, want
-                        ));
-                    }
-                    if p.endpoint.is_some() && o.endpoint != p.endpoint {
-                        out.push(format!(
-                            "peer {} endpoint {:?} (want {:?})",
-                            p.pubkey, o.endpoint, p.endpoint
-                        ));
-                    }
-                }
-            }
-        }
-        for o in &self.peers {
-            if !peers.iter().any(|p| p.pubkey == o.pubkey) {
-                out.push(format!("unexpected peer {}", o.pubkey));
-            }
-        }
-        out
     }
 }
 
@@ -157,10 +165,11 @@ pub struct TunnelError {
 pub trait TunnelBackend: Send {
     /// The backend's name.
     fn name(&self) -> &'static str;
-    /// Makes the interface hold exactly `intent`, as one batched configuration where the
-    /// backend allows it.
-    fn apply(&mut self, intent: &InterfaceIntent<'_>) -> Result<(), TunnelError>;
-    /// Reads the interface back.
+    /// Changes exactly what `diff` names so that the interface holds `intent`: nothing else
+    /// is sent, so untouched peers keep their sessions. `diff` is [`Diff::between`] the
+    /// interface as last read back and `intent`.
+    fn apply(&mut self, intent: &InterfaceIntent<'_>, diff: &Diff) -> Result<(), TunnelError>;
+    /// Reads the interface back (an interface that does not exist reads as not present).
     fn observe(&self) -> Result<Observed, TunnelError>;
     /// Removes the interface (or, for an attached daemon, every peer).
     fn shutdown(&mut self) -> Result<(), TunnelError>;
@@ -171,6 +180,19 @@ pub trait TunnelBackend: Send {
     fn device_exited(&self) -> bool {
         false
     }
+}
+
+/// Reads the interface back, applies what differs from `intent`, and returns that diff
+/// (empty when the interface already held it).
+pub fn sync(
+    backend: &mut dyn TunnelBackend,
+    intent: &InterfaceIntent<'_>,
+) -> Result<Diff, TunnelError> {
+    let diff = Diff::between(&backend.observe()?, intent);
+    if !diff.is_empty() {
+        backend.apply(intent, &diff)?;
+    }
+    Ok(diff)
 }
 
 /// Which backend a node uses.

@@ -18,7 +18,7 @@ pub struct Routing {
     installed: RouteIntent,
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+pub(super) fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .output()

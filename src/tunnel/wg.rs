@@ -1,10 +1,11 @@
 //! The WireGuard backends, through `defguard_wireguard_rs`: kernel (netlink), userspace
 //! (embedded boringtun) and uapi (an existing daemon's UAPI socket, e.g. `wireguard-go`).
 
+use std::fmt::Write as _;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use defguard_wireguard_rs::host::Host;
 use defguard_wireguard_rs::key::Key;
 use defguard_wireguard_rs::net::IpAddrMask;
 use defguard_wireguard_rs::peer::Peer;
@@ -13,8 +14,14 @@ use defguard_wireguard_rs::{
 };
 use ipnet::IpNet;
 
-use super::routing::Routing;
-use super::{InterfaceIntent, Observed, ObservedPeer, RouteIntent, TunnelBackend, TunnelError};
+use zeroize::Zeroizing;
+
+use super::routing::{Routing, ip};
+use super::{
+    Diff, InterfaceIntent, Observed, ObservedPeer, PeerConfig, RouteIntent, TunnelBackend,
+    TunnelError,
+};
+use crate::keys::NodeSecret;
 use crate::ledger::types::{Cidr, TransportKey};
 
 /// Which WireGuard implementation.
@@ -33,15 +40,14 @@ enum Api {
     User(WGApi<Userspace>),
 }
 
-/// A WireGuard interface driven through `defguard_wireguard_rs`.
+/// A WireGuard interface driven through `defguard_wireguard_rs`, changed by diff.
 pub struct WgBackend {
     kind: WgKind,
     ifname: String,
     api: Api,
+    /// This process created the device (or attached to the daemon's).
     created: bool,
-    addresses: Vec<IpNet>,
     routing: Routing,
-    had_mark: bool,
 }
 
 fn err(kind: WgKind, detail: impl std::fmt::Display) -> TunnelError {
@@ -67,46 +73,53 @@ fn cidr(m: &IpAddrMask) -> Option<Cidr> {
 impl WgBackend {
     /// Prepares a backend for `ifname` (nothing is created until the first `apply`).
     pub fn new(kind: WgKind, ifname: &str) -> Result<Self, TunnelError> {
-        let api = match kind {
+        Ok(WgBackend {
+            kind,
+            ifname: ifname.to_owned(),
+            api: Self::fresh_api(kind, ifname)?,
+            created: false,
+            routing: Routing::new(ifname),
+        })
+    }
+
+    fn fresh_api(kind: WgKind, ifname: &str) -> Result<Api, TunnelError> {
+        Ok(match kind {
             WgKind::Kernel => Api::Kernel(WGApi::<Kernel>::new(ifname).map_err(|e| err(kind, e))?),
             WgKind::Userspace | WgKind::Uapi => {
                 Api::User(WGApi::<Userspace>::new(ifname).map_err(|e| err(kind, e))?)
             }
-        };
-        Ok(WgBackend {
-            kind,
-            ifname: ifname.to_owned(),
-            api,
-            created: false,
-            addresses: Vec::new(),
-            routing: Routing::new(ifname),
-            had_mark: false,
         })
     }
 
-    fn host(intent: &InterfaceIntent<'_>, had_mark: bool) -> Host {
-        let mut host = Host::new(intent.listen_port, Key::new(*intent.key.secret_bytes()));
-        // Only touch the mark when an exit is (or was) in use.
-        host.fwmark = intent.fwmark.or(had_mark.then_some(0));
-        for p in &intent.peers {
-            let key = Key::new(*p.pubkey.as_bytes());
-            let mut peer = Peer::new(key.clone());
-            peer.allowed_ips = p.allowed.iter().map(mask).collect();
-            peer.endpoint = p.endpoint;
-            peer.persistent_keepalive_interval = p.keepalive;
-            host.peers.insert(key, peer);
-        }
-        host
-    }
-
-    fn ensure_interface(&mut self) -> Result<(), TunnelError> {
-        if self.created {
-            return Ok(());
-        }
+    /// Creates the interface (or, for an attached daemon, checks it is there).
+    fn create(&mut self) -> Result<(), TunnelError> {
         let kind = self.kind;
-        match &mut self.api {
-            Api::Kernel(api) => api.create_interface().map_err(|e| err(kind, e))?,
-            Api::User(api) if kind == WgKind::Userspace => {
+        match kind {
+            WgKind::Kernel => {
+                let Api::Kernel(api) = &mut self.api else {
+                    unreachable!("a kernel backend holds a kernel handle")
+                };
+                if let Err(e) = api.create_interface() {
+                    if !Path::new("/sys/module/wireguard").exists() {
+                        return Err(err(
+                            kind,
+                            "the kernel has no WireGuard module loaded: run 'modprobe wireguard', \
+                             or use --backend userspace",
+                        ));
+                    }
+                    return Err(err(kind, e));
+                }
+            }
+            WgKind::Userspace => {
+                // A device whose interface was deleted from under it is dropped first (its
+                // handle stops its threads), then a new one is made under the same name.
+                drop(std::mem::replace(
+                    &mut self.api,
+                    Self::fresh_api(kind, &self.ifname)?,
+                ));
+                let Api::User(api) = &mut self.api else {
+                    unreachable!("a userspace backend holds a userspace handle")
+                };
                 // The embedded device blocks SIGTERM and SIGINT in the thread that creates it
                 // and reads them through a signalfd, exiting on either. Created from a thread
                 // of its own, the block stays there (and in the device's threads), so the
@@ -116,19 +129,14 @@ impl WgBackend {
                     Err(_) => return Err(err(kind, "the embedded device panicked while starting")),
                 }
             }
-            Api::User(_) => {
-                // Attached daemon: the interface exists; make sure it is up.
-                let out = Command::new("ip")
-                    .args(["link", "set", "dev", &self.ifname, "up"])
-                    .output()
-                    .map_err(|e| err(kind, format!("ip link set up: {e}")))?;
-                if !out.status.success() {
+            WgKind::Uapi => {
+                if !interface_exists(&self.ifname) {
                     return Err(err(
                         kind,
                         format!(
-                            "ip link set dev {} up: {}",
-                            self.ifname,
-                            String::from_utf8_lossy(&out.stderr).trim()
+                            "interface {} does not exist: start its userspace daemon first \
+                             (e.g. 'wireguard-go {}')",
+                            self.ifname, self.ifname
                         ),
                     ));
                 }
@@ -150,19 +158,158 @@ impl WgBackend {
         Ok(())
     }
 
-    fn assign(&mut self, addresses: &[IpNet]) -> Result<(), TunnelError> {
+    /// The device-wide settings and peers of `diff` for a UAPI device, in the transactions
+    /// the embedded device needs: it cannot change a peer in place (a changed peer is
+    /// removed, then added again), and a `remove` or `endpoint` line carries over to the
+    /// following peer sections of one transaction (so removals get a transaction of their
+    /// own, and peers without an endpoint come before those with one).
+    fn apply_uapi(&self, intent: &InterfaceIntent<'_>, diff: &Diff) -> Result<(), TunnelError> {
         let kind = self.kind;
-        for a in addresses.iter().filter(|a| !self.addresses.contains(a)) {
-            let m = IpAddrMask::new(a.addr(), a.prefix_len());
-            let r = match &self.api {
-                Api::Kernel(api) => api.assign_address(&m),
-                Api::User(api) => api.assign_address(&m),
-            };
-            r.map_err(|e| err(kind, format!("assign {a}: {e}")))?;
+        let set = |body: &str| uapi_set(&self.ifname, body).map_err(|e| err(kind, e));
+        let embedded = kind == WgKind::Userspace;
+        let mut device = Zeroizing::new(String::new());
+        if diff.private_key {
+            let _ = writeln!(
+                device,
+                "private_key={}",
+                Key::new(*intent.key.secret_bytes()).to_lower_hex()
+            );
         }
-        self.addresses = addresses.to_vec();
+        if let Some(port) = diff.listen_port {
+            let _ = writeln!(device, "listen_port={port}");
+        }
+        if let Some(mark) = diff.fwmark {
+            let _ = writeln!(device, "fwmark={mark}");
+        }
+        if !device.is_empty() {
+            set(&device)?;
+        }
+        if embedded && !diff.changed.is_empty() {
+            let body: String = diff
+                .changed
+                .iter()
+                .map(|c| remove_section(&c.peer.pubkey))
+                .collect();
+            set(&body)?;
+        }
+        let mut upserts: Vec<&PeerConfig> = diff
+            .added
+            .iter()
+            .chain(diff.changed.iter().map(|c| &c.peer))
+            .collect();
+        upserts.sort_by_key(|p| (p.endpoint.is_some(), p.pubkey));
+        if !upserts.is_empty() {
+            let mut body = String::with_capacity(upserts.len() * 200);
+            for p in upserts {
+                peer_section(&mut body, p);
+            }
+            set(&body)?;
+        }
+        if !diff.removed.is_empty() {
+            let body: String = diff.removed.iter().map(remove_section).collect();
+            set(&body)?;
+        }
         Ok(())
     }
+
+    /// The kernel: device-wide changes reconfigure the whole device (key, port and mark are
+    /// one netlink message that also replaces the peer set, and the library's call flushes
+    /// the addresses, which are then added back); otherwise one netlink message per changed
+    /// peer, removals last.
+    fn apply_kernel(&self, intent: &InterfaceIntent<'_>, diff: &Diff) -> Result<bool, TunnelError> {
+        let kind = self.kind;
+        let Api::Kernel(api) = &self.api else {
+            unreachable!("a kernel backend holds a kernel handle")
+        };
+        if diff.device_settings() {
+            let config = InterfaceConfiguration {
+                name: self.ifname.clone(),
+                prvkey: Key::new(*intent.key.secret_bytes()).to_string(),
+                addresses: intent.addresses.iter().map(ip_mask).collect(),
+                port: intent.listen_port,
+                peers: intent.peers.iter().map(wg_peer).collect(),
+                mtu: Some(intent.mtu),
+                fwmark: Some(intent.fwmark.unwrap_or(0)),
+            };
+            api.configure_interface(&config).map_err(|e| err(kind, e))?;
+            return Ok(true);
+        }
+        for p in diff
+            .added
+            .iter()
+            .chain(diff.changed.iter().map(|c| &c.peer))
+        {
+            api.configure_peer(&wg_peer(p))
+                .map_err(|e| err(kind, format!("peer {}: {e}", p.pubkey)))?;
+        }
+        for k in &diff.removed {
+            api.remove_peer(&Key::new(*k.as_bytes()))
+                .map_err(|e| err(kind, format!("removing peer {k}: {e}")))?;
+        }
+        Ok(false)
+    }
+
+    /// MTU, link state and addresses, through `ip` (removals before additions).
+    fn apply_link(&self, diff: &Diff) -> Result<(), TunnelError> {
+        let kind = self.kind;
+        let name = self.ifname.as_str();
+        if let Some(mtu) = diff.mtu {
+            ip(&["link", "set", "dev", name, "mtu", &mtu.to_string()]).map_err(|e| err(kind, e))?;
+        }
+        if diff.set_up {
+            ip(&["link", "set", "dev", name, "up"]).map_err(|e| err(kind, e))?;
+        }
+        for a in &diff.remove_addresses {
+            ip(&["address", "del", &a.to_string(), "dev", name]).map_err(|e| err(kind, e))?;
+        }
+        for a in &diff.add_addresses {
+            ip(&["address", "add", &a.to_string(), "dev", name]).map_err(|e| err(kind, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// `public_key=…` and `remove=true`: one peer removed.
+fn remove_section(k: &TransportKey) -> String {
+    format!(
+        "public_key={}\nremove=true\n",
+        Key::new(*k.as_bytes()).to_lower_hex()
+    )
+}
+
+/// One peer's section, every field written (so nothing carries over from the section before
+/// it on the embedded device, and an existing peer is updated in place elsewhere).
+fn peer_section(out: &mut String, p: &PeerConfig) {
+    let _ = writeln!(
+        out,
+        "public_key={}",
+        Key::new(*p.pubkey.as_bytes()).to_lower_hex()
+    );
+    if let Some(e) = p.endpoint {
+        let _ = writeln!(out, "endpoint={e}");
+    }
+    let _ = writeln!(
+        out,
+        "persistent_keepalive_interval={}",
+        p.keepalive.unwrap_or(0)
+    );
+    out.push_str("replace_allowed_ips=true\n");
+    for a in &p.allowed {
+        let _ = writeln!(out, "allowed_ip={a}");
+    }
+}
+
+fn ip_mask(a: &IpNet) -> IpAddrMask {
+    IpAddrMask::new(a.addr(), a.prefix_len())
+}
+
+fn wg_peer(p: &PeerConfig) -> Peer {
+    let mut peer = Peer::new(Key::new(*p.pubkey.as_bytes()));
+    peer.allowed_ips = p.allowed.iter().map(mask).collect();
+    peer.endpoint = p.endpoint;
+    // 0 turns a keepalive off; left out, the kernel would keep the old one.
+    peer.persistent_keepalive_interval = Some(p.keepalive.unwrap_or(0));
+    peer
 }
 
 impl TunnelBackend for WgBackend {
@@ -174,42 +321,35 @@ impl TunnelBackend for WgBackend {
         }
     }
 
-    fn apply(&mut self, intent: &InterfaceIntent<'_>) -> Result<(), TunnelError> {
-        self.ensure_interface()?;
-        self.check_answers()?;
-        let host = Self::host(intent, self.had_mark);
-        self.had_mark = intent.fwmark.is_some();
-        let kind = self.kind;
-        match &self.api {
-            // One UAPI transaction with replace_peers=true: the whole peer set at once.
-            Api::User(api) => api
-                .write_host(&host)
-                .map_err(|e| err(kind, format!("UAPI set: {e}")))?,
-            Api::Kernel(api) => {
-                let config = InterfaceConfiguration {
-                    name: self.ifname.clone(),
-                    prvkey: Key::new(*intent.key.secret_bytes()).to_string(),
-                    addresses: Vec::new(),
-                    port: intent.listen_port,
-                    peers: host.peers.into_values().collect(),
-                    mtu: None,
-                    fwmark: host.fwmark,
-                };
-                api.configure_interface(&config).map_err(|e| err(kind, e))?;
-            }
+    fn apply(&mut self, intent: &InterfaceIntent<'_>, diff: &Diff) -> Result<(), TunnelError> {
+        if diff.create {
+            self.create()?;
         }
-        self.assign(&intent.addresses)
+        self.check_answers()?;
+        if matches!(self.api, Api::Kernel(_)) {
+            if self.apply_kernel(intent, diff)? {
+                // The device was reconfigured whole, addresses and MTU included; it is up.
+                return Ok(());
+            }
+        } else {
+            self.apply_uapi(intent, diff)?;
+        }
+        self.apply_link(diff)
     }
 
     fn observe(&self) -> Result<Observed, TunnelError> {
-        self.check_answers()?;
         let kind = self.kind;
+        if !interface_exists(&self.ifname) {
+            return Ok(Observed::default());
+        }
+        self.check_answers()?;
         let host = match &self.api {
             Api::User(api) => api
                 .read_host()
                 .map_err(|e| err(kind, format!("UAPI get: {e}")))?,
             Api::Kernel(api) => api.read_interface_data().map_err(|e| err(kind, e))?,
         };
+        let link = read_link(&self.ifname).map_err(|e| err(kind, e))?;
         let mut peers: Vec<ObservedPeer> = host
             .peers
             .values()
@@ -227,13 +367,24 @@ impl TunnelBackend for WgBackend {
                     pubkey,
                     allowed,
                     endpoint: p.endpoint,
+                    keepalive: p.persistent_keepalive_interval.filter(|&k| k > 0),
                     last_handshake,
+                    rx_bytes: p.rx_bytes,
+                    tx_bytes: p.tx_bytes,
                 })
             })
             .collect();
         peers.sort_by_key(|p| p.pubkey);
         Ok(Observed {
+            present: true,
+            up: link.up,
+            public_key: host
+                .private_key
+                .map(|k| NodeSecret::from_bytes(k.as_array()).public()),
             listen_port: host.listen_port,
+            fwmark: host.fwmark.filter(|&m| m != 0),
+            mtu: Some(link.mtu),
+            addresses: link.addresses,
             peers,
         })
     }
@@ -246,11 +397,19 @@ impl TunnelBackend for WgBackend {
     /// The embedded device exits on SIGTERM and SIGINT — which it reads through a signalfd
     /// and so can take before the agent's own handler sees them — and when its UAPI socket is
     /// removed or its TUN device fails. Its interface stays (the handle holds the TUN device)
-    /// but nothing answers on its socket any more: that is what is checked.
+    /// but nothing answers on its socket any more: that is what is checked. An interface
+    /// deleted from under the device is drift instead (re-created by the next apply).
     fn device_exited(&self) -> bool {
-        self.kind == WgKind::Userspace && self.created && !uapi_answers(&self.ifname)
+        self.kind == WgKind::Userspace
+            && self.created
+            && interface_exists(&self.ifname)
+            && !uapi_answers(&self.ifname)
     }
 
+    /// The interface goes first, so that no moment leaves it carrying traffic without rn's
+    /// filter (which the agent removes only after this succeeded). When the library's removal
+    /// fails (it also clears DNS settings, and fails without `resolvconf`), the link is
+    /// deleted directly.
     fn shutdown(&mut self) -> Result<(), TunnelError> {
         self.routing.clear();
         let kind = self.kind;
@@ -261,17 +420,19 @@ impl TunnelBackend for WgBackend {
                     host.peers.clear();
                     api.write_host(&host).map_err(|e| err(kind, e))?;
                 }
+                self.created = false;
+                return Ok(());
             }
             (Api::User(api), _) if self.created => {
                 // Removing closes the device's UAPI socket; dropping its handle stops the
-                // device's threads, which closes the TUN device and so the interface. Known
-                // trap: removal reports a DNS error on hosts without resolvconf; only an
-                // interface that survives both counts as a failure.
+                // device's threads, which closes the TUN device and so the interface.
                 let removed = api.remove_interface();
-                let fresh = WGApi::<Userspace>::new(&self.ifname).map_err(|e| err(kind, e))?;
-                drop(std::mem::replace(&mut self.api, Api::User(fresh)));
-                self.created = false;
+                let fresh = Self::fresh_api(kind, &self.ifname)?;
+                drop(std::mem::replace(&mut self.api, fresh));
                 if !gone_within(&self.ifname, Duration::from_secs(2)) {
+                    let _ = ip(&["link", "del", "dev", &self.ifname]);
+                }
+                if interface_exists(&self.ifname) {
                     return Err(err(
                         kind,
                         removed.err().map_or_else(
@@ -282,10 +443,18 @@ impl TunnelBackend for WgBackend {
                 }
             }
             (Api::Kernel(api), _) if self.created => {
-                if let Err(e) = api.remove_interface()
-                    && interface_exists(&self.ifname)
-                {
-                    return Err(err(kind, e));
+                let removed = api.remove_interface();
+                if interface_exists(&self.ifname) {
+                    let _ = ip(&["link", "del", "dev", &self.ifname]);
+                }
+                if interface_exists(&self.ifname) {
+                    return Err(err(
+                        kind,
+                        removed.err().map_or_else(
+                            || "the interface is still present".to_owned(),
+                            |e| e.to_string(),
+                        ),
+                    ));
                 }
             }
             _ => {}
@@ -293,6 +462,86 @@ impl TunnelBackend for WgBackend {
         self.created = false;
         Ok(())
     }
+}
+
+/// The link as `ip` reads it back.
+struct Link {
+    up: bool,
+    mtu: u32,
+    addresses: Vec<IpNet>,
+}
+
+/// Reads the interface's MTU, state and global-scope addresses (`ip -json address show`).
+fn read_link(name: &str) -> Result<Link, String> {
+    #[derive(serde::Deserialize)]
+    struct IpLink {
+        #[serde(default)]
+        flags: Vec<String>,
+        mtu: u32,
+        #[serde(default)]
+        addr_info: Vec<IpAddr>,
+    }
+    #[derive(serde::Deserialize)]
+    struct IpAddr {
+        local: std::net::IpAddr,
+        prefixlen: u8,
+        #[serde(default)]
+        scope: String,
+    }
+    let out = Command::new("ip")
+        .args(["-json", "address", "show", "dev", name])
+        .output()
+        .map_err(|e| format!("ip -json address show dev {name}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ip -json address show dev {name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let links: Vec<IpLink> = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("ip -json address show dev {name}: {e}"))?;
+    let link = links
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("ip -json address show dev {name}: no such link"))?;
+    let mut addresses: Vec<IpNet> = link
+        .addr_info
+        .iter()
+        .filter(|a| a.scope == "global")
+        .filter_map(|a| IpNet::new(a.local, a.prefixlen).ok())
+        .collect();
+    addresses.sort();
+    Ok(Link {
+        up: link.flags.iter().any(|f| f == "UP"),
+        mtu: link.mtu,
+        addresses,
+    })
+}
+
+/// One UAPI `set` transaction; the device's errno when it refuses.
+fn uapi_set(ifname: &str, body: &str) -> Result<(), String> {
+    use std::io::{BufRead, BufReader, Write};
+    let path = format!("/var/run/wireguard/{ifname}.sock");
+    let mut s = std::os::unix::net::UnixStream::connect(&path)
+        .map_err(|e| format!("UAPI set: {path}: {e}"))?;
+    let limit = Some(Duration::from_secs(5));
+    s.set_read_timeout(limit)
+        .and_then(|()| s.set_write_timeout(limit))
+        .map_err(|e| format!("UAPI set: {e}"))?;
+    s.write_all(b"set=1\n")
+        .and_then(|()| s.write_all(body.as_bytes()))
+        .and_then(|()| s.write_all(b"\n"))
+        .map_err(|e| format!("UAPI set: {e}"))?;
+    for line in BufReader::new(&s).lines() {
+        let line = line.map_err(|e| format!("UAPI set: no answer: {e}"))?;
+        if let Some(n) = line.strip_prefix("errno=") {
+            return match n {
+                "0" => Ok(()),
+                n => Err(format!("UAPI set refused (errno {n})")),
+            };
+        }
+    }
+    Err("UAPI set: the device closed the socket without an answer".into())
 }
 
 fn interface_exists(name: &str) -> bool {

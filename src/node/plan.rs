@@ -1,0 +1,176 @@
+//! The plan: what the node should look like, computed from the verified ledger and the
+//! node's configuration alone (pure, no I/O). A plan that is not trusted says why.
+
+use ipnet::IpNet;
+
+use super::config::NodeConfig;
+use crate::ledger::model::NodeStatus;
+use crate::ledger::store::{Mode, Store};
+use crate::ledger::types::{Cidr, Id, Sha256Digest};
+use crate::policy::compile;
+use crate::policy::compile::{ForwardRule, InboundRule};
+use crate::tunnel::{PeerConfig, RouteIntent};
+
+/// What the node should look like, computed from the ledger alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// `None` when trusted, else why restricted.
+    pub restricted: Option<String>,
+    /// The node's own overlay addresses, with the overlay prefix length.
+    pub addresses: Vec<IpNet>,
+    /// Peers by id.
+    pub peers: Vec<(Id, PeerConfig)>,
+    /// Inbound filter rules.
+    pub inbound: Vec<InboundRule>,
+    /// Forward filter rules.
+    pub forward: Vec<ForwardRule>,
+    /// Ledger epoch and root the plan comes from.
+    pub epoch: u64,
+    /// The ledger root.
+    pub root: Option<Sha256Digest>,
+    /// The pinned policy, if any.
+    pub policy: Option<Sha256Digest>,
+    /// The compiler's notes.
+    pub notes: Vec<String>,
+    /// Routes through the interface (router prefixes, exit default route, forwarding).
+    pub routes: RouteIntent,
+    /// Prefixes this node offers as a router (when it opted in).
+    pub routes_offered: Vec<Cidr>,
+    /// Prefixes used through routers: (prefix, router, rule).
+    pub routes_used: Vec<(Cidr, Id, usize)>,
+    /// The exit in use and the rule granting it.
+    pub exit: Option<(Id, usize)>,
+    /// Masquerade forwarded traffic.
+    pub masquerade: bool,
+}
+
+impl Plan {
+    /// A restricted plan: no peers, no addresses, a drop-all filter.
+    pub fn restricted(reason: String, epoch: u64, root: Option<Sha256Digest>) -> Plan {
+        Plan {
+            restricted: Some(reason),
+            addresses: Vec::new(),
+            peers: Vec::new(),
+            inbound: Vec::new(),
+            forward: Vec::new(),
+            epoch,
+            root,
+            policy: None,
+            notes: Vec::new(),
+            routes: RouteIntent::default(),
+            routes_offered: Vec::new(),
+            routes_used: Vec::new(),
+            exit: None,
+            masquerade: false,
+        }
+    }
+}
+
+/// The plan for `config`'s node from an opened store (or the reason it could not be opened).
+pub fn plan(config: &NodeConfig, store: Result<&Store, String>) -> Plan {
+    let store = match store {
+        Ok(s) => s,
+        Err(reason) => return Plan::restricted(reason, 0, None),
+    };
+    let state = store.state();
+    let (epoch, root) = (state.epoch().get(), Some(state.root()));
+    if let Mode::Restricted(r) = store.mode() {
+        return Plan::restricted(format!("ledger restricted: {r}"), epoch, root);
+    }
+    let Some(me) = state.node(&config.node_id) else {
+        return Plan::restricted(
+            format!("node {} is not in the ledger (yet)", config.node_id),
+            epoch,
+            root,
+        );
+    };
+    if me.status != NodeStatus::Active {
+        let s = if me.status == NodeStatus::Revoked {
+            "revoked"
+        } else {
+            "quarantined"
+        };
+        return Plan::restricted(
+            format!("this node ({}) is {s} in the ledger", config.node_id),
+            epoch,
+            root,
+        );
+    }
+    let intents = compile(
+        store.policy_view(),
+        state,
+        &config.node_id,
+        config.exit.as_ref(),
+    );
+    let params = state.params();
+    let addresses = me
+        .addresses
+        .iter()
+        .filter_map(|a| {
+            let overlay = params.overlay_for(a)?;
+            IpNet::new(a.net().addr(), overlay.net().prefix_len()).ok()
+        })
+        .collect();
+    let keepalive = (config.keepalive_secs > 0).then_some(config.keepalive_secs);
+    let peers = intents
+        .peers
+        .iter()
+        .map(|p| {
+            (
+                p.id.clone(),
+                PeerConfig {
+                    pubkey: p.pubkey,
+                    allowed: p.allowed.clone(),
+                    endpoint: config.endpoints.get(&p.id).copied(),
+                    keepalive,
+                },
+            )
+        })
+        .collect();
+    // Forwarding only where this node opted in and the ledger grants the capability.
+    let serve_routes = config.serve_routes && !me.routes.is_empty();
+    let serve_exit = config.serve_exit && me.exit;
+    let forward: Vec<ForwardRule> = intents
+        .forward
+        .into_iter()
+        .filter(|f| match f.to {
+            crate::policy::compile::ForwardTo::Prefixes(_) => serve_routes,
+            crate::policy::compile::ForwardTo::Internet => serve_exit,
+        })
+        .collect();
+    let mut prefixes: Vec<Cidr> = intents.routes_used.iter().map(|(p, _, _)| *p).collect();
+    prefixes.sort();
+    prefixes.dedup();
+    let exit = intents.exit.as_ref().map(|e| (e.node.clone(), e.rule));
+    let mut notes = intents.notes;
+    if config.serve_routes && me.routes.is_empty() {
+        notes.push("serve_routes is on, but the ledger grants this node no routes".into());
+    }
+    if config.serve_exit && !me.exit {
+        notes.push("serve_exit is on, but the ledger does not give this node exit: true".into());
+    }
+    Plan {
+        restricted: None,
+        addresses,
+        peers,
+        inbound: intents.inbound,
+        forward,
+        epoch,
+        root,
+        policy: state.policy().copied(),
+        notes,
+        routes: RouteIntent {
+            prefixes,
+            exit_mark: exit.as_ref().map(|_| config.fwmark),
+            forwarding: serve_routes || serve_exit,
+        },
+        routes_offered: if serve_routes {
+            me.routes.iter().copied().collect()
+        } else {
+            Vec::new()
+        },
+        routes_used: intents.routes_used,
+        exit,
+        masquerade: config.masquerade && (serve_routes || serve_exit),
+    }
+}

@@ -1,0 +1,103 @@
+//! What the agent reports: the status the control socket serves, the metrics file, and the
+//! structured log lines.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::ledger::types::{Cidr, Id};
+
+/// One peer as `rn node status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerStatus {
+    /// Node id.
+    pub id: Id,
+    /// Public key.
+    pub pubkey: String,
+    /// Allowed prefixes.
+    pub allowed: Vec<Cidr>,
+    /// Endpoint.
+    pub endpoint: Option<String>,
+    /// Last handshake, unix seconds.
+    pub last_handshake: Option<u64>,
+    /// Bytes received from the peer.
+    pub rx_bytes: u64,
+    /// Bytes sent to the peer.
+    pub tx_bytes: u64,
+}
+
+/// What the control socket reports.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Status {
+    /// The node.
+    pub node_id: String,
+    /// `trusted` or `restricted`.
+    pub mode: String,
+    /// Why restricted.
+    pub reason: Option<String>,
+    /// Ledger epoch.
+    pub epoch: u64,
+    /// Ledger root.
+    pub root: Option<String>,
+    /// Pinned policy.
+    pub policy: Option<String>,
+    /// Interface.
+    pub interface: String,
+    /// Tunnel backend.
+    pub backend: String,
+    /// Firewall backend.
+    pub firewall: String,
+    /// Peers.
+    pub peers: Vec<PeerStatus>,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+    /// Unix time of the last successful apply.
+    pub last_apply: u64,
+    /// Inbox files rejected since start.
+    pub rejections: u64,
+    /// Reconciles since start.
+    pub reconciles: u64,
+    /// Drift corrections since start.
+    pub drift_corrections: u64,
+    /// Compiler notes.
+    pub notes: Vec<String>,
+    /// Prefixes this node offers as a subnet router.
+    pub routes_offered: Vec<String>,
+    /// Prefixes reached through routers, with the router and the granting rule.
+    pub routes_used: Vec<String>,
+    /// The exit in use and why.
+    pub exit: Option<String>,
+}
+
+/// Structured logs on stderr.
+#[derive(Clone, Copy)]
+pub struct Log {
+    json: bool,
+}
+
+impl Log {
+    /// Text or JSON lines.
+    pub fn new(json: bool) -> Self {
+        Log { json }
+    }
+
+    /// One event.
+    pub fn event(&self, level: &str, msg: &str) {
+        let now = unix_now();
+        if self.json {
+            eprintln!(
+                "{}",
+                serde_json::json!({"ts": now, "level": level, "msg": msg})
+            );
+        } else {
+            eprintln!("{} {level:<5} {msg}", crate::cli::output::utc(now));
+        }
+    }
+}
+
+/// Seconds since the unix epoch (0 if the clock is before it).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
