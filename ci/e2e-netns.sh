@@ -109,6 +109,19 @@ check "d pings a" wait_for 5 pings d "${OV[1]}"
 STRAY=$(wg genkey | wg pubkey)
 inns a wg set rnta peer "$STRAY" allowed-ips 10.250.0.1/32
 check "hand-added peer removed within 12 s" wait_for 12 lacks_peer rnt-a rnta "$STRAY"
+has_addr() { ip -n "rnt-$1" -o address show dev "rnt$1" 2>/dev/null | grep -qF " $2/"; }
+mtu_is() { ip -n "rnt-$1" -o link show dev "rnt$1" 2>/dev/null | grep -q " mtu $2 "; }
+check "a's interface has MTU 1420" mtu_is a 1420
+inns a ip address flush dev rnta
+inns a ip link set dev rnta mtu 1500
+check "address removed by hand restored within 12 s" wait_for 12 has_addr a "${OV[1]}"
+check "MTU changed by hand restored within 12 s" wait_for 2 mtu_is a 1420
+check "a pings b again after the address came back" wait_for 5 pings a "${OV[2]}"
+inns b ip link del dev rntb
+check "interface deleted by hand re-created within 12 s" wait_for 12 has_addr b "${OV[2]}"
+check "re-created interface has its peers again" wait_for 5 has_peer b a
+check "a pings b through the re-created interface" wait_for 10 pings a "${OV[2]}"
+check "b still trusted after the re-creation" trusted b
 
 # --- 2. revocation latency: a signed revoke of b lands in the inboxes; b's peer must go ---
 LAT=()

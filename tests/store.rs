@@ -496,3 +496,56 @@ fn another_networks_update_for_a_committed_epoch_is_wrong_network_not_stale() {
     drop(s);
     assert_eq!(files(&d), before);
 }
+
+fn open_cached(d: &Dir, cache: Option<rn::ledger::store::StoreCache>) -> Store {
+    Store::open_cached(&d.path, Some(&d.pin), T0 + 10_000, cache).unwrap()
+}
+
+#[test]
+fn a_cached_open_verifies_only_appended_lines_and_sees_any_change_before_them() {
+    let d = ledger(3);
+    let cache = open(&d).unwrap().into_cache();
+    assert!(cache.is_some(), "a trusted store leaves a cache");
+    // Lines appended since: the cached open reaches the same state as a full one.
+    let chain = common::chain();
+    let mut s = open(&d).unwrap();
+    for (i, su) in chain.updates.iter().enumerate().skip(3).take(4) {
+        s.apply(
+            std::slice::from_ref(su),
+            T0 + 100 * (i as u64 + 1) + 10,
+            "t",
+        )
+        .unwrap();
+    }
+    drop(s);
+    let cached = open_cached(&d, cache);
+    assert_eq!(*cached.mode(), Mode::Trusted);
+    assert_eq!(cached.state().root(), chain.states[7].root());
+    assert_eq!(cached.history().len(), 7);
+    assert_eq!(cached.seen().len(), 7);
+
+    // One byte changed inside the cached prefix: the cached open verifies everything again.
+    let cache = cached.into_cache();
+    flip(&d.path.join("ledger.log"), 40);
+    assert!(matches!(
+        open_cached(&d, cache).mode(),
+        Mode::Restricted(Restriction::LogTampered { line: 1, .. })
+    ));
+
+    // A bad line appended after the cached prefix is named by its line number in the log.
+    let d = ledger(3);
+    let cache = open(&d).unwrap().into_cache();
+    let log = d.path.join("ledger.log");
+    let mut l = lines(&log);
+    let mut bad = l[2].clone();
+    bad[30] ^= 1;
+    l.push(bad);
+    write_lines(&log, &l);
+    assert!(matches!(
+        open_cached(&d, cache).mode(),
+        Mode::Restricted(Restriction::LogTampered { line: 4, .. })
+    ));
+
+    // A restricted store leaves no cache.
+    assert!(open(&d).unwrap().into_cache().is_none());
+}
