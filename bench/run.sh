@@ -42,6 +42,9 @@ row "bulk update of 1,000 add_node: propose + 2 signatures + verify + commit" s 
 echo "== 4. policy compile"
 cargo bench --bench policy
 
+echo "== 8. revocation latency on a 10,000-update ledger vs a 10-update one (1,000 nodes, memory backend)"
+cargo bench --bench revocation 2>/dev/null
+
 if [ "$ROOT" = 1 ]; then
     source ci/netns-lib.sh
     need_root_tools
@@ -62,6 +65,7 @@ if [ "$ROOT" = 1 ]; then
 else
     echo "== 5. and 6. need root: not run"
     not_run "reconcile 1,000 peers into a userspace interface: rn backend (vs wg setconf)" ms 1.2 "needs root"
+    not_run "one peer added into a 1,000-peer userspace interface: rn read-back + diff + apply (vs wg set)" ms 1.5 "needs root"
     not_run "revocation latency p50, file landing -> peer gone (20 runs)" ms 1000 "needs root"
     not_run "revocation latency p95, file landing -> peer gone (20 runs)" ms 1000 "needs root"
 fi

@@ -548,4 +548,10 @@ fn a_cached_open_verifies_only_appended_lines_and_sees_any_change_before_them() 
 
     // A restricted store leaves no cache.
     assert!(open(&d).unwrap().into_cache().is_none());
+
+    // A byte changed inside the audit chain a cache read is seen by the cached open.
+    let d = ledger(3);
+    let cache = open(&d).unwrap().into_cache();
+    flip(&d.path.join("audit.log"), 30);
+    assert!(open_cached(&d, cache).audit_status().broken.is_some());
 }

@@ -261,6 +261,17 @@ pub struct StoreCache {
     state: State,
     history: Vec<Committed>,
     seen: HashSet<UpdateId>,
+    audit: AuditCache,
+}
+
+/// The audit chain as read through its first `len` bytes.
+struct AuditCache {
+    len: usize,
+    prefix: Blake3Digest,
+    next: u64,
+    head: Blake3Digest,
+    status: AuditStatus,
+    last: Option<(String, String)>,
 }
 
 /// An open, locked, verified state directory.
@@ -477,7 +488,7 @@ impl Store {
         dir: &Path,
         pin: Option<&Sha256Digest>,
         now: u64,
-        cache: Option<StoreCache>,
+        mut cache: Option<StoreCache>,
     ) -> Result<Store, StoreError> {
         let not_bootstrapped = || StoreError::NotBootstrapped {
             dir: dir.display().to_string(),
@@ -542,7 +553,7 @@ impl Store {
         let genesis = verify_genesis(&signed, Some(&stored_pin)).map_err(StoreError::Genesis)?;
         let genesis_bytes = genesis_file[..genesis_file.len() - 1].to_vec();
         let mut store = Store::at_genesis(dir, lock, genesis, genesis_bytes);
-        store.load_audit()?;
+        store.load_audit(cache.as_mut().map(|c| &mut c.audit))?;
         let (verified_len, torn) = store.replay_log(now, cache)?;
         store.verified_len = verified_len;
         store.check_watermark_and_snapshot(torn, now)?;
@@ -558,7 +569,19 @@ impl Store {
         }
         let bytes = files::read_capped(&self.dir.join(LOG), caps::LOG).ok()?;
         let prefix = Blake3Digest::of(bytes.get(..usize::try_from(self.verified_len).ok()?)?);
+        let audit = read_optional(&self.dir.join(AUDIT), caps::LOG)
+            .ok()?
+            .unwrap_or_default();
+        let audit = AuditCache {
+            len: audit.len(),
+            prefix: Blake3Digest::of(&audit),
+            next: self.audit_next,
+            head: self.audit_head,
+            status: self.audit_status.clone(),
+            last: self.last_audit.clone(),
+        };
         Some(StoreCache {
+            audit,
             genesis_bytes: self.genesis_bytes,
             verified_len: self.verified_len,
             prefix,
@@ -924,14 +947,34 @@ impl Store {
         Ok(())
     }
 
-    fn load_audit(&mut self) -> Result<(), StoreError> {
+    /// Reads and verifies the audit chain; from `cache` on when the file still begins with the
+    /// bytes it read.
+    fn load_audit(&mut self, cache: Option<&mut AuditCache>) -> Result<(), StoreError> {
         let Some(bytes) = read_optional(&self.dir.join(AUDIT), caps::LOG)? else {
             return Ok(());
         };
         let mut prev = Blake3Digest::of(&self.genesis_bytes);
         let mut n = 0u64;
+        let mut start = 0usize;
+        let mut first_line = 0usize;
+        if let Some(c) = cache
+            && c.len <= bytes.len()
+            && Blake3Digest::of(&bytes[..c.len]) == c.prefix
+        {
+            start = c.len;
+            prev = c.head;
+            n = c.next - 1;
+            first_line = usize::try_from(n).unwrap_or(usize::MAX);
+            self.audit_status = c.status.clone();
+            self.last_audit = c.last.take();
+            self.audit_head = c.head;
+        }
         let mut last_line: Option<&[u8]> = None;
-        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        for (i, line) in bytes[start..]
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .map(|(i, l)| (first_line + i, l))
+        {
             if line.is_empty() {
                 continue;
             }

@@ -453,13 +453,17 @@ impl Agent {
         // while tearing down nor a call that hangs in the loop keeps the agent (and its
         // interface name) alive.
         let (stop, log) = (flags.stop.clone(), self.log);
+        let finished = Arc::new(AtomicBool::new(false));
+        let done = finished.clone();
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(250));
             }
             std::thread::sleep(STOP_DEADLINE);
-            log.event("error", "stopping took too long; exiting anyway");
-            std::process::exit(1);
+            if !done.load(Ordering::Relaxed) {
+                log.event("error", "stopping took too long; exiting anyway");
+                std::process::exit(1);
+            }
         });
         self.reconcile();
         let mut last_drift = Instant::now();
@@ -515,6 +519,7 @@ impl Agent {
         }
         flags.stop.store(true, Ordering::Relaxed);
         self.shutdown();
+        finished.store(true, Ordering::Relaxed);
         Ok(stopped)
     }
 }
