@@ -65,6 +65,7 @@ if [ "$ROOT" = 1 ]; then
 else
     echo "== 5. and 6. need root: not run"
     not_run "reconcile 1,000 peers into a userspace interface: rn backend (vs wg setconf)" ms 1.2 "needs root"
+    not_run "one peer added into a 1,000-peer userspace interface: rn applies the one-peer diff (vs wg set)" ms 1.5 "needs root"
     not_run "one peer added into a 1,000-peer userspace interface: rn read-back + diff + apply (vs wg set)" ms 1.5 "needs root"
     not_run "revocation latency p50, file landing -> peer gone (20 runs)" ms 1000 "needs root"
     not_run "revocation latency p95, file landing -> peer gone (20 runs)" ms 1000 "needs root"

@@ -26,7 +26,7 @@ use crate::keys::NodeSecret;
 use crate::ledger::canonical::caps;
 use crate::ledger::log::Carried;
 use crate::ledger::store::{Mode, Store, StoreCache, StoreError};
-use crate::tunnel::{self, TunnelBackend};
+use crate::tunnel::{self, BackendKind, TunnelBackend};
 
 /// How long a clean stop may take before the agent exits anyway.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(5);
@@ -422,6 +422,7 @@ impl Agent {
             &self.config.control_socket,
             self.status.clone(),
             flags.reload.clone(),
+            (self.config.backend != BackendKind::Memory).then(|| self.config.interface.clone()),
         );
         if let Err(e) = &server {
             self.log.event(
@@ -470,6 +471,7 @@ impl Agent {
         let mut last_poll = Instant::now();
         let mut stopped = Stopped::Requested;
         let mut last_probe = Instant::now();
+        let mut quick_restore = true;
         while !flags.stop.load(Ordering::Relaxed) {
             let changed = match &watch {
                 Some(w) => w.wait(Duration::from_millis(250)),
@@ -486,10 +488,11 @@ impl Agent {
             // Probed twice a second and before any work that talks to the device, so a device
             // that has stopped is never waited on.
             let work = changed || reload || drift_due;
-            if (work || last_probe.elapsed() >= Duration::from_millis(500)) && {
+            let probe = work || last_probe.elapsed() >= Duration::from_millis(500);
+            if probe {
                 last_probe = Instant::now();
-                self.dataplane.device_exited()
-            } {
+            }
+            if probe && self.dataplane.device_exited() {
                 self.log.event(
                     "warn",
                     &format!(
@@ -509,9 +512,13 @@ impl Agent {
                 last_poll = Instant::now();
                 self.reconcile();
             }
-            if drift_due {
+            // An interface deleted from under the agent is restored at once, not at the next
+            // drift check (unless the last restore failed: then at the drift checks only).
+            let gone = probe && !self.dataplane.present();
+            if drift_due || (gone && quick_restore) {
                 last_drift = Instant::now();
                 self.undo_drift();
+                quick_restore = self.dataplane.present();
             }
         }
         if let Ok(path) = &server {

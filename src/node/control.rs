@@ -11,11 +11,14 @@ use std::time::Duration;
 
 use super::status::Status;
 
-/// Binds the socket and answers requests on a thread. Returns the socket path.
+/// Binds the socket and answers requests on a thread. Returns the socket path. With
+/// `interface`, every `status` answer first checks that the interface exists: a node whose
+/// interface is gone is not trusted, whatever the last reconcile found.
 pub fn serve(
     path: &Path,
     status: Arc<Mutex<Status>>,
     reload: Arc<AtomicBool>,
+    interface: Option<String>,
 ) -> std::io::Result<PathBuf> {
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
@@ -36,20 +39,35 @@ pub fn serve(
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
-            let _ = answer(conn, &status, &reload);
+            let _ = answer(conn, &status, &reload, interface.as_deref());
         }
     });
     Ok(path.to_owned())
 }
 
-fn answer(conn: UnixStream, status: &Mutex<Status>, reload: &AtomicBool) -> std::io::Result<()> {
+fn answer(
+    conn: UnixStream,
+    status: &Mutex<Status>,
+    reload: &AtomicBool,
+    interface: Option<&str>,
+) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut line = String::new();
     BufReader::new(conn.try_clone()?.take(256)).read_line(&mut line)?;
     let reply = match line.trim() {
         "status" => match status.lock() {
             Ok(s) => {
-                serde_json::to_string(&*s).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+                let mut s = s.clone();
+                if let Some(name) = interface
+                    && s.mode == "trusted"
+                    && !Path::new("/sys/class/net").join(name).exists()
+                {
+                    s.mode = "restricted".into();
+                    s.reason = Some(format!(
+                        "the interface {name} is missing (deleted from under rn); restoring it"
+                    ));
+                }
+                serde_json::to_string(&s).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
             }
             Err(_) => "{\"error\":\"status unavailable\"}".into(),
         },

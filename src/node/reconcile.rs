@@ -106,6 +106,11 @@ impl Dataplane {
         Ok(Diff::between(&self.tunnel.observe()?, &self.intent(plan)))
     }
 
+    /// False when the interface is visibly gone (a cheap check, made twice a second).
+    pub fn present(&self) -> bool {
+        self.tunnel.present()
+    }
+
     /// True when an embedded device stopped by itself.
     pub fn device_exited(&self) -> bool {
         self.tunnel.device_exited()

@@ -5,6 +5,8 @@
 //! counters untouched. The port, the key and the mark appear only when they differ. A peer
 //! with no static endpoint keeps whatever endpoint it learned from its packets.
 
+use std::collections::{HashMap, HashSet};
+
 use ipnet::IpNet;
 
 use super::{InterfaceIntent, Observed, ObservedPeer, PeerConfig};
@@ -122,16 +124,19 @@ impl Diff {
                 .collect(),
             ..Diff::default()
         };
+        let have_peers: HashMap<&TransportKey, &ObservedPeer> =
+            have.peers.iter().map(|o| (&o.pubkey, o)).collect();
         for p in &want.peers {
-            match have.peers.iter().find(|o| o.pubkey == p.pubkey) {
+            match have_peers.get(&p.pubkey) {
                 None => d.added.push(p.clone()),
                 Some(o) => d.changed.extend(PeerChange::between(p, o)),
             }
         }
+        let wanted: HashSet<&TransportKey> = want.peers.iter().map(|p| &p.pubkey).collect();
         d.removed = have
             .peers
             .iter()
-            .filter(|o| !want.peers.iter().any(|p| p.pubkey == o.pubkey))
+            .filter(|o| !wanted.contains(&o.pubkey))
             .map(|o| o.pubkey)
             .collect();
         d.added.sort_by_key(|p| p.pubkey);

@@ -81,6 +81,10 @@ impl TunnelBackend for Memory {
         self.write(&r)
     }
 
+    fn present(&self) -> bool {
+        self.path.exists()
+    }
+
     fn apply_routes(&mut self, routes: &RouteIntent) -> Result<(), TunnelError> {
         let mut r = self.read()?;
         r.routes = routes.clone();

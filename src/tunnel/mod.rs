@@ -10,6 +10,7 @@
 //! All but `memory` go through `defguard_wireguard_rs`.
 
 mod diff;
+mod link;
 mod memory;
 mod routing;
 mod wg;
@@ -175,6 +176,11 @@ pub trait TunnelBackend: Send {
     fn shutdown(&mut self) -> Result<(), TunnelError>;
     /// Makes the routes through the interface exactly `routes` (removing stale ones).
     fn apply_routes(&mut self, routes: &RouteIntent) -> Result<(), TunnelError>;
+    /// False when the interface is visibly gone (deleted from under rn): a cheap check, no
+    /// read-back.
+    fn present(&self) -> bool {
+        true
+    }
     /// True when a device this backend runs inside the process has stopped by itself (it no
     /// longer answers): the agent then stops too.
     fn device_exited(&self) -> bool {

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use defguard_wireguard_rs::key::Key;
@@ -16,6 +15,7 @@ use ipnet::IpNet;
 
 use zeroize::Zeroizing;
 
+use super::link;
 use super::routing::{Routing, ip};
 use super::{
     Diff, InterfaceIntent, Observed, ObservedPeer, PeerConfig, RouteIntent, TunnelBackend,
@@ -349,7 +349,7 @@ impl TunnelBackend for WgBackend {
                 .map_err(|e| err(kind, format!("UAPI get: {e}")))?,
             Api::Kernel(api) => api.read_interface_data().map_err(|e| err(kind, e))?,
         };
-        let link = read_link(&self.ifname).map_err(|e| err(kind, e))?;
+        let link = link::read(&self.ifname).map_err(|e| err(kind, e))?;
         let mut peers: Vec<ObservedPeer> = host
             .peers
             .values()
@@ -387,6 +387,10 @@ impl TunnelBackend for WgBackend {
             addresses: link.addresses,
             peers,
         })
+    }
+
+    fn present(&self) -> bool {
+        !self.created || interface_exists(&self.ifname)
     }
 
     fn apply_routes(&mut self, routes: &RouteIntent) -> Result<(), TunnelError> {
@@ -462,60 +466,6 @@ impl TunnelBackend for WgBackend {
         self.created = false;
         Ok(())
     }
-}
-
-/// The link as `ip` reads it back.
-struct Link {
-    up: bool,
-    mtu: u32,
-    addresses: Vec<IpNet>,
-}
-
-/// Reads the interface's MTU, state and global-scope addresses (`ip -json address show`).
-fn read_link(name: &str) -> Result<Link, String> {
-    #[derive(serde::Deserialize)]
-    struct IpLink {
-        #[serde(default)]
-        flags: Vec<String>,
-        mtu: u32,
-        #[serde(default)]
-        addr_info: Vec<IpAddr>,
-    }
-    #[derive(serde::Deserialize)]
-    struct IpAddr {
-        local: std::net::IpAddr,
-        prefixlen: u8,
-        #[serde(default)]
-        scope: String,
-    }
-    let out = Command::new("ip")
-        .args(["-json", "address", "show", "dev", name])
-        .output()
-        .map_err(|e| format!("ip -json address show dev {name}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "ip -json address show dev {name}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let links: Vec<IpLink> = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("ip -json address show dev {name}: {e}"))?;
-    let link = links
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("ip -json address show dev {name}: no such link"))?;
-    let mut addresses: Vec<IpNet> = link
-        .addr_info
-        .iter()
-        .filter(|a| a.scope == "global")
-        .filter_map(|a| IpNet::new(a.local, a.prefixlen).ok())
-        .collect();
-    addresses.sort();
-    Ok(Link {
-        up: link.flags.iter().any(|f| f == "UP"),
-        mtu: link.mtu,
-        addresses,
-    })
 }
 
 /// One UAPI `set` transaction; the device's errno when it refuses.
