@@ -96,6 +96,9 @@ fn exit_code(err: &anyhow::Error) -> Exit {
                 rn::node::config::ConfigError::Invalid { .. } => Exit::DataErr,
             };
         }
+        if cause.is::<rn::node::agent::InterfaceBusy>() {
+            return Exit::TempFail;
+        }
         if cause.is::<std::io::Error>() {
             return Exit::IoErr;
         }

@@ -75,6 +75,10 @@ enum Filter {
     Never,
     DropAll,
     Rules(usize),
+    /// Someone deleted the table.
+    Flushed,
+    /// The table is gone and nft refuses every load.
+    Broken,
 }
 
 struct FakeFirewall(Arc<Mutex<Filter>>);
@@ -84,6 +88,12 @@ impl Firewall for FakeFirewall {
         "fake"
     }
     fn apply(&mut self, _: &str, intent: &FilterIntent<'_>) -> Result<(), FirewallError> {
+        if *self.0.lock().unwrap() == Filter::Broken {
+            return Err(FirewallError {
+                backend: "fake",
+                detail: "refused".into(),
+            });
+        }
         *self.0.lock().unwrap() = match intent {
             FilterIntent::DropAll => Filter::DropAll,
             FilterIntent::Rules { inbound, .. } => Filter::Rules(inbound.len()),
@@ -92,6 +102,9 @@ impl Firewall for FakeFirewall {
     }
     fn clear(&mut self) -> Result<(), FirewallError> {
         Ok(())
+    }
+    fn holds(&self) -> bool {
+        !matches!(*self.0.lock().unwrap(), Filter::Flushed | Filter::Broken)
     }
 }
 
@@ -163,7 +176,7 @@ impl World {
             node_id: "n1".parse().unwrap(),
             state_dir: self.dir.clone(),
             genesis_root: common::genesis().genesis.state.root(),
-            private_key: PathBuf::from("/nonexistent"),
+            private_key: self.dir.with_file_name("wg.key"),
             interface: "rn0".into(),
             listen_port: 51820,
             backend: BackendKind::Memory,
@@ -189,7 +202,7 @@ impl World {
         let f = Arc::new(Mutex::new(Filter::Never));
         let agent = Agent::with_backends(
             self.config(),
-            NodeSecret::generate().unwrap(),
+            common::node_secret("n1", 1),
             Box::new(FakeTunnel(t.clone())),
             Box::new(FakeFirewall(f.clone())),
             Log::new(true),
@@ -455,6 +468,77 @@ fn drift_that_cannot_be_undone_restricts_the_node() {
     let s = status(&agent);
     assert_eq!(s.mode, "restricted", "{s:?}");
     assert_eq!(*f.lock().unwrap(), Filter::DropAll);
+}
+
+#[test]
+fn a_flushed_filter_is_loaded_again_and_one_that_cannot_be_restricts() {
+    let w = World::new();
+    let (mut agent, t, f) = w.agent();
+    agent.reconcile();
+    assert_eq!(*f.lock().unwrap(), Filter::Rules(1));
+    *f.lock().unwrap() = Filter::Flushed;
+    agent.undo_drift();
+    assert_eq!(*f.lock().unwrap(), Filter::Rules(1), "loaded again");
+    let s = status(&agent);
+    assert_eq!((s.mode.as_str(), s.drift_corrections), ("trusted", 1));
+
+    // nft refuses: the node is restricted and holds no peers, never an unfiltered interface.
+    *f.lock().unwrap() = Filter::Broken;
+    agent.undo_drift();
+    let s = status(&agent);
+    assert_eq!(s.mode, "restricted", "{s:?}");
+    assert!(t.lock().unwrap().iface.peers.is_empty());
+    // Once nft works again, the next drift check brings the plan back.
+    *f.lock().unwrap() = Filter::Never;
+    agent.undo_drift();
+    let s = status(&agent);
+    assert_eq!(s.mode, "trusted", "{s:?}");
+    assert_eq!(*f.lock().unwrap(), Filter::Rules(1));
+    assert_eq!(t.lock().unwrap().iface.peers.len(), 2);
+}
+
+#[test]
+fn a_committed_staged_key_becomes_the_nodes_key_in_the_same_pass() {
+    let mut w = World::new();
+    let (mut agent, t, _) = w.agent();
+    agent.reconcile();
+    let key_file = w.config().private_key;
+    let staged = rn::node::agent::staged_key_path(&key_file);
+    let next = NodeSecret::generate().unwrap();
+    rn::files::write_atomic(&staged, next.to_base64().as_bytes(), 0o600, false).unwrap();
+    let n = t.lock().unwrap().diffs.len();
+    w.commit(vec![Op::RotateNodeKey {
+        id: "n1".parse().unwrap(),
+        pubkey: next.public(),
+    }]);
+    agent.reconcile();
+    let s = status(&agent);
+    assert_eq!(s.mode, "trusted", "{s:?}");
+    assert_eq!(s.key, Some(next.public().to_string()));
+    let d = diffs_since(&t, n);
+    assert!(d.len() == 1 && d[0].private_key, "{d:?}");
+    assert!(
+        d[0].added.is_empty() && d[0].removed.is_empty(),
+        "the peers stay: {d:?}"
+    );
+    assert_eq!(t.lock().unwrap().iface.public_key, Some(next.public()));
+    assert!(!staged.exists(), "the staged key became the key file");
+    assert_eq!(NodeSecret::load(&key_file).unwrap().public(), next.public());
+
+    // A key on the ledger that the node holds nowhere: restricted, saying so.
+    w.commit(vec![Op::RotateNodeKey {
+        id: "n1".parse().unwrap(),
+        pubkey: common::node_key("n1", 9),
+    }]);
+    agent.reconcile();
+    let s = status(&agent);
+    assert_eq!(s.mode, "restricted");
+    assert!(
+        s.reason.as_deref().unwrap().contains("rn node rekey"),
+        "{:?}",
+        s.reason
+    );
+    assert!(t.lock().unwrap().iface.peers.is_empty());
 }
 
 #[test]

@@ -37,6 +37,7 @@ enum NodeSub {
     Status(Status),
     Reload(Reload),
     Exit(ExitCmd),
+    Rekey(Rekey),
 }
 
 impl NodeCmd {
@@ -48,6 +49,7 @@ impl NodeCmd {
             NodeSub::Status(c) => c.run(),
             NodeSub::Reload(c) => c.run(),
             NodeSub::Exit(c) => c.run(),
+            NodeSub::Rekey(c) => c.run(),
         }
     }
 }
@@ -119,7 +121,18 @@ struct Init {
 }
 
 impl Init {
-    fn run(self) -> anyhow::Result<Exit> {
+    fn run(mut self) -> anyhow::Result<Exit> {
+        crate::node::config::check_interface(&self.interface)
+            .map_err(|e| usage(format!("--interface: {e}")))?;
+        // The agent runs from anywhere (systemd: from /): every path is made absolute.
+        let absolute = |p: &std::path::Path| {
+            std::path::absolute(p).map_err(|e| usage(format!("{}: {e}", p.display())))
+        };
+        self.config = absolute(&self.config)?;
+        self.state_dir = absolute(&self.state_dir)?;
+        if let Some(k) = &self.key {
+            self.key = Some(absolute(k)?);
+        }
         let mut endpoints = BTreeMap::new();
         for e in &self.endpoint {
             let (peer, addr) = e
@@ -162,6 +175,9 @@ impl Init {
             fwmark: 51820,
             mtu: self.mtu,
         };
+        if self.listen_port == 0 {
+            return Err(usage("--listen-port 0: give a port, 1-65535"));
+        }
         if !(1280..=9000).contains(&self.mtu) {
             return Err(usage(format!(
                 "--mtu {}: must be between 1280 and 9000",
@@ -375,6 +391,52 @@ impl Reload {
         control::request(&path, "reload")
             .map_err(|e| anyhow::anyhow!("no agent answers on {}: {e}", path.display()))?;
         crate::outln!("reload requested");
+        Ok(Exit::Ok)
+    }
+}
+
+/// Stage this node's next WireGuard key beside the current one (`<key>.next`, 0600) and print
+/// the proposal line; the agent switches to it when the ledger commits it.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "rekey")]
+struct Rekey {
+    /// the config (default /etc/rn/node.json)
+    #[argh(option, default = "default_config()")]
+    config: PathBuf,
+    /// replace a key already staged (one not yet proposed, or whose proposal was dropped)
+    #[argh(switch)]
+    force: bool,
+}
+
+impl Rekey {
+    fn run(self) -> anyhow::Result<Exit> {
+        let config = NodeConfig::load(&self.config)?;
+        let staged = crate::node::agent::staged_key_path(&config.private_key);
+        if !self.force
+            && let Ok(next) = NodeSecret::load(&staged)
+        {
+            return Err(usage(format!(
+                "a next key is staged already in {} (public {}): propose it (rn member propose \
+                 rotate-node-key {} --pubkey {}), or --force to stage another",
+                staged.display(),
+                next.public(),
+                config.node_id,
+                next.public()
+            )));
+        }
+        let secret = NodeSecret::generate()?;
+        files::write_atomic(&staged, secret.to_base64().as_bytes(), 0o600, true)?;
+        let public = secret.public();
+        crate::outln!("{public}");
+        eprintln!(
+            "staged the next key of node {} in {}; the agent switches to it when the ledger \
+             commits it. Hand this to an approver:\n  rn member propose rotate-node-key {} \
+             --pubkey {public} -o rekey-{}.json",
+            config.node_id,
+            staged.display(),
+            config.node_id,
+            config.node_id
+        );
         Ok(Exit::Ok)
     }
 }

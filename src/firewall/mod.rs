@@ -46,6 +46,11 @@ pub trait Firewall: Send {
     fn apply(&mut self, interface: &str, intent: &FilterIntent<'_>) -> Result<(), FirewallError>;
     /// Removes rn's filter.
     fn clear(&mut self) -> Result<(), FirewallError>;
+    /// Whether the filter in force is still the one last loaded (read back; true when
+    /// nothing was loaded yet).
+    fn holds(&self) -> bool {
+        true
+    }
 }
 
 /// Which firewall a node uses.
@@ -72,7 +77,7 @@ impl std::str::FromStr for FirewallKind {
 /// Opens the firewall backend.
 pub fn open(kind: FirewallKind) -> Box<dyn Firewall> {
     match kind {
-        FirewallKind::Nftables => Box::new(Nftables),
+        FirewallKind::Nftables => Box::new(Nftables::default()),
         FirewallKind::None => Box::new(NoFirewall),
     }
 }
@@ -92,8 +97,31 @@ impl Firewall for NoFirewall {
     }
 }
 
-/// nftables through `nft -f -`.
-pub struct Nftables;
+/// nftables through `nft -f -`; what was loaded is read back with `nft --stateless list`.
+#[derive(Default)]
+pub struct Nftables {
+    /// `table inet rn` as nft listed it right after it was loaded.
+    loaded: Option<String>,
+}
+
+/// `table inet rn` as nft lists it, counters left out.
+fn list() -> Result<String, FirewallError> {
+    let out = Command::new("nft")
+        .args(["--stateless", "list", "table", "inet", "rn"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| FirewallError {
+            backend: "nftables",
+            detail: format!("cannot run nft: {e} (apt-get install nftables)"),
+        })?;
+    if !out.status.success() {
+        return Err(FirewallError {
+            backend: "nftables",
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
 
 fn nft(script: &str) -> Result<(), FirewallError> {
     let err = |detail: String| FirewallError {
@@ -125,10 +153,19 @@ impl Firewall for Nftables {
         "nftables"
     }
     fn apply(&mut self, interface: &str, intent: &FilterIntent<'_>) -> Result<(), FirewallError> {
-        nft(&render(interface, intent))
+        self.loaded = None;
+        nft(&render(interface, intent))?;
+        self.loaded = Some(list()?);
+        Ok(())
     }
     fn clear(&mut self) -> Result<(), FirewallError> {
+        self.loaded = None;
         nft("table inet rn {}\ndelete table inet rn\n")
+    }
+    fn holds(&self) -> bool {
+        self.loaded
+            .as_ref()
+            .is_none_or(|want| list().is_ok_and(|now| now == *want))
     }
 }
 

@@ -252,22 +252,24 @@ pub struct AuditStatus {
 
 /// What a long-running reader (the node agent) keeps of a verified store between opens, so
 /// that the next open verifies only the log lines appended since: the verified state and the
-/// BLAKE3 of the log prefix it came from. It holds no lock. An open that finds the prefix
-/// changed in any byte, or the genesis changed, verifies everything again.
+/// BLAKE3 of exactly the log bytes it was verified from (hashed as they were verified, never
+/// re-read). It holds no lock. An open that finds the prefix changed in any byte, or the
+/// genesis changed, verifies everything again.
 pub struct StoreCache {
     genesis_bytes: Vec<u8>,
     verified_len: u64,
-    prefix: Blake3Digest,
+    prefix: blake3::Hasher,
     state: State,
     history: Vec<Committed>,
     seen: HashSet<UpdateId>,
     audit: AuditCache,
 }
 
-/// The audit chain as read through its first `len` bytes.
+/// The audit chain as read and written through its first `len` bytes, hashed as it went.
+#[derive(Clone)]
 struct AuditCache {
     len: usize,
-    prefix: Blake3Digest,
+    prefix: blake3::Hasher,
     next: u64,
     head: Blake3Digest,
     status: AuditStatus,
@@ -286,10 +288,15 @@ pub struct Store {
     seen: HashSet<UpdateId>,
     audit_next: u64,
     audit_head: Blake3Digest,
+    /// BLAKE3 of the audit log bytes read and written so far, and their length.
+    audit_prefix: blake3::Hasher,
+    audit_len: usize,
     audit_status: AuditStatus,
     last_audit: Option<(String, String)>,
     repairs: Vec<String>,
     verified_len: u64,
+    /// BLAKE3 of the first `verified_len` bytes of the log: the bytes verified.
+    log_prefix: blake3::Hasher,
     policy: Option<Policy>,
 }
 
@@ -553,6 +560,12 @@ impl Store {
         let genesis = verify_genesis(&signed, Some(&stored_pin)).map_err(StoreError::Genesis)?;
         let genesis_bytes = genesis_file[..genesis_file.len() - 1].to_vec();
         let mut store = Store::at_genesis(dir, lock, genesis, genesis_bytes);
+        if cache
+            .as_ref()
+            .is_some_and(|c| c.genesis_bytes != store.genesis_bytes)
+        {
+            cache = None;
+        }
         store.load_audit(cache.as_mut().map(|c| &mut c.audit))?;
         let (verified_len, torn) = store.replay_log(now, cache)?;
         store.verified_len = verified_len;
@@ -567,24 +580,18 @@ impl Store {
         if self.mode != Mode::Trusted {
             return None;
         }
-        let bytes = files::read_capped(&self.dir.join(LOG), caps::LOG).ok()?;
-        let prefix = Blake3Digest::of(bytes.get(..usize::try_from(self.verified_len).ok()?)?);
-        let audit = read_optional(&self.dir.join(AUDIT), caps::LOG)
-            .ok()?
-            .unwrap_or_default();
-        let audit = AuditCache {
-            len: audit.len(),
-            prefix: Blake3Digest::of(&audit),
-            next: self.audit_next,
-            head: self.audit_head,
-            status: self.audit_status.clone(),
-            last: self.last_audit.clone(),
-        };
         Some(StoreCache {
-            audit,
+            audit: AuditCache {
+                len: self.audit_len,
+                prefix: self.audit_prefix,
+                next: self.audit_next,
+                head: self.audit_head,
+                status: self.audit_status,
+                last: self.last_audit,
+            },
             genesis_bytes: self.genesis_bytes,
             verified_len: self.verified_len,
-            prefix,
+            prefix: self.log_prefix,
             state: self.state,
             history: self.history,
             seen: self.seen,
@@ -603,6 +610,8 @@ impl Store {
             _lock: lock,
             state: genesis.state().clone(),
             audit_head: Blake3Digest::of(&genesis_bytes),
+            audit_prefix: blake3::Hasher::new(),
+            audit_len: 0,
             genesis,
             genesis_bytes,
             mode: Mode::Trusted,
@@ -616,6 +625,7 @@ impl Store {
             last_audit: None,
             repairs: Vec::new(),
             verified_len: 0,
+            log_prefix: blake3::Hasher::new(),
             policy: None,
         }
     }
@@ -653,16 +663,17 @@ impl Store {
             && c.genesis_bytes == self.genesis_bytes
             && let Ok(len) = usize::try_from(c.verified_len)
             && len <= bytes.len()
-            && Blake3Digest::of(&bytes[..len]) == c.prefix
+            && blake3::hash(&bytes[..len]) == c.prefix.finalize()
         {
             // Resume: the state the cache verified, its keys as the approvers hold them now.
             keys = ApproverKeys::from_state(&c.state);
             self.state = c.state;
             self.history = c.history;
             self.seen = c.seen;
+            self.log_prefix = c.prefix;
             offset = len;
         }
-        let first_line = self.history.len();
+        let (first_line, resumed) = (self.history.len(), offset);
         let mut lines: Vec<(usize, &[u8])> = Vec::new();
         while let Some(nl) = bytes[offset..].iter().position(|&b| b == b'\n') {
             lines.push((offset, &bytes[offset..offset + nl]));
@@ -711,6 +722,7 @@ impl Store {
             self.mode = Mode::Restricted(Restriction::LogTampered { line, detail });
             return Ok((start as u64, false));
         }
+        self.log_prefix.update(&bytes[resumed..offset]);
         Ok((offset as u64, torn))
     }
 
@@ -959,7 +971,7 @@ impl Store {
         let mut first_line = 0usize;
         if let Some(c) = cache
             && c.len <= bytes.len()
-            && Blake3Digest::of(&bytes[..c.len]) == c.prefix
+            && blake3::hash(&bytes[..c.len]) == c.prefix.finalize()
         {
             start = c.len;
             prev = c.head;
@@ -968,7 +980,10 @@ impl Store {
             self.audit_status = c.status.clone();
             self.last_audit = c.last.take();
             self.audit_head = c.head;
+            self.audit_prefix = c.prefix.clone();
         }
+        self.audit_prefix.update(&bytes[start..]);
+        self.audit_len = bytes.len();
         let mut last_line: Option<&[u8]> = None;
         for (i, line) in bytes[start..]
             .split(|&b| b == b'\n')
@@ -1041,6 +1056,8 @@ impl Store {
             .and_then(|()| f.sync_all())
             .map_err(io_err(&path))?;
         self.audit_head = Blake3Digest::of(&line[..line.len() - 1]);
+        self.audit_prefix.update(&line);
+        self.audit_len += line.len();
         self.audit_next += 1;
         self.last_audit = Some((rec.event, rec.detail));
         Ok(())
@@ -1162,6 +1179,7 @@ impl Store {
         self.state = work;
         self.seen = seen;
         self.verified_len += lines.len() as u64;
+        self.log_prefix.update(&lines);
         for c in committed {
             report.committed.push(c.hash);
             self.history.push(c);

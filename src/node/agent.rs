@@ -26,7 +26,7 @@ use crate::keys::NodeSecret;
 use crate::ledger::canonical::caps;
 use crate::ledger::log::Carried;
 use crate::ledger::store::{Mode, Store, StoreCache, StoreError};
-use crate::tunnel::{self, BackendKind, TunnelBackend};
+use crate::tunnel::{self, BackendKind, DeviceStop, TunnelBackend};
 
 /// How long a clean stop may take before the agent exits anyway.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(5);
@@ -52,11 +52,16 @@ pub struct Agent {
     status: Arc<Mutex<Status>>,
     /// The ledger as last verified, so the next reconcile verifies only what was appended.
     ledger: Option<StoreCache>,
+    /// The plan the ledger asks for (the dataplane may hold a restricted one instead, when it
+    /// refused this one).
+    wanted: Option<Plan>,
     rejections: u64,
     reconciles: u64,
     drift_corrections: u64,
     apply_ms: Arc<AtomicU64>,
     config_path: Option<PathBuf>,
+    /// The interface's lock, held while the agent lives (see [`lock_interface`]).
+    _lock: Option<fs::File>,
 }
 
 impl Agent {
@@ -66,17 +71,14 @@ impl Agent {
         log: Log,
         metrics_file: Option<PathBuf>,
     ) -> anyhow::Result<Agent> {
+        let lock = lock_interface(&config)?;
         let key = NodeSecret::load(&config.private_key)?;
         let tunnel = tunnel::open(config.backend, &config.interface, &config.memory_file)?;
         let firewall = firewall::open(config.firewall);
-        Ok(Agent::with_backends(
-            config,
-            key,
-            tunnel,
-            firewall,
-            log,
-            metrics_file,
-        ))
+        Ok(Agent {
+            _lock: Some(lock),
+            ..Agent::with_backends(config, key, tunnel, firewall, log, metrics_file)
+        })
     }
 
     /// An agent over the given tunnel and firewall (tests inject fakes here).
@@ -108,11 +110,13 @@ impl Agent {
             metrics_file,
             status,
             ledger: None,
+            wanted: None,
             rejections: 0,
             reconciles: 0,
             drift_corrections: 0,
             apply_ms: Arc::new(AtomicU64::new(0)),
             config_path: None,
+            _lock: None,
         }
     }
 
@@ -200,6 +204,10 @@ impl Agent {
     /// One full pass: ledger → plan → tunnel → read back → firewall.
     pub fn reconcile(&mut self) {
         self.reconciles += 1;
+        // A rebuilt state directory may lack its inbox.
+        if self.config.state_dir.is_dir() {
+            let _ = private_dir(&self.inbox());
+        }
         let started = Instant::now();
         let mut store = self.open_ledger().map_err(|e| store_reason(&e));
         if let Ok(s) = &mut store
@@ -207,12 +215,62 @@ impl Agent {
         {
             self.process_inbox(s);
         }
-        let plan = plan(&self.config, store.as_ref().map_err(Clone::clone));
+        let plan = self.check_key(plan(&self.config, store.as_ref().map_err(Clone::clone)));
         self.ledger = store.ok().and_then(Store::into_cache);
+        self.wanted = Some(plan.clone());
         let error = self.enforce_or_restrict(plan);
         self.apply_ms
             .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         self.publish(error);
+    }
+
+    /// The node's key against the ledger's: the same, the plan stands; the staged next key
+    /// (`rn node rekey`), it becomes the key — the file replaces the old one and the interface
+    /// takes it in this same pass, as the peers take the new key; anything else restricts the
+    /// node.
+    fn check_key(&mut self, plan: Plan) -> Plan {
+        let Some(want) = plan.key else {
+            return plan;
+        };
+        if want == self.dataplane.public_key() {
+            return plan;
+        }
+        let staged = staged_key_path(&self.config.private_key);
+        let promoted = NodeSecret::load(&staged)
+            .map_err(|e| e.to_string())
+            .and_then(|next| {
+                if next.public() != want {
+                    return Err(format!("the staged key {} is another one", next.public()));
+                }
+                fs::rename(&staged, &self.config.private_key)
+                    .map_err(|e| format!("{}: {e}", self.config.private_key.display()))?;
+                Ok(next)
+            });
+        match promoted {
+            Ok(next) => {
+                self.log.event(
+                    "info",
+                    &format!(
+                        "the ledger holds the staged key {want}: it is this node's key now \
+                         (was {})",
+                        self.dataplane.public_key()
+                    ),
+                );
+                self.dataplane.set_key(next);
+                plan
+            }
+            Err(why) => Plan::restricted(
+                format!(
+                    "the ledger's key for this node is {want}, but its key file {} holds {} \
+                     ({why}): restore the key file, or stage a new key with 'rn node rekey' and \
+                     have it proposed",
+                    self.config.private_key.display(),
+                    self.dataplane.public_key()
+                ),
+                plan.epoch,
+                plan.root,
+            ),
+        }
     }
 
     /// Enforces `plan`; when the dataplane does not take it, restricts instead. Logs every
@@ -258,24 +316,36 @@ impl Agent {
     /// Re-reads the interface; undoes anything changed behind rn's back (only what drifted),
     /// and restricts the node when that fails.
     pub fn undo_drift(&mut self) {
-        let Some(plan) = self.dataplane.applied().cloned() else {
+        let Some(applied) = self.dataplane.applied().cloned() else {
             return;
         };
-        let error = match self.dataplane.drift() {
-            Ok(d) if d.is_empty() => None,
-            Ok(d) => {
-                self.drift_corrections += 1;
-                self.log.event(
-                    "warn",
-                    &format!("drift: {}; restoring", d.describe().join("; ")),
-                );
-                self.enforce_or_restrict(plan)
-            }
-            Err(e) => {
-                self.log
-                    .event("warn", &format!("cannot read the interface: {e}"));
-                self.enforce_or_restrict(plan)
-            }
+        // A node restricted because its dataplane refused the plan retries the plan itself.
+        if let Some(wanted) = self.wanted.clone()
+            && wanted != applied
+        {
+            let error = self.enforce_or_restrict(wanted);
+            self.publish(error);
+            return;
+        }
+        let mut drifted = Vec::new();
+        match self.dataplane.drift() {
+            Ok(d) if d.is_empty() => {}
+            Ok(d) => drifted.extend(d.describe()),
+            Err(e) => drifted.push(format!("cannot read the interface: {e}")),
+        }
+        // The filter is read back too: one flushed or edited by hand is loaded again; one that
+        // cannot be loaded restricts the node (no peers), never an unfiltered interface.
+        if !self.dataplane.filter_holds() {
+            drifted.push("the firewall table is not the one rn loaded".into());
+            self.dataplane.forget_filter();
+        }
+        let error = if drifted.is_empty() {
+            None
+        } else {
+            self.drift_corrections += 1;
+            self.log
+                .event("warn", &format!("drift: {}; restoring", drifted.join("; ")));
+            self.enforce_or_restrict(applied)
         };
         self.publish(error);
     }
@@ -298,9 +368,10 @@ impl Agent {
                     id: id.clone(),
                     pubkey: p.pubkey.to_string(),
                     allowed: p.allowed.clone(),
-                    endpoint: p
-                        .endpoint
-                        .or_else(|| o.and_then(|o| o.endpoint))
+                    // The endpoint in use (the interface's), else the configured one.
+                    endpoint: o
+                        .and_then(|o| o.endpoint)
+                        .or(p.endpoint)
                         .map(|e| e.to_string()),
                     last_handshake: o.and_then(|o| o.last_handshake),
                     rx_bytes: o.map_or(0, |o| o.rx_bytes),
@@ -319,6 +390,7 @@ impl Agent {
             s.epoch = plan.epoch;
             s.root = plan.root.map(|r| r.to_string());
             s.policy = plan.policy.map(|p| p.to_string());
+            s.key = Some(self.dataplane.public_key().to_string());
             s.peers = peers;
             if error.is_some() {
                 s.last_error = error;
@@ -364,9 +436,10 @@ impl Agent {
         )
     }
 
-    /// Re-reads the config file (SIGHUP, `rn node reload`, `rn node exit`): the chosen exit,
-    /// endpoints, keepalive and router/exit opt-ins take effect at once; the interface, port,
-    /// backend, firewall, state directory and pin only at the next start.
+    /// Re-reads the config file (SIGHUP, `rn node reload`, `rn node exit`) and the key file:
+    /// the chosen exit, endpoints, keepalive, router/exit opt-ins and the key take effect at
+    /// once; the interface, port, MTU, backend, firewall, state directory and pin only at the
+    /// next start.
     fn reload_config(&mut self) {
         let Some(path) = self.config_path.clone() else {
             return;
@@ -382,6 +455,7 @@ impl Agent {
                         c.state_dir.clone(),
                         c.genesis_root,
                         c.node_id.clone(),
+                        c.mtu,
                     )
                 };
                 if fixed(&new) != fixed(&self.config) {
@@ -395,12 +469,31 @@ impl Agent {
                 c.serve_exit = new.serve_exit;
                 c.masquerade = new.masquerade;
                 c.fwmark = new.fwmark;
+                c.private_key = new.private_key;
                 self.log
                     .event("info", &format!("config reloaded from {}", path.display()));
             }
             Err(e) => self.log.event(
                 "error",
                 &format!("config reload failed, keeping the old one: {e}"),
+            ),
+        }
+        match NodeSecret::load(&self.config.private_key) {
+            Ok(key) if key.public() != self.dataplane.public_key() => {
+                self.log.event(
+                    "info",
+                    &format!(
+                        "key reloaded from {}: {}",
+                        self.config.private_key.display(),
+                        key.public()
+                    ),
+                );
+                self.dataplane.set_key(key);
+            }
+            Ok(_) => {}
+            Err(e) => self.log.event(
+                "error",
+                &format!("key reload failed, keeping the old one: {e}"),
             ),
         }
     }
@@ -417,12 +510,16 @@ impl Agent {
     /// embedded tunnel device stops by itself, which it does on SIGTERM or SIGINT when it reads
     /// the signal first.
     pub fn run(&mut self, flags: &Flags) -> anyhow::Result<Stopped> {
-        let _ = private_dir(&self.inbox());
         let server = control::serve(
             &self.config.control_socket,
             self.status.clone(),
             flags.reload.clone(),
-            (self.config.backend != BackendKind::Memory).then(|| self.config.interface.clone()),
+            tunnel::open(
+                self.config.backend,
+                &self.config.interface,
+                &self.config.memory_file,
+            )
+            .ok(),
         );
         if let Err(e) = &server {
             self.log.event(
@@ -433,8 +530,9 @@ impl Agent {
                 ),
             );
         }
-        let watch = Watch::new(&self.config.state_dir);
-        if watch.is_none() {
+        let mut watch = Watch::new(&self.config.state_dir);
+        let mut dir_id = dir_identity(&self.config.state_dir);
+        if watch.is_none() && dir_id.is_some() {
             self.log.event(
                 "warn",
                 "inotify unavailable: polling the state directory every second",
@@ -473,7 +571,7 @@ impl Agent {
         let mut last_probe = Instant::now();
         let mut quick_restore = true;
         while !flags.stop.load(Ordering::Relaxed) {
-            let changed = match &watch {
+            let mut changed = match &watch {
                 Some(w) => w.wait(Duration::from_millis(250)),
                 None => {
                     std::thread::sleep(Duration::from_millis(250));
@@ -484,29 +582,53 @@ impl Agent {
                 break;
             }
             let reload = flags.reload.swap(false, Ordering::Relaxed);
+            // The state directory is followed by its path: one moved away, replaced or
+            // restored is watched anew and verified from the pin, like at a start.
+            let id = dir_identity(&self.config.state_dir);
+            if id != dir_id || reload {
+                if id != dir_id {
+                    self.log.event(
+                        "info",
+                        &format!(
+                            "state directory {} {}: verifying it from the pin",
+                            self.config.state_dir.display(),
+                            if id.is_some() { "replaced" } else { "gone" }
+                        ),
+                    );
+                }
+                dir_id = id;
+                watch = Watch::new(&self.config.state_dir);
+                self.ledger = None;
+                changed = true;
+            }
             let drift_due = last_drift.elapsed() >= DRIFT_INTERVAL;
-            // Probed twice a second and before any work that talks to the device, so a device
-            // that has stopped is never waited on.
+            // Probed four times a second and before any work that talks to the device, so a
+            // device that has stopped is never waited on, and a stop it took is seen at once.
             let work = changed || reload || drift_due;
-            let probe = work || last_probe.elapsed() >= Duration::from_millis(500);
+            let probe = work || last_probe.elapsed() >= Duration::from_millis(250);
             if probe {
                 last_probe = Instant::now();
             }
-            if probe && self.dataplane.device_exited() {
-                self.log.event(
-                    "warn",
-                    &format!(
-                        "the {} tunnel device stopped by itself (on SIGTERM or SIGINT, which it \
-                         can receive before rn does, or when its socket is removed or its TUN \
-                         device fails); stopping",
-                        self.dataplane.tunnel_name()
-                    ),
-                );
-                stopped = Stopped::DeviceExited;
-                break;
+            match probe.then(|| self.dataplane.device_stopped()).flatten() {
+                // The device read SIGTERM or SIGINT before rn did: the stop that was asked for.
+                Some(DeviceStop::Signal) => break,
+                Some(DeviceStop::Failed) => {
+                    self.log.event(
+                        "warn",
+                        &format!(
+                            "the {} tunnel device stopped by itself (its UAPI socket was removed, \
+                             or it failed); stopping",
+                            self.dataplane.tunnel_name()
+                        ),
+                    );
+                    stopped = Stopped::DeviceExited;
+                    break;
+                }
+                None => {}
             }
             if reload {
                 self.reload_config();
+                self.dataplane.forget_filter();
             }
             if changed || reload {
                 last_poll = Instant::now();
@@ -536,14 +658,90 @@ impl Agent {
 pub enum Stopped {
     /// SIGTERM or SIGINT reached the agent.
     Requested,
-    /// The embedded tunnel device stopped by itself (see [`TunnelBackend::device_exited`]).
+    /// The embedded tunnel device stopped by itself (see [`TunnelBackend::device_stopped`]).
     DeviceExited,
+}
+
+/// Another agent drives this interface already.
+#[derive(Debug, thiserror::Error)]
+pub enum InterfaceBusy {
+    /// Another rn agent holds the interface's lock.
+    #[error(
+        "another rn agent runs for interface {interface} (it holds {lock}): stop it first \
+         (systemctl stop rn-node), or give this node another --interface"
+    )]
+    Agent {
+        /// The interface.
+        interface: String,
+        /// The lock file.
+        lock: String,
+    },
+    /// A userspace WireGuard device (not rn's) answers on the interface's UAPI socket.
+    #[error(
+        "a userspace WireGuard device already answers on {socket} for interface {interface}: \
+         stop it, or drive it with --backend uapi"
+    )]
+    Device {
+        /// The interface.
+        interface: String,
+        /// Its UAPI socket.
+        socket: String,
+    },
+}
+
+/// Takes the interface's lock — `<interface>.lock` beside the control socket, one per
+/// interface name on the host, whatever the network namespace (the UAPI and control sockets
+/// of one name are shared too) — and checks that no userspace device answers for the
+/// interface already. A second agent for the same interface refuses to start; it never takes
+/// over.
+fn lock_interface(config: &NodeConfig) -> anyhow::Result<fs::File> {
+    use rustix::fs::{FlockOperation, flock};
+    let lock = config.control_socket.with_extension("lock");
+    if let Some(dir) = lock.parent() {
+        private_dir(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    }
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", lock.display()))?;
+    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        return Err(InterfaceBusy::Agent {
+            interface: config.interface.clone(),
+            lock: lock.display().to_string(),
+        }
+        .into());
+    }
+    if matches!(config.backend, BackendKind::Userspace | BackendKind::Auto)
+        && tunnel::device_answers(&config.interface)
+    {
+        return Err(InterfaceBusy::Device {
+            interface: config.interface.clone(),
+            socket: tunnel::uapi_socket(&config.interface),
+        }
+        .into());
+    }
+    Ok(file)
 }
 
 /// Creates `p` (and its parents) as `0700` when missing.
 pub(crate) fn private_dir(p: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
+}
+
+/// Where `rn node rekey` stages the next key: beside the key file, `.next` appended.
+pub fn staged_key_path(key: &Path) -> PathBuf {
+    let mut p = key.as_os_str().to_owned();
+    p.push(".next");
+    PathBuf::from(p)
+}
+
+/// The state directory's device and inode (`None` when it is not there).
+fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn store_reason(e: &StoreError) -> String {

@@ -70,6 +70,21 @@ fn default_fwmark() -> u32 {
     51820
 }
 
+/// An interface name Linux accepts and rn's file names can carry: 1-15 of `a-z A-Z 0-9 - _`.
+pub fn check_interface(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 15
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "interface {name:?} must be 1-15 of a-z A-Z 0-9 - _"
+        ));
+    }
+    Ok(())
+}
+
 /// WireGuard's usual MTU, as `wg-quick` sets it over a 1500-byte underlay.
 pub const DEFAULT_MTU: u32 = 1420;
 
@@ -103,19 +118,34 @@ impl NodeConfig {
                 path: path.display().to_string(),
                 detail: e.to_string(),
             })?;
-        if c.interface.is_empty()
-            || c.interface.len() > 15
-            || !c
-                .interface
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if let Err(detail) = check_interface(&c.interface) {
             return Err(ConfigError::Invalid {
                 path: path.display().to_string(),
-                detail: format!(
-                    "interface {:?} must be 1-15 of a-z A-Z 0-9 - _",
-                    c.interface
-                ),
+                detail,
+            });
+        }
+        for (what, p) in [
+            ("state_dir", &c.state_dir),
+            ("private_key", &c.private_key),
+            ("control_socket", &c.control_socket),
+            ("memory_file", &c.memory_file),
+        ] {
+            if !p.is_absolute() {
+                return Err(ConfigError::Invalid {
+                    path: path.display().to_string(),
+                    detail: format!(
+                        "{what} {} is relative: give an absolute path (the agent runs from /)",
+                        p.display()
+                    ),
+                });
+            }
+        }
+        if c.listen_port == 0 {
+            return Err(ConfigError::Invalid {
+                path: path.display().to_string(),
+                detail: "listen_port must be 1-65535 (rn reads the port back: it cannot be left \
+                         to the system)"
+                    .into(),
             });
         }
         if !(1280..=9000).contains(&c.mtu) {

@@ -10,15 +10,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::status::Status;
+use crate::tunnel::TunnelBackend;
 
-/// Binds the socket and answers requests on a thread. Returns the socket path. With
-/// `interface`, every `status` answer first checks that the interface exists: a node whose
+/// Binds the socket and answers requests on a thread. Returns the socket path. With a
+/// `reader` (a backend used only to read the interface), every `status` answer reads the
+/// interface live: handshakes, counters and endpoints as they are now, and a node whose
 /// interface is gone is not trusted, whatever the last reconcile found.
 pub fn serve(
     path: &Path,
     status: Arc<Mutex<Status>>,
     reload: Arc<AtomicBool>,
-    interface: Option<String>,
+    reader: Option<Box<dyn TunnelBackend>>,
 ) -> std::io::Result<PathBuf> {
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
@@ -39,7 +41,7 @@ pub fn serve(
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
-            let _ = answer(conn, &status, &reload, interface.as_deref());
+            let _ = answer(conn, &status, &reload, reader.as_deref());
         }
     });
     Ok(path.to_owned())
@@ -49,7 +51,7 @@ fn answer(
     conn: UnixStream,
     status: &Mutex<Status>,
     reload: &AtomicBool,
-    interface: Option<&str>,
+    reader: Option<&dyn TunnelBackend>,
 ) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut line = String::new();
@@ -58,14 +60,8 @@ fn answer(
         "status" => match status.lock() {
             Ok(s) => {
                 let mut s = s.clone();
-                if let Some(name) = interface
-                    && s.mode == "trusted"
-                    && !Path::new("/sys/class/net").join(name).exists()
-                {
-                    s.mode = "restricted".into();
-                    s.reason = Some(format!(
-                        "the interface {name} is missing (deleted from under rn); restoring it"
-                    ));
+                if let Some(r) = reader {
+                    live(&mut s, r);
                 }
                 serde_json::to_string(&s).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
             }
@@ -80,6 +76,34 @@ fn answer(
     let mut conn = conn;
     conn.write_all(reply.as_bytes())?;
     conn.write_all(b"\n")
+}
+
+/// Fills `s` with what the interface holds now. An interface that is gone makes a trusted
+/// node restricted in the answer; one that cannot be read leaves the last reconcile's figures.
+fn live(s: &mut Status, reader: &dyn TunnelBackend) {
+    let Ok(o) = reader.observe() else {
+        return;
+    };
+    if !o.present {
+        if s.mode == "trusted" {
+            s.mode = "restricted".into();
+            s.reason = Some(format!(
+                "the interface {} is missing (deleted from under rn); restoring it",
+                s.interface
+            ));
+        }
+        return;
+    }
+    for p in &mut s.peers {
+        if let Some(seen) = o.peers.iter().find(|q| q.pubkey.to_string() == p.pubkey) {
+            p.last_handshake = seen.last_handshake;
+            p.rx_bytes = seen.rx_bytes;
+            p.tx_bytes = seen.tx_bytes;
+            if let Some(e) = seen.endpoint {
+                p.endpoint = Some(e.to_string());
+            }
+        }
+    }
 }
 
 /// Sends one request to the agent and returns its reply.

@@ -6,7 +6,7 @@ use ipnet::IpNet;
 use super::config::NodeConfig;
 use crate::ledger::model::NodeStatus;
 use crate::ledger::store::{Mode, Store};
-use crate::ledger::types::{Cidr, Id, Sha256Digest};
+use crate::ledger::types::{Cidr, Id, Sha256Digest, TransportKey};
 use crate::policy::compile;
 use crate::policy::compile::{ForwardRule, InboundRule};
 use crate::tunnel::{PeerConfig, RouteIntent};
@@ -42,6 +42,8 @@ pub struct Plan {
     pub exit: Option<(Id, usize)>,
     /// Masquerade forwarded traffic.
     pub masquerade: bool,
+    /// This node's transport key as the ledger holds it (none when restricted).
+    pub key: Option<TransportKey>,
 }
 
 impl Plan {
@@ -62,6 +64,7 @@ impl Plan {
             routes_used: Vec::new(),
             exit: None,
             masquerade: false,
+            key: None,
         }
     }
 }
@@ -172,5 +175,6 @@ pub fn plan(config: &NodeConfig, store: Result<&Store, String>) -> Plan {
         routes_used: intents.routes_used,
         exit,
         masquerade: config.masquerade && (serve_routes || serve_exit),
+        key: Some(me.pubkey),
     }
 }

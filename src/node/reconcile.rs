@@ -7,8 +7,10 @@
 
 use crate::firewall::{FilterIntent, Firewall};
 use crate::keys::NodeSecret;
+use crate::ledger::types::TransportKey;
 use crate::tunnel::{
-    Diff, InterfaceIntent, Observed, PeerConfig, RouteIntent, TunnelBackend, TunnelError,
+    DeviceStop, Diff, InterfaceIntent, Observed, PeerConfig, RouteIntent, TunnelBackend,
+    TunnelError,
 };
 
 use super::plan::Plan;
@@ -42,6 +44,8 @@ pub struct Dataplane {
     key: NodeSecret,
     interface: Interface,
     applied: Option<Plan>,
+    /// The filter must be loaded again whatever the plan (it drifted, or a reload asks).
+    filter_stale: bool,
     last_apply: u64,
 }
 
@@ -59,6 +63,7 @@ impl Dataplane {
             key,
             interface,
             applied: None,
+            filter_stale: false,
             last_apply: 0,
         }
     }
@@ -71,6 +76,16 @@ impl Dataplane {
     /// The firewall backend's name.
     pub fn firewall_name(&self) -> &'static str {
         self.firewall.name()
+    }
+
+    /// The node's public key, as the interface is given it.
+    pub fn public_key(&self) -> TransportKey {
+        self.key.public()
+    }
+
+    /// Replaces the node's key: the next enforce puts it on the interface.
+    pub fn set_key(&mut self, key: NodeSecret) {
+        self.key = key;
     }
 
     /// The plan last enforced (or the restricted plan that replaced it).
@@ -106,30 +121,51 @@ impl Dataplane {
         Ok(Diff::between(&self.tunnel.observe()?, &self.intent(plan)))
     }
 
-    /// False when the interface is visibly gone (a cheap check, made twice a second).
+    /// False when the interface is visibly gone (a cheap check, made four times a second).
     pub fn present(&self) -> bool {
         self.tunnel.present()
     }
 
-    /// True when an embedded device stopped by itself.
-    pub fn device_exited(&self) -> bool {
-        self.tunnel.device_exited()
+    /// Whether the firewall still holds the filter last loaded (read back).
+    pub fn filter_holds(&self) -> bool {
+        self.firewall.holds()
+    }
+
+    /// Makes the next enforce load the filter again.
+    pub fn forget_filter(&mut self) {
+        self.filter_stale = true;
+    }
+
+    /// How an embedded device stopped by itself, if it did.
+    pub fn device_stopped(&self) -> Option<DeviceStop> {
+        self.tunnel.device_stopped()
     }
 
     /// Applies `plan` by diff, reads back, retries once; the error if it still disagrees. A
     /// restricted plan closes the firewall first, whatever the tunnel then does.
     pub fn enforce(&mut self, plan: &Plan, log: &Log) -> anyhow::Result<Enforced> {
         let mut done = Enforced::default();
-        let same_filter = self.applied.as_ref().is_some_and(|a| {
-            a.restricted.is_some() == plan.restricted.is_some()
-                && a.inbound == plan.inbound
-                && a.forward == plan.forward
-                && a.masquerade == plan.masquerade
-        });
+        let same_filter = !self.filter_stale
+            && self.applied.as_ref().is_some_and(|a| {
+                a.restricted.is_some() == plan.restricted.is_some()
+                    && a.inbound == plan.inbound
+                    && a.forward == plan.forward
+                    && a.masquerade == plan.masquerade
+            });
+        // Restricting: the filter closes first; if it cannot, the peers still go (below),
+        // and the failure is reported after.
+        let mut closing_failed = None;
         if plan.restricted.is_some() && !same_filter {
-            self.firewall
-                .apply(&self.interface.name, &FilterIntent::DropAll)?;
-            done.filter = true;
+            match self
+                .firewall
+                .apply(&self.interface.name, &FilterIntent::DropAll)
+            {
+                Ok(()) => {
+                    done.filter = true;
+                    self.filter_stale = false;
+                }
+                Err(e) => closing_failed = Some(e),
+            }
         }
         // Routes that go away are removed before the peers change: no leak, no black hole.
         let old = self
@@ -152,6 +188,22 @@ impl Dataplane {
             done.routes = true;
         }
         let intent = intent(&self.key, &self.interface, plan);
+        // Static endpoints the plan changed (or all, the first time) are sent even where the
+        // interface holds another one: otherwise endpoints are the interface's to learn.
+        let moved: Vec<PeerConfig> = plan
+            .peers
+            .iter()
+            .map(|(_, p)| p)
+            .filter(|p| {
+                p.endpoint.is_some()
+                    && self.applied.as_ref().is_none_or(|a| {
+                        !a.peers
+                            .iter()
+                            .any(|(_, q)| q.pubkey == p.pubkey && q.endpoint == p.endpoint)
+                    })
+            })
+            .cloned()
+            .collect();
         // Read back, apply the diff, read back again: at most two applies, and the plan is
         // in force only when a read-back shows no difference.
         let mut last = String::new();
@@ -163,7 +215,10 @@ impl Dataplane {
                     continue;
                 }
             };
-            let diff = Diff::between(&observed, &intent);
+            let mut diff = Diff::between(&observed, &intent);
+            if attempt == 1 {
+                diff.send_endpoints(&observed, &moved);
+            }
             if diff.is_empty() {
                 last.clear();
                 break;
@@ -193,6 +248,9 @@ impl Dataplane {
         if !last.is_empty() {
             anyhow::bail!(last);
         }
+        if let Some(e) = closing_failed {
+            return Err(e.into());
+        }
         if plan.restricted.is_none() && !same_filter {
             self.firewall.apply(
                 &self.interface.name,
@@ -203,12 +261,16 @@ impl Dataplane {
                 },
             )?;
             done.filter = true;
+            self.filter_stale = false;
         }
+        // A new interface, or one reconfigured whole, lost the routes through it.
+        let routes_lost = done.diff.create || done.diff.device_settings();
         if self
             .applied
             .as_ref()
             .is_none_or(|a| a.routes != plan.routes)
             || shrunk != plan.routes
+            || routes_lost
         {
             self.tunnel.apply_routes(&plan.routes)?;
             done.routes = true;

@@ -43,6 +43,8 @@ pub struct Status {
     pub policy: Option<String>,
     /// Interface.
     pub interface: String,
+    /// This node's public key, as the interface is given it.
+    pub key: Option<String>,
     /// Tunnel backend.
     pub backend: String,
     /// Firewall backend.

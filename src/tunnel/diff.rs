@@ -6,6 +6,7 @@
 //! with no static endpoint keeps whatever endpoint it learned from its packets.
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
@@ -30,6 +31,8 @@ pub struct PeerChange {
     pub peer: PeerConfig,
     /// What differs.
     pub fields: Vec<PeerField>,
+    /// The endpoint the interface holds for it (learned from its packets, or set before).
+    pub learned: Option<SocketAddr>,
 }
 
 /// Everything that must change for the interface to hold the plan; empty when it does.
@@ -72,16 +75,16 @@ impl PeerChange {
         if sorted(want) != have.allowed {
             fields.push(PeerField::AllowedIps);
         }
-        // A peer without a static endpoint keeps the one it learned.
-        if want.endpoint.is_some() && have.endpoint != want.endpoint {
-            fields.push(PeerField::Endpoint);
-        }
+        // Endpoints are not compared: WireGuard moves a peer's endpoint to wherever its
+        // packets come from (roaming), so a difference is no drift. A static endpoint is
+        // sent when the plan changes it ([`Diff::send_endpoints`]).
         if want.keepalive.filter(|&k| k > 0) != have.keepalive {
             fields.push(PeerField::Keepalive);
         }
         (!fields.is_empty()).then(|| PeerChange {
             peer: want.clone(),
             fields,
+            learned: have.endpoint,
         })
     }
 }
@@ -143,6 +146,27 @@ impl Diff {
         d.changed.sort_by_key(|c| c.peer.pubkey);
         d.removed.sort();
         d
+    }
+
+    /// Also sends the static endpoints of `peers` (the plan changed them since it was last
+    /// applied) to those of them the interface already holds.
+    pub fn send_endpoints(&mut self, have: &Observed, peers: &[PeerConfig]) {
+        for p in peers.iter().filter(|p| p.endpoint.is_some()) {
+            if let Some(c) = self.changed.iter_mut().find(|c| c.peer.pubkey == p.pubkey) {
+                if !c.fields.contains(&PeerField::Endpoint) {
+                    c.fields.push(PeerField::Endpoint);
+                }
+            } else if let Some(o) = have.peers.iter().find(|o| o.pubkey == p.pubkey)
+                && o.endpoint != p.endpoint
+            {
+                self.changed.push(PeerChange {
+                    peer: p.clone(),
+                    fields: vec![PeerField::Endpoint],
+                    learned: o.endpoint,
+                });
+            }
+        }
+        self.changed.sort_by_key(|c| c.peer.pubkey);
     }
 
     /// True when the interface already holds the plan.

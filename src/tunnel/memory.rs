@@ -17,9 +17,12 @@ use crate::ledger::types::TransportKey;
 #[derive(Serialize, Deserialize)]
 struct Recorded {
     interface: String,
-    public_key: TransportKey,
+    #[serde(default)]
+    public_key: Option<TransportKey>,
     listen_port: u16,
-    mtu: u32,
+    #[serde(default)]
+    mtu: Option<u32>,
+    #[serde(default)]
     fwmark: Option<u32>,
     addresses: Vec<IpNet>,
     peers: Vec<PeerConfig>,
@@ -70,9 +73,9 @@ impl TunnelBackend for Memory {
     fn apply(&mut self, intent: &InterfaceIntent<'_>, _: &Diff) -> Result<(), TunnelError> {
         let r = Recorded {
             interface: intent.name.to_owned(),
-            public_key: intent.key.public(),
+            public_key: Some(intent.key.public()),
             listen_port: intent.listen_port,
-            mtu: intent.mtu,
+            mtu: Some(intent.mtu),
             fwmark: intent.fwmark.filter(|&m| m != 0),
             addresses: intent.addresses.clone(),
             peers: intent.peers.clone(),
@@ -103,10 +106,10 @@ impl TunnelBackend for Memory {
         Ok(Observed {
             present: true,
             up: true,
-            public_key: Some(r.public_key),
+            public_key: r.public_key,
             listen_port: r.listen_port,
             fwmark: r.fwmark,
-            mtu: Some(r.mtu),
+            mtu: r.mtu,
             addresses,
             peers,
         })

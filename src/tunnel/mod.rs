@@ -26,7 +26,7 @@ use crate::ledger::types::{Cidr, TransportKey};
 
 pub use diff::{Diff, PeerChange, PeerField};
 pub use memory::Memory;
-pub use wg::{WgBackend, WgKind};
+pub use wg::{WgBackend, WgKind, device_answers, uapi_socket};
 
 /// One peer as the interface should have it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +152,16 @@ impl Observed {
     }
 }
 
+/// How an embedded device stopped by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceStop {
+    /// It took SIGTERM or SIGINT, which it reads too (and can read before rn does): the stop
+    /// the operator asked for.
+    Signal,
+    /// Its UAPI socket was removed, or it failed: a stop nobody asked for.
+    Failed,
+}
+
 /// A backend failure, with the backend's words.
 #[derive(Debug, thiserror::Error)]
 #[error("tunnel backend {backend}: {detail}")]
@@ -181,10 +191,10 @@ pub trait TunnelBackend: Send {
     fn present(&self) -> bool {
         true
     }
-    /// True when a device this backend runs inside the process has stopped by itself (it no
+    /// How a device this backend runs inside the process stopped by itself, if it did (it no
     /// longer answers): the agent then stops too.
-    fn device_exited(&self) -> bool {
-        false
+    fn device_stopped(&self) -> Option<DeviceStop> {
+        None
     }
 }
 

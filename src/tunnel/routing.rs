@@ -153,6 +153,16 @@ impl Routing {
         Ok(())
     }
 
+    /// Forgets what was installed through the interface (its routes went with it: it was
+    /// created anew, or its addresses flushed), so the next [`Routing::apply`] installs all
+    /// again. Forwarding is a host setting and stays known.
+    pub fn forget(&mut self) {
+        self.installed = RouteIntent {
+            forwarding: self.installed.forwarding,
+            ..RouteIntent::default()
+        };
+    }
+
     /// Removes everything rn installed (forwarding is left as it is: other services may
     /// rely on it).
     pub fn clear(&mut self) {

@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 use super::link;
 use super::routing::{Routing, ip};
 use super::{
-    Diff, InterfaceIntent, Observed, ObservedPeer, PeerConfig, RouteIntent, TunnelBackend,
-    TunnelError,
+    DeviceStop, Diff, InterfaceIntent, Observed, ObservedPeer, PeerConfig, RouteIntent,
+    TunnelBackend, TunnelError,
 };
 use crate::keys::NodeSecret;
 use crate::ledger::types::{Cidr, TransportKey};
@@ -160,9 +160,12 @@ impl WgBackend {
 
     /// The device-wide settings and peers of `diff` for a UAPI device, in the transactions
     /// the embedded device needs: it cannot change a peer in place (a changed peer is
-    /// removed, then added again), and a `remove` or `endpoint` line carries over to the
-    /// following peer sections of one transaction (so removals get a transaction of their
-    /// own, and peers without an endpoint come before those with one).
+    /// removed, then added again with the endpoint it had learned), it aborts on adding a
+    /// peer it already holds (so every added key is removed first: removing an absent peer
+    /// is a no-op), and a `remove` or `endpoint` line carries over to the following peer
+    /// sections of one transaction (so removals get a transaction of their own, and peers
+    /// without an endpoint come before those with one). Removals go first, so a revoked peer
+    /// is gone even if a later transaction fails.
     fn apply_uapi(&self, intent: &InterfaceIntent<'_>, diff: &Diff) -> Result<(), TunnelError> {
         let kind = self.kind;
         let set = |body: &str| uapi_set(&self.ifname, body).map_err(|e| err(kind, e));
@@ -178,35 +181,38 @@ impl WgBackend {
         if let Some(port) = diff.listen_port {
             let _ = writeln!(device, "listen_port={port}");
         }
-        if let Some(mark) = diff.fwmark {
+        // The embedded device opens its new sockets unmarked: the mark follows a new port.
+        let mark = diff
+            .fwmark
+            .or(diff.listen_port.and(intent.fwmark).filter(|_| embedded));
+        if let Some(mark) = mark {
             let _ = writeln!(device, "fwmark={mark}");
         }
         if !device.is_empty() {
             set(&device)?;
         }
-        if embedded && !diff.changed.is_empty() {
-            let body: String = diff
-                .changed
-                .iter()
-                .map(|c| remove_section(&c.peer.pubkey))
-                .collect();
-            set(&body)?;
+        let mut removals: Vec<&TransportKey> = diff.removed.iter().collect();
+        if embedded {
+            removals.extend(diff.changed.iter().map(|c| &c.peer.pubkey));
+            removals.extend(diff.added.iter().map(|p| &p.pubkey));
         }
-        let mut upserts: Vec<&PeerConfig> = diff
-            .added
-            .iter()
-            .chain(diff.changed.iter().map(|c| &c.peer))
-            .collect();
+        if !removals.is_empty() {
+            set(&removals.into_iter().map(remove_section).collect::<String>())?;
+        }
+        let mut upserts: Vec<PeerConfig> = diff.added.clone();
+        upserts.extend(diff.changed.iter().map(|c| {
+            let mut p = c.peer.clone();
+            if embedded {
+                p.endpoint = p.endpoint.or(c.learned);
+            }
+            p
+        }));
         upserts.sort_by_key(|p| (p.endpoint.is_some(), p.pubkey));
         if !upserts.is_empty() {
             let mut body = String::with_capacity(upserts.len() * 200);
-            for p in upserts {
+            for p in &upserts {
                 peer_section(&mut body, p);
             }
-            set(&body)?;
-        }
-        if !diff.removed.is_empty() {
-            let body: String = diff.removed.iter().map(remove_section).collect();
             set(&body)?;
         }
         Ok(())
@@ -215,7 +221,7 @@ impl WgBackend {
     /// The kernel: device-wide changes reconfigure the whole device (key, port and mark are
     /// one netlink message that also replaces the peer set, and the library's call flushes
     /// the addresses, which are then added back); otherwise one netlink message per changed
-    /// peer, removals last.
+    /// peer, removals first.
     fn apply_kernel(&self, intent: &InterfaceIntent<'_>, diff: &Diff) -> Result<bool, TunnelError> {
         let kind = self.kind;
         let Api::Kernel(api) = &self.api else {
@@ -234,6 +240,10 @@ impl WgBackend {
             api.configure_interface(&config).map_err(|e| err(kind, e))?;
             return Ok(true);
         }
+        for k in &diff.removed {
+            api.remove_peer(&Key::new(*k.as_bytes()))
+                .map_err(|e| err(kind, format!("removing peer {k}: {e}")))?;
+        }
         for p in diff
             .added
             .iter()
@@ -241,10 +251,6 @@ impl WgBackend {
         {
             api.configure_peer(&wg_peer(p))
                 .map_err(|e| err(kind, format!("peer {}: {e}", p.pubkey)))?;
-        }
-        for k in &diff.removed {
-            api.remove_peer(&Key::new(*k.as_bytes()))
-                .map_err(|e| err(kind, format!("removing peer {k}: {e}")))?;
         }
         Ok(false)
     }
@@ -323,16 +329,29 @@ impl TunnelBackend for WgBackend {
 
     fn apply(&mut self, intent: &InterfaceIntent<'_>, diff: &Diff) -> Result<(), TunnelError> {
         if diff.create {
+            // A new interface has none of the routes through the old one.
+            self.routing.forget();
             self.create()?;
         }
         self.check_answers()?;
         if matches!(self.api, Api::Kernel(_)) {
-            if self.apply_kernel(intent, diff)? {
-                // The device was reconfigured whole, addresses and MTU included; it is up.
-                return Ok(());
+            let whole = self.apply_kernel(intent, diff)?;
+            // The interface is rn's now (also one a killed agent left): stopping removes it.
+            self.created = true;
+            if whole {
+                // Reconfigured whole, addresses and MTU included; flushing the addresses
+                // dropped the routes through the interface.
+                self.routing.forget();
+                return self.apply_link(&Diff {
+                    set_up: diff.set_up,
+                    ..Diff::default()
+                });
             }
         } else {
             self.apply_uapi(intent, diff)?;
+            if self.kind == WgKind::Uapi {
+                self.created = true;
+            }
         }
         self.apply_link(diff)
     }
@@ -401,13 +420,21 @@ impl TunnelBackend for WgBackend {
     /// The embedded device exits on SIGTERM and SIGINT — which it reads through a signalfd
     /// and so can take before the agent's own handler sees them — and when its UAPI socket is
     /// removed or its TUN device fails. Its interface stays (the handle holds the TUN device)
-    /// but nothing answers on its socket any more: that is what is checked. An interface
+    /// but nothing answers on its socket any more: that is what is checked. Its socket file
+    /// stays too unless someone removed it, which tells a signal from a removal. An interface
     /// deleted from under the device is drift instead (re-created by the next apply).
-    fn device_exited(&self) -> bool {
-        self.kind == WgKind::Userspace
+    fn device_stopped(&self) -> Option<DeviceStop> {
+        let stopped = self.kind == WgKind::Userspace
             && self.created
             && interface_exists(&self.ifname)
-            && !uapi_answers(&self.ifname)
+            && !uapi_answers(&self.ifname);
+        stopped.then(|| {
+            if Path::new(&uapi_socket(&self.ifname)).exists() {
+                DeviceStop::Signal
+            } else {
+                DeviceStop::Failed
+            }
+        })
     }
 
     /// The interface goes first, so that no moment leaves it carrying traffic without rn's
@@ -419,10 +446,17 @@ impl TunnelBackend for WgBackend {
         let kind = self.kind;
         match (&self.api, kind) {
             (Api::User(api), WgKind::Uapi) => {
-                // Not ours to delete: leave the daemon with no peers.
-                if let Ok(mut host) = api.read_host() {
-                    host.peers.clear();
-                    api.write_host(&host).map_err(|e| err(kind, e))?;
+                // Not ours to delete: leave the daemon with no peers. A daemon that cannot be
+                // read while its interface is there may still hold them: that is a failure.
+                match api.read_host() {
+                    Ok(mut host) => {
+                        host.peers.clear();
+                        api.write_host(&host).map_err(|e| err(kind, e))?;
+                    }
+                    Err(e) if interface_exists(&self.ifname) => {
+                        return Err(err(kind, format!("cannot empty the daemon's peers: {e}")));
+                    }
+                    Err(_) => {}
                 }
                 self.created = false;
                 return Ok(());
@@ -446,7 +480,7 @@ impl TunnelBackend for WgBackend {
                     ));
                 }
             }
-            (Api::Kernel(api), _) if self.created => {
+            (Api::Kernel(api), _) if self.created || interface_exists(&self.ifname) => {
                 let removed = api.remove_interface();
                 if interface_exists(&self.ifname) {
                     let _ = ip(&["link", "del", "dev", &self.ifname]);
@@ -471,7 +505,7 @@ impl TunnelBackend for WgBackend {
 /// One UAPI `set` transaction; the device's errno when it refuses.
 fn uapi_set(ifname: &str, body: &str) -> Result<(), String> {
     use std::io::{BufRead, BufReader, Write};
-    let path = format!("/var/run/wireguard/{ifname}.sock");
+    let path = uapi_socket(ifname);
     let mut s = std::os::unix::net::UnixStream::connect(&path)
         .map_err(|e| format!("UAPI set: {path}: {e}"))?;
     let limit = Some(Duration::from_secs(5));
@@ -498,9 +532,19 @@ fn interface_exists(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
 }
 
+/// The UAPI socket of `ifname`.
+pub fn uapi_socket(ifname: &str) -> String {
+    format!("/var/run/wireguard/{ifname}.sock")
+}
+
+/// Whether a userspace WireGuard device answers on the interface's UAPI socket.
+pub fn device_answers(ifname: &str) -> bool {
+    uapi_answers(ifname)
+}
+
 /// Whether a device answers on the interface's UAPI socket (a live one answers within
-/// microseconds): two tries of a quarter second, so one slow reply from a busy device is not
-/// taken for a stopped one.
+/// microseconds): two tries of 150 ms, so one slow reply from a busy device is not taken for
+/// a stopped one.
 fn uapi_answers(ifname: &str) -> bool {
     uapi_answers_once(ifname) || uapi_answers_once(ifname)
 }
@@ -509,11 +553,10 @@ fn uapi_answers(ifname: &str) -> bool {
 /// with an error number and changes nothing.
 fn uapi_answers_once(ifname: &str) -> bool {
     use std::io::{Read, Write};
-    let path = format!("/var/run/wireguard/{ifname}.sock");
-    let Ok(mut s) = std::os::unix::net::UnixStream::connect(path) else {
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(uapi_socket(ifname)) else {
         return false;
     };
-    let limit = Some(Duration::from_millis(250));
+    let limit = Some(Duration::from_millis(150));
     if s.set_read_timeout(limit).is_err() || s.set_write_timeout(limit).is_err() {
         return false;
     }

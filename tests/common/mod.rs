@@ -40,6 +40,12 @@ pub fn node_key(id: &str, generation: u32) -> TransportKey {
     TransportKey::from_bytes(x25519_dalek::PublicKey::from(&secret).to_bytes()).unwrap()
 }
 
+/// The private half of [`node_key`] (for agents that must hold the ledger's key).
+#[allow(dead_code)]
+pub fn node_secret(id: &str, generation: u32) -> rn::keys::NodeSecret {
+    rn::keys::NodeSecret::from_bytes(sha(&format!("rn golden node {id} {generation}")))
+}
+
 /// `update_id` n: the first 16 bytes of SHA-256("rn golden update " + n).
 pub fn update_id(n: u64) -> UpdateId {
     let h = sha(&format!("rn golden update {n}"));
