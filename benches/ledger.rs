@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use common::{T0, approver, node, params, sign, u, update_on};
+use common::{T0, approver, params, sign, u, update_on};
 use rn::ledger::canonical::{decode, to_jcs};
 use rn::ledger::model::{Role, State};
 use rn::ledger::update::{Op, SignedUpdate};
@@ -31,21 +31,7 @@ fn state_with(nodes: u32) -> State {
             approver("bob", Role::Owner),
             approver("carol", Role::Guardian),
         ],
-        (0..nodes)
-            .map(|i| {
-                let mut n = node(&format!("node-{i:05}"), 0, &["tag:fleet"], T0);
-                n.addresses = rn::ledger::model::Set::new(vec![
-                    format!(
-                        "{}/32",
-                        std::net::Ipv4Addr::from((100u32 << 24 | 64 << 16) + i + 1)
-                    )
-                    .parse()
-                    .unwrap(),
-                ])
-                .unwrap();
-                n
-            })
-            .collect(),
+        (0..nodes).map(|i| common::fleet_node(i, T0)).collect(),
         None,
     )
     .unwrap()

@@ -10,9 +10,8 @@ mod report;
 use std::hint::black_box;
 use std::time::Instant;
 
-use common::{T0, approver, node, params, sign, u, update_on};
+use common::{T0, sign, update_on};
 use rn::ledger::gate::verify_genesis;
-use rn::ledger::model::{Role, Set, State};
 use rn::ledger::reduce::reduce;
 use rn::ledger::store::Store;
 use rn::ledger::update::{Op, SignedGenesis};
@@ -21,39 +20,8 @@ const NODES: u32 = 1_000;
 const UPDATES: usize = 10_000;
 
 fn genesis() -> SignedGenesis {
-    let mut p = params();
-    p.overlay_v4 = Some("100.64.0.0/10".parse().unwrap());
-    let nodes = (0..NODES)
-        .map(|i| {
-            let mut n = node(&format!("node-{i:05}"), 0, &["tag:fleet"], T0);
-            n.pubkey = common::node_key(&format!("node-{i:05}"), 1);
-            n.addresses = Set::new(vec![
-                format!(
-                    "{}/32",
-                    std::net::Ipv4Addr::from((100u32 << 24 | 64 << 16) + i + 1)
-                )
-                .parse()
-                .unwrap(),
-            ])
-            .unwrap();
-            n
-        })
-        .collect();
-    let state = State::new(
-        "acme".parse().unwrap(),
-        u(0),
-        p,
-        u(2),
-        vec![
-            approver("alice", Role::Owner),
-            approver("bob", Role::Owner),
-            approver("carol", Role::Guardian),
-        ],
-        nodes,
-        None,
-    )
-    .unwrap();
-    common::signed_genesis(state, &["alice", "bob", "carol"])
+    let nodes = (0..NODES).map(|i| common::fleet_node(i, T0)).collect();
+    common::signed_genesis(common::fleet_state(nodes), &["alice", "bob", "carol"])
 }
 
 fn main() {

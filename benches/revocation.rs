@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{approver, node, params, sign, u, update_on};
+use common::{sign, update_on};
 use rn::firewall::FirewallKind;
 use rn::keys::NodeSecret;
-use rn::ledger::model::{Role, Set, State};
+use rn::ledger::model::State;
 use rn::ledger::reduce::reduce;
 use rn::ledger::store::Store;
 use rn::ledger::types::TransportKey;
@@ -32,6 +32,7 @@ use rn::tunnel::{BackendKind, Memory};
 const NODES: u32 = 1_000;
 const RUNS: usize = 20;
 
+/// The id of fleet node `i` (as [`common::fleet_node`] names it).
 fn id(i: u32) -> String {
     format!("node-{i:05}")
 }
@@ -51,42 +52,16 @@ fn ledger(
     me: TransportKey,
 ) -> (rn::ledger::types::Sha256Digest, State) {
     let start = now() - updates as u64 - 10;
-    let mut p = params();
-    p.overlay_v4 = Some("100.64.0.0/10".parse().unwrap());
     let nodes = (0..NODES)
         .map(|i| {
-            let mut n = node(&id(i), 0, &["tag:fleet"], start);
-            n.pubkey = if i == 0 {
-                me
-            } else {
-                common::node_key(&id(i), 1)
-            };
-            n.addresses = Set::new(vec![
-                format!(
-                    "{}/32",
-                    std::net::Ipv4Addr::from((100u32 << 24 | 64 << 16) + i + 1)
-                )
-                .parse()
-                .unwrap(),
-            ])
-            .unwrap();
+            let mut n = common::fleet_node(i, start);
+            if i == 0 {
+                n.pubkey = me;
+            }
             n
         })
         .collect();
-    let state = State::new(
-        "acme".parse().unwrap(),
-        u(0),
-        p,
-        u(2),
-        vec![
-            approver("alice", Role::Owner),
-            approver("bob", Role::Owner),
-            approver("carol", Role::Guardian),
-        ],
-        nodes,
-        None,
-    )
-    .unwrap();
+    let state = common::fleet_state(nodes);
     let g = common::signed_genesis(state, &["alice", "bob", "carol"]);
     let pin = g.genesis.state.root();
     let policy = Policy::parse(

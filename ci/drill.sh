@@ -14,7 +14,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 SCENARIOS=(approver-key-compromise lost-approver-key lost-owner-key node-compromise
-    fleet-revocation quorum-reconstitution fork-evidence restricted-node backup-restore)
+    fleet-revocation quorum-reconstitution fork-evidence restricted-node backup-restore
+    node-key-rotation)
 WHAT=${1:-}
 RN=$(realpath "${2:-target/debug/rn}")
 ART=${ARTIFACTS:-$REPO/artifacts}
@@ -453,6 +454,78 @@ drill_fleet-revocation() {
     trap - EXIT
 }
 
+drill_node-key-rotation() {
+    [ "$(id -u)" = 0 ] || die "needs root: network namespaces, TUN and nftables"
+    source "$REPO/ci/netns-lib.sh"
+    NS_PREFIX=rnk
+    need_root_tools >/dev/null || die "root tools missing"
+    trap 'cleanup_netns; rm -f /run/rn/rnk*.sock /run/rn/rnk*.lock' EXIT
+    cleanup_netns 2>/dev/null
+
+    step "precondition: network acme; web and db in their own network namespaces, each running the agent (userspace WireGuard, nftables); db pings web"
+    found acme 2 alice:owner bob:owner carol:guardian
+    make_underlay
+    declare -A IDX=([web]=1 [db]=2)
+    for n in web db; do
+        add_host "$n" "${IDX[$n]}"
+        mkdir -m 700 "$n"
+        local eps=()
+        for m in web db; do [ "$m" = "$n" ] || eps+=(--endpoint "$m=10.99.0.${IDX[$m]}:5184${IDX[$m]}"); done
+        x 0 rn node init --node-id "$n" --genesis genesis.json --pin "$PIN" --interface "rnk$n" \
+            --listen-port "5184${IDX[$n]}" --backend userspace --firewall nftables "${eps[@]}" --keepalive 5 \
+            --config "$n/node.json" --state-dir "$n/state"
+        KEY[$n]=$OUT
+    done
+    admit web db
+    for n in web db; do
+        ip netns exec "rnk-$n" "$RN" node run --config "$W/$n/node.json" >>"$W/$n/agent.log" 2>&1 &
+        PIDS+=($!)
+    done
+    pings() { ip netns exec "rnk-$1" ping -c1 -W1 "$2" >/dev/null 2>&1; }
+    wait_for 20 pings db 100.96.0.1 || die "db cannot reach web before the rotation"
+    x 0 rn node status --config web/node.json --json
+    is "web's key before" "$(jq -r .key <<<"$OUT")" "${KEY[web]}"
+
+    step "on web: stage the next key beside the current one"
+    x 0 rn node rekey --config web/node.json
+    local next=$OUT
+    want "rn member propose rotate-node-key web --pubkey"
+    x 0 test -f web/rnkweb.key.next
+
+    step "approvers sign the rotation; it reaches both ledgers while db pings web every 50 ms"
+    ip netns exec rnk-db ping -i 0.05 -c 120 -W 1 100.96.0.1 >ping.txt 2>&1 &
+    local ping=$!
+    x 0 rn member propose rotate-node-key web --pubkey "$next" --state-dir op --reason "routine rotation" -o rekey-web.json
+    signed rekey-web.json alice bob
+    x 0 rn member apply rekey-web.json --state-dir op
+    x 0 rn member apply rekey-web.json --state-dir web/state
+    x 0 rn member apply rekey-web.json --state-dir db/state
+    wait "$ping"
+    x 0 cat ping.txt
+    local sent got
+    sent=$(awk '/packets transmitted/ {print $1}' ping.txt); got=$(awk '/packets transmitted/ {print $4}' ping.txt)
+    printf '  pings db -> web during the rotation: %s sent, %s received\n' "$sent" "$got" >>"$T"
+    [ $((sent - got)) -le 2 ] || die "$((sent - got)) pings lost during the rotation (at most 2)"
+
+    step "confirm: web runs on the new key, db holds it, the staged file became the key file"
+    x 0 rn node status --config web/node.json --json
+    is "web's key" "$(jq -r .key <<<"$OUT")" "$next"
+    is "web's mode" "$(jq -r .mode <<<"$OUT")" trusted
+    x 0 ip netns exec rnk-web wg show rnkweb public-key
+    is "web's interface key" "$OUT" "$next"
+    x 0 ip netns exec rnk-db wg show rnkdb peers
+    is "db's one peer" "$OUT" "$next"
+    x 1 test -e web/rnkweb.key.next
+    xs 0 "wg pubkey <web/rnkweb.key"
+    is "web's key file" "$OUT" "$next"
+    x 0 ip netns exec rnk-db ping -c1 -W2 100.96.0.1
+    want "1 received"
+    audit_proof op web/state db/state
+    close_step
+    cleanup_netns
+    trap - EXIT
+}
+
 drill_quorum-reconstitution() {
     step "precondition: network acme, 3 of 5 (alice, bob owners; carol, dave, erin guardians), node web"
     found acme 3 alice:owner bob:owner carol:guardian dave:guardian erin:guardian
@@ -588,10 +661,40 @@ drill_restricted-node() {
     x 78 rn member recover --state-dir web/state --danger-accept-current
     want "Restore the state directory"
 
-    step "rebuild web's ledger from a healthy one; keep the tampered copy as evidence"
+    step "rebuild web's ledger from a healthy one under its running agent; keep the tampered copy as evidence"
+    "$RN" node run --config "$W/web/node.json" >>"$W/web/agent.log" 2>&1 &
+    local agent=$!
+    wait_status() { # WHAT JQ WANT: the running agent's status reaches WANT within 10 s
+        local i
+        for i in $(seq 50); do
+            [ "$(rn node status --config web/node.json --json 2>/dev/null | jq -r "$2")" = "$3" ] && return 0
+            sleep 0.2
+        done
+        die "$1: web's agent did not reach $3 within 10 s"
+    }
+    wait_status "tampered ledger" .mode restricted
     x 0 mv web/state web/state.tampered
     x 0 rn member bootstrap --genesis genesis.json --pin "$PIN" --state-dir web/state
     xs 0 "rn member export --state-dir op | rn member apply - --state-dir web/state"
+    wait_status "rebuilt directory" '"\(.mode) \(.epoch)"' "trusted $(field op .epoch)"
+    x 0 rn node status --config web/node.json
+    want "trusted"
+
+    step "the running agent enforces later epochs from the rebuilt directory's inbox, no restart"
+    x 0 test -d web/state/inbox
+    x 0 rn member propose quarantine-node db --state-dir op --reason "maintenance" -o q-db.json
+    signed q-db.json alice bob
+    x 0 rn member apply q-db.json --state-dir op
+    x 0 rn member propose restore-node db --state-dir op --reason "maintenance done" -o r-db.json
+    signed r-db.json alice bob
+    x 0 rn member apply r-db.json --state-dir op
+    xs 0 "rn member export --state-dir op --since \$(rn member status --state-dir web/state --json | jq .epoch) >web/state/inbox/.later && mv web/state/inbox/.later web/state/inbox/later.json"
+    wait_status "two later epochs" '"\(.mode) \(.epoch)"' "trusted $(field op .epoch)"
+    x 0 rn node status --config web/node.json --json
+    is "web's peers (running agent)" "$(jq -r '[.peers[].id] | join(" ")' <<<"$OUT")" db
+    kill "$agent"; wait "$agent"
+    is "web's agent exit on SIGTERM" "$?" 0
+    catch_up db/state
     peers web
     is "web's peers" "$PEERS" db
 

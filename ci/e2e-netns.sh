@@ -12,28 +12,8 @@ NS_PREFIX=rnt
 need_root_tools || exit 1
 e2e_begin e2e
 
-# --- governance: three approvers, threshold 2 ---
-mkdir -m 700 "$W/keys"
-for who in alice bob carol; do rn key gen --out "$W/keys/$who" >/dev/null 2>&1; done
-rn member init --network-id e2e --threshold 2 \
-    --approver "alice:owner:$(rn key pub "$W/keys/alice")" \
-    --approver "bob:owner:$(rn key pub "$W/keys/bob")" \
-    --approver "carol:guardian:$(rn key pub "$W/keys/carol")" -o "$W/genesis.json" >"$W/root" 2>/dev/null
-ROOT=$(cat "$W/root")
-for who in alice bob carol; do rn member sign "$W/genesis.json" --key "$W/keys/$who" --yes 2>/dev/null; done
-rn member bootstrap --genesis "$W/genesis.json" --pin "$ROOT" --state-dir "$W/op" >/dev/null
-
-# sign2 FILE: alice and bob sign; the operator ledger commits it
-sign2() {
-    rn member sign "$1" --key "$W/keys/alice" --yes 2>/dev/null &&
-    rn member sign "$1" --key "$W/keys/bob" --yes 2>/dev/null &&
-    rn member apply "$1" --state-dir "$W/op" >/dev/null
-}
-# deliver FILE NODE...: drop a signed file into each node's inbox (atomic rename)
-deliver() {
-    local f=$1; shift
-    for n in "$@"; do cp "$f" "$W/$n/state/inbox/.in.tmp" && mv "$W/$n/state/inbox/.in.tmp" "$W/$n/state/inbox/$(basename "$f")"; done
-}
+# --- governance: three approvers, threshold 2 (ci/netns-lib.sh) ---
+governance e2e
 
 make_underlay
 declare -A IDX=([a]=1 [b]=2 [c]=3 [d]=4) KEY
@@ -82,6 +62,7 @@ start_agent() {
 for n in a b c d; do start_agent "$n"; done
 peers_of() { inns "$1" timeout 5 wg show "rnt$1" peers 2>/dev/null; }
 has_peer() { peers_of "$1" | grep -qF "${KEY[$2]}"; }
+has_peer_key() { peers_of "$1" | grep -qF "$2"; }
 trusted() { "$RN" node status --config "$W/$1/node.json" --json 2>/dev/null | grep -q '"mode":"trusted"'; }
 restricted() { "$RN" node status --config "$W/$1/node.json" --json 2>/dev/null | grep -q '"mode":"restricted"'; }
 wait_for 20 has_peer a b && wait_for 20 has_peer b a && wait_for 20 has_peer d a
@@ -164,6 +145,46 @@ if [ ${#LAT[@]} -gt 0 ]; then
     check "revocation p95 <= 1 s" [ "$P95" -le 1000 ]
 fi
 
+# --- 8. routine re-key of a, with b pinging a every 50 ms: the running agent switches ---
+status_field() { "$RN" node status --config "$W/$1/node.json" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
+op_epoch() { rn member status --state-dir "$W/op" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["epoch"])'; }
+wait_for 10 pings b "${OV[1]}"
+NEXT=$(rn node rekey --config "$W/a/node.json" 2>/dev/null)
+check "rn node rekey staged a key beside a's" test -f "$W/a/wg.key.next"
+inns b ping -i 0.05 -c 120 -W 1 "${OV[1]}" >"$W/rekey-ping.txt" 2>&1 &
+PING=$!
+sleep 1
+rn member propose rotate-node-key a --pubkey "$NEXT" --state-dir "$W/op" --reason "routine re-key" -o "$W/rekey.json" 2>/dev/null &&
+    sign2 "$W/rekey.json" && deliver "$W/rekey.json" a b c d
+check "a's status shows the new key" wait_for 10 bash -c "[ \"\$('$RN' node status --config '$W/a/node.json' --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"key\"])')\" = '$NEXT' ]"
+check "a's interface holds the new key" wait_for 5 bash -c "[ \"\$(ip netns exec rnt-a wg show rnta public-key)\" = '$NEXT' ]"
+check "b's peer for a is the new key" wait_for 5 has_peer_key b "$NEXT"
+wait "$PING"
+sent=$(awk '/packets transmitted/ {print $1}' "$W/rekey-ping.txt"); got=$(awk '/packets transmitted/ {print $4}' "$W/rekey-ping.txt")
+echo "routine re-key of a: pings b->a every 50 ms: $sent sent, $got received, $((sent - got)) lost"
+check "re-key: at most 2 pings lost ($((sent - got)) of $sent)" [ $((sent - got)) -le 2 ]
+check "the staged key became a's key file" bash -c "[ ! -e '$W/a/wg.key.next' ] && [ \"\$(wg pubkey <'$W/a/wg.key')\" = '$NEXT' ]"
+check "a still trusted after the re-key" trusted a
+KEY[a]=$NEXT
+
+# --- 9. b's state directory rebuilt under the running agent: moved aside, bootstrapped, caught
+# up from an export; the agent follows the path, and enforces later epochs with no restart ---
+mv "$W/b/state" "$W/b/state.aside"
+mv "$W/b/state.watermark" "$W/b/state.watermark.aside"
+rn member bootstrap --genesis "$W/genesis.json" --pin "$ROOT" --state-dir "$W/b/state" >/dev/null
+rn member export --state-dir "$W/op" -o "$W/rebuild.json" 2>/dev/null
+rn member apply "$W/rebuild.json" --state-dir "$W/b/state" >/dev/null
+E0=$(op_epoch)
+check "rebuilt directory: b trusted at epoch $E0 without a restart" wait_for 10 bash -c "[ \"\$('$RN' node status --config '$W/b/node.json' --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s[\"mode\"], s[\"epoch\"])')\" = 'trusted $E0' ]"
+check "rebuilt directory has its inbox again" wait_for 5 test -d "$W/b/state/inbox"
+for i in 1 2; do
+    rn member propose quarantine-node c --state-dir "$W/op" --reason "rebuild check $i" -o "$W/q$i.json" 2>/dev/null && sign2 "$W/q$i.json" && deliver "$W/q$i.json" a b d
+    rn member propose restore-node c --state-dir "$W/op" --reason "rebuild check $i" -o "$W/r$i.json" 2>/dev/null && sign2 "$W/r$i.json" && deliver "$W/r$i.json" a b d
+done
+E1=$(op_epoch)
+check "rebuilt directory: b enforces epoch $E1 ($((E1 - E0)) later epochs) from its inbox" wait_for 10 bash -c "[ \"\$('$RN' node status --config '$W/b/node.json' --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"epoch\"])')\" = '$E1' ]"
+check "b reaches a after the rebuild" wait_for 10 pings b "${OV[1]}"
+
 # --- 4. tamper a's ledger: restart a -> restricted, no traffic; restore -> trusted ---
 wait_for 10 pings a "${OV[2]}"
 kill "$AGENT_a"
@@ -234,6 +255,25 @@ for i in $(seq 10); do
     start_agent c
 done
 echo "stops (signal:exit:time): ${STOPS[*]}"
+
+# --- a filter that cannot be loaded again restricts the node: c runs with an nft that fails
+# once a flag file exists; its table is deleted; c goes restricted, and comes back after ---
+# (the agent is up before it is stopped: a background job killed before it execs would run this
+# script's exit trap)
+wait_for 10 trusted c
+kill "$AGENT_c"; wait "$AGENT_c"
+mkdir -p "$W/fakebin"
+printf '#!/bin/sh\n[ -e %s ] && { echo "nft: refused (test)" >&2; exit 1; }\nexec %s "$@"\n' "$W/nft-broken" "$(command -v nft)" >"$W/fakebin/nft"
+chmod +x "$W/fakebin/nft"
+ip netns exec rnt-c env PATH="$W/fakebin:$PATH" "$RN" node run --config "$W/c/node.json" >>"$W/c/agent.log" 2>&1 &
+PIDS+=($!); AGENT_c=$!
+check "c trusted with the wrapped nft" wait_for 10 trusted c
+touch "$W/nft-broken"
+inns c nft delete table inet rn
+check "c cannot load its table again: restricted within 12 s" wait_for 12 restricted c
+check "the reason names the firewall" bash -c "'$RN' node status --config '$W/c/node.json' | grep -q 'firewall'"
+rm "$W/nft-broken"
+check "nft works again: c trusted within 12 s, its table back" wait_for 12 bash -c "'$RN' node status --config '$W/c/node.json' --json | grep -q '\"mode\":\"trusted\"' && ip netns exec rnt-c nft list table inet rn >/dev/null 2>&1"
 check "10 stops (5 SIGTERM, 5 SIGINT): each exit 0 within 1 s, no warning" [ "$(printf '%s\n' "${STOPS[@]}" | grep -c ':0:')" = 10 ]
 
 # --- 7. the embedded device stops by itself (its UAPI socket removed): the agent stops, exit 75 ---

@@ -71,29 +71,8 @@ until_ok() {
     done
 }
 
-# --- governance: three approvers, threshold 2 ---
-mkdir -m 700 "$W/keys"
-for who in alice bob carol; do rn key gen --out "$W/keys/$who" >/dev/null 2>&1; done
-rn member init --network-id sessions --threshold 2 \
-    --approver "alice:owner:$(rn key pub "$W/keys/alice")" \
-    --approver "bob:owner:$(rn key pub "$W/keys/bob")" \
-    --approver "carol:guardian:$(rn key pub "$W/keys/carol")" -o "$W/genesis.json" >"$W/root" 2>/dev/null
-ROOT=$(cat "$W/root")
-for who in alice bob carol; do rn member sign "$W/genesis.json" --key "$W/keys/$who" --yes 2>/dev/null; done
-rn member bootstrap --genesis "$W/genesis.json" --pin "$ROOT" --state-dir "$W/op" >/dev/null ||
-    { ko "operator ledger bootstrapped"; finish; }
-
-# sign2 FILE: alice and bob sign; the operator ledger commits it
-sign2() {
-    rn member sign "$1" --key "$W/keys/alice" --yes 2>/dev/null &&
-        rn member sign "$1" --key "$W/keys/bob" --yes 2>/dev/null &&
-        rn member apply "$1" --state-dir "$W/op" >/dev/null
-}
-# deliver FILE NODE...: drop a signed file into each node's inbox (atomic rename)
-deliver() {
-    local f=$1 n; shift
-    for n in "$@"; do cp "$f" "$W/$n/state/inbox/.in.tmp" && mv "$W/$n/state/inbox/.in.tmp" "$W/$n/state/inbox/$(basename "$f")"; done
-}
+# --- governance: three approvers, threshold 2 (ci/netns-lib.sh) ---
+governance sessions || { ko "operator ledger bootstrapped"; finish; }
 
 make_underlay
 if [ "$BACKEND" = kernel ]; then

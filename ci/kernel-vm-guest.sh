@@ -26,25 +26,8 @@ T_START=$(date +%s)
 # note TEXT: a line that is neither PASS nor FAIL, with the seconds since the start
 note() { echo "  ($(($(date +%s) - T_START)) s) $*"; }
 
-# --- governance: three approvers, threshold 2 ---
-mkdir -m 700 "$W/keys"
-for who in alice bob carol; do rn key gen --out "$W/keys/$who" >/dev/null 2>&1; done
-rn member init --network-id kvm --threshold 2 \
-    --approver "alice:owner:$(rn key pub "$W/keys/alice")" \
-    --approver "bob:owner:$(rn key pub "$W/keys/bob")" \
-    --approver "carol:guardian:$(rn key pub "$W/keys/carol")" -o "$W/genesis.json" >"$W/root" 2>/dev/null
-ROOT=$(cat "$W/root")
-for who in alice bob carol; do rn member sign "$W/genesis.json" --key "$W/keys/$who" --yes 2>/dev/null; done
-rn member bootstrap --genesis "$W/genesis.json" --pin "$ROOT" --state-dir "$W/op" >/dev/null
-sign2() {
-    rn member sign "$1" --key "$W/keys/alice" --yes 2>/dev/null &&
-    rn member sign "$1" --key "$W/keys/bob" --yes 2>/dev/null &&
-    rn member apply "$1" --state-dir "$W/op" >/dev/null
-}
-deliver() {
-    local f=$1; shift
-    for n in "$@"; do cp "$f" "$W/$n/state/inbox/.in.tmp" && mv "$W/$n/state/inbox/.in.tmp" "$W/$n/state/inbox/$(basename "$f")"; done
-}
+# --- governance: three approvers, threshold 2 (ci/netns-lib.sh) ---
+governance kvm
 
 make_underlay
 declare -A IDX=([a]=1 [b]=2 [c]=3) KEY
@@ -240,6 +223,35 @@ check "after the revocation: a keeps ${OV[1]}" has_addr a || show_state a
 check "after the revocation: b keeps ${OV[2]}" has_addr b || show_state b
 check "after the revocation: a pings b" wait_for 5 pings a "${OV[2]}"
 check "after the revocation: a still trusted" trusted a
+
+# --- 4b. the filter read back: b's table deleted by hand is loaded again ---
+inns b nft delete table inet rn
+check "b's table deleted by hand is loaded again within 12 s" wait_for 12 ruleset_has b 'tcp dport 22 accept'
+check "tcp/23 a->b dropped again" tcp_dropped a "${OV[2]}" 23
+
+# --- 4c. routine re-key of b with a pinging b every 50 ms (kernel: the device reconfigured) ---
+NEXT=$("$RN" node rekey --config "$W/b/node.json" 2>/dev/null)
+inns a ping -i 0.05 -c 120 -W 1 "${OV[2]}" >"$W/rekey-ping.txt" 2>&1 &
+PING=$!
+sleep 1
+rn member propose rotate-node-key b --pubkey "$NEXT" --state-dir "$W/op" --reason "routine re-key" -o "$W/rekey-b.json" 2>/dev/null &&
+    sign2 "$W/rekey-b.json" || ko "re-key of b signed"
+deliver "$W/rekey-b.json" a b c
+EPOCH=$((EPOCH + 1))
+key_is() { [ "$(inns b wg show rnkb public-key 2>/dev/null)" = "$NEXT" ]; }
+peer_key() { peers_of a | grep -qF "$NEXT"; }
+check "re-key: b's interface holds the new key" wait_for 10 key_is
+check "re-key: a's peer for b is the new key" wait_for 10 peer_key
+wait "$PING"
+# iputils: "N packets transmitted, M received"; busybox: "N packets transmitted, M packets received"
+read -r sent got < <(sed -nE 's/^([0-9]+) packets transmitted, ([0-9]+) (packets )?received.*/\1 \2/p' "$W/rekey-ping.txt")
+note "re-key of b: pings a->b every 50 ms: ${sent:-?} sent, ${got:-?} received"
+[ -n "$sent" ] || note "ping printed: $(tail -3 "$W/rekey-ping.txt" | tr '\n' ' ')"
+lost=$(( ${sent:-999} - ${got:-0} ))
+check "re-key: at most 2 pings lost ($lost of ${sent:-none})" [ "$lost" -le 2 ]
+check "re-key: b keeps ${OV[2]}" has_addr b
+check "re-key: b trusted" trusted b
+KEY[b]=$NEXT
 
 # --- 5. tamper a's ledger: restart a -> restricted, no peers; restore -> trusted ---
 kill "$AGENT_a"

@@ -81,6 +81,32 @@ check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; retur
 rn() { "$RN" "$@"; }
 inns() { local n=$1; shift; ip netns exec "${NS_PREFIX}-$n" "$@"; }
 
+# governance NETWORK_ID: three approvers (alice, bob owners; carol guardian), threshold 2; the
+# signed genesis in $W/genesis.json, its root in $ROOT, the operator's ledger in $W/op.
+governance() {
+    mkdir -m 700 "$W/keys"
+    local who
+    for who in alice bob carol; do rn key gen --out "$W/keys/$who" >/dev/null 2>&1; done
+    rn member init --network-id "$1" --threshold 2 \
+        --approver "alice:owner:$(rn key pub "$W/keys/alice")" \
+        --approver "bob:owner:$(rn key pub "$W/keys/bob")" \
+        --approver "carol:guardian:$(rn key pub "$W/keys/carol")" -o "$W/genesis.json" >"$W/root" 2>/dev/null
+    ROOT=$(cat "$W/root")
+    for who in alice bob carol; do rn member sign "$W/genesis.json" --key "$W/keys/$who" --yes 2>/dev/null; done
+    rn member bootstrap --genesis "$W/genesis.json" --pin "$ROOT" --state-dir "$W/op" >/dev/null
+}
+# sign2 FILE: alice and bob sign; the operator ledger commits it
+sign2() {
+    rn member sign "$1" --key "$W/keys/alice" --yes 2>/dev/null &&
+        rn member sign "$1" --key "$W/keys/bob" --yes 2>/dev/null &&
+        rn member apply "$1" --state-dir "$W/op" >/dev/null
+}
+# deliver FILE NODE...: drop a signed file into each node's inbox (atomic rename)
+deliver() {
+    local f=$1 n; shift
+    for n in "$@"; do cp "$f" "$W/$n/state/inbox/.in.tmp" && mv "$W/$n/state/inbox/.in.tmp" "$W/$n/state/inbox/$(basename "$f")"; done
+}
+
 # e2e_begin NAME: a private work directory $W; on exit, every namespace, process and file of
 # this run goes (leftovers of an interrupted earlier run are cleared first).
 e2e_begin() {

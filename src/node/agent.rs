@@ -226,8 +226,8 @@ impl Agent {
 
     /// The node's key against the ledger's: the same, the plan stands; the staged next key
     /// (`rn node rekey`), it becomes the key — the file replaces the old one and the interface
-    /// takes it in this same pass, as the peers take the new key; anything else restricts the
-    /// node.
+    /// takes it in this same pass, as the peers take the new key; the key file replaced by
+    /// hand with the ledger's key, it is taken; anything else restricts the node.
     fn check_key(&mut self, plan: Plan) -> Plan {
         let Some(want) = plan.key else {
             return plan;
@@ -245,14 +245,19 @@ impl Agent {
                 fs::rename(&staged, &self.config.private_key)
                     .map_err(|e| format!("{}: {e}", self.config.private_key.display()))?;
                 Ok(next)
-            });
+            })
+            .or_else(
+                |staged_err| match NodeSecret::load(&self.config.private_key) {
+                    Ok(file) if file.public() == want => Ok(file),
+                    _ => Err(staged_err),
+                },
+            );
         match promoted {
             Ok(next) => {
                 self.log.event(
                     "info",
                     &format!(
-                        "the ledger holds the staged key {want}: it is this node's key now \
-                         (was {})",
+                        "the ledger holds the key {want}: it is this node's key now (was {})",
                         self.dataplane.public_key()
                     ),
                 );
@@ -261,11 +266,11 @@ impl Agent {
             }
             Err(why) => Plan::restricted(
                 format!(
-                    "the ledger's key for this node is {want}, but its key file {} holds {} \
-                     ({why}): restore the key file, or stage a new key with 'rn node rekey' and \
-                     have it proposed",
-                    self.config.private_key.display(),
-                    self.dataplane.public_key()
+                    "the ledger's key for this node is {want}, but the node holds {} and neither \
+                     its key file {} nor a staged key matches ({why}): restore the key file, or \
+                     stage a new key with 'rn node rekey' and have it proposed",
+                    self.dataplane.public_key(),
+                    self.config.private_key.display()
                 ),
                 plan.epoch,
                 plan.root,

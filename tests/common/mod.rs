@@ -40,6 +40,44 @@ pub fn node_key(id: &str, generation: u32) -> TransportKey {
     TransportKey::from_bytes(x25519_dalek::PublicKey::from(&secret).to_bytes()).unwrap()
 }
 
+/// Node `i` of a benchmark fleet: `node-{i:05}`, `tag:fleet`, address 100.64.0.0/10 + i + 1.
+#[allow(dead_code)]
+pub fn fleet_node(i: u32, at: u64) -> Node {
+    let mut n = node(&format!("node-{i:05}"), 0, &["tag:fleet"], at);
+    n.addresses = Set::new(vec![
+        format!(
+            "{}/32",
+            std::net::Ipv4Addr::from((100u32 << 24 | 64 << 16) + i + 1)
+        )
+        .parse()
+        .unwrap(),
+    ])
+    .unwrap();
+    n
+}
+
+/// A benchmark network `acme` on 100.64.0.0/10 holding `nodes`: alice and bob owners, carol
+/// guardian, threshold 2, at epoch 0.
+#[allow(dead_code)]
+pub fn fleet_state(nodes: Vec<Node>) -> State {
+    let mut p = params();
+    p.overlay_v4 = Some("100.64.0.0/10".parse().unwrap());
+    State::new(
+        "acme".parse().unwrap(),
+        u(0),
+        p,
+        u(2),
+        vec![
+            approver("alice", Role::Owner),
+            approver("bob", Role::Owner),
+            approver("carol", Role::Guardian),
+        ],
+        nodes,
+        None,
+    )
+    .unwrap()
+}
+
 /// The private half of [`node_key`] (for agents that must hold the ledger's key).
 #[allow(dead_code)]
 pub fn node_secret(id: &str, generation: u32) -> rn::keys::NodeSecret {
