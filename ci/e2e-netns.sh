@@ -84,6 +84,9 @@ check "b's nft ruleset is loaded" bash -c "ip netns exec rnt-b nft list table in
 inns b nft delete table inet rn
 check "b's table deleted by hand is loaded again within 12 s" wait_for 12 bash -c "ip netns exec rnt-b nft list table inet rn 2>/dev/null | grep -q 'tcp dport 22 accept'"
 check "tcp/23 a->b dropped again" bash -c "! ip netns exec rnt-a nc -z -w2 ${OV[2]} 23"
+inns b nft delete table inet rn
+"$RN" node reload --config "$W/b/node.json" >/dev/null
+check "b's table deleted by hand is loaded again within 2 s of rn node reload" wait_for 2 bash -c "ip netns exec rnt-b nft list table inet rn 2>/dev/null | grep -q 'tcp dport 22 accept'"
 
 # --- 6. interop: d runs wireguard-go behind the uapi backend ---
 check "a pings d (wireguard-go)" wait_for 15 pings a "${OV[4]}"

@@ -427,6 +427,32 @@ fn a_ledger_change_touches_only_the_peers_it_changes() {
 }
 
 #[test]
+fn a_re_keyed_peer_hands_its_prefixes_over_before_it_goes() {
+    let mut w = World::new();
+    let (mut agent, t, _) = w.agent();
+    agent.reconcile();
+    let n = t.lock().unwrap().diffs.len();
+    let new = common::node_key("n2", 2);
+    w.commit(vec![Op::RotateNodeKey {
+        id: "n2".parse().unwrap(),
+        pubkey: new,
+    }]);
+    agent.reconcile();
+    let d = diffs_since(&t, n);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(
+        d[0].added.iter().map(|p| p.pubkey).collect::<Vec<_>>(),
+        vec![new]
+    );
+    assert_eq!(
+        d[0].handed_over,
+        vec![w.keys["n2"]],
+        "removed after the new key is in"
+    );
+    assert!(d[0].removed.is_empty() && d[0].changed.is_empty(), "{d:?}");
+}
+
+#[test]
 fn a_missing_address_a_changed_mtu_and_a_deleted_interface_are_drift() {
     let w = World::new();
     let (mut agent, t, _) = w.agent();

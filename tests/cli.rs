@@ -1093,3 +1093,76 @@ fn a_policy_is_pinned_by_quorum_and_answers_checks() {
         serde_json::from_str(&env.ok(&["member", "status", "--state-dir", "b", "--json"])).unwrap();
     assert_eq!(s["policy_held"], true);
 }
+
+#[test]
+fn node_init_refuses_bad_interface_names_and_writes_absolute_paths() {
+    let env = Env::new();
+    let root = env.found();
+    let init = |iface: &str, config: &str, extra: &[&str]| {
+        let mut args = vec![
+            "node",
+            "init",
+            "--node-id",
+            "web-1",
+            "--genesis",
+            "genesis.json",
+            "--pin",
+            &root,
+            "--backend",
+            "memory",
+            "--firewall",
+            "none",
+            "--interface",
+            iface,
+            "--config",
+            config,
+            "--state-dir",
+            "state",
+        ];
+        args.extend_from_slice(extra);
+        env.rn(&args)
+    };
+    for bad in ["this-name-is-too-long", "a/b", "a b", ""] {
+        let r = init(bad, "bad/node.json", &[]);
+        assert_eq!(r.code, 64, "{bad:?}: {}", r.stderr);
+        assert!(r.stderr.contains("--interface"), "{bad:?}: {}", r.stderr);
+        assert_absent(&env.path("bad/node.json"));
+    }
+    let r = init("rn0", "node/node.json", &["--listen-port", "0"]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert_absent(&env.path("node/node.json"));
+
+    // Relative paths given to init are written absolute.
+    let r = init("rn0", "node/node.json", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.path("node/node.json")).unwrap()).unwrap();
+    for member in ["state_dir", "private_key", "memory_file"] {
+        let p = config[member].as_str().unwrap();
+        assert!(Path::new(p).is_absolute(), "{member}: {p}");
+    }
+    assert_eq!(config["mtu"], 1420);
+
+    // rn node rekey stages the next key beside the key file, once.
+    let key = config["private_key"].as_str().unwrap().to_owned();
+    let r = env.rn(&["node", "rekey", "--config", "node/node.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let next = r.stdout.trim().to_owned();
+    assert!(
+        r.stderr.contains(&format!(
+            "rn member propose rotate-node-key web-1 --pubkey {next}"
+        )),
+        "{}",
+        r.stderr
+    );
+    let staged = format!("{key}.next");
+    assert_eq!(
+        fs::metadata(&staged).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let again = env.rn(&["node", "rekey", "--config", "node/node.json"]);
+    assert_eq!(again.code, 64, "{}", again.stderr);
+    assert!(again.stderr.contains(&next), "{}", again.stderr);
+    let forced = env.ok(&["node", "rekey", "--config", "node/node.json", "--force"]);
+    assert_ne!(forced, next);
+}

@@ -60,6 +60,9 @@ pub struct Diff {
     pub changed: Vec<PeerChange>,
     /// Peers to remove, sorted.
     pub removed: Vec<TransportKey>,
+    /// Peers to remove whose allowed prefixes pass to a peer being added or changed (a node
+    /// re-keyed): removed only after that peer is in place, so its traffic never meets a gap.
+    pub handed_over: Vec<TransportKey>,
 }
 
 fn sorted(p: &PeerConfig) -> Vec<crate::ledger::types::Cidr> {
@@ -136,15 +139,23 @@ impl Diff {
             }
         }
         let wanted: HashSet<&TransportKey> = want.peers.iter().map(|p| &p.pubkey).collect();
-        d.removed = have
-            .peers
+        let incoming: HashSet<&crate::ledger::types::Cidr> = d
+            .added
             .iter()
-            .filter(|o| !wanted.contains(&o.pubkey))
-            .map(|o| o.pubkey)
+            .chain(d.changed.iter().map(|c| &c.peer))
+            .flat_map(|p| &p.allowed)
             .collect();
+        for o in have.peers.iter().filter(|o| !wanted.contains(&o.pubkey)) {
+            if o.allowed.iter().any(|a| incoming.contains(a)) {
+                d.handed_over.push(o.pubkey);
+            } else {
+                d.removed.push(o.pubkey);
+            }
+        }
         d.added.sort_by_key(|p| p.pubkey);
         d.changed.sort_by_key(|c| c.peer.pubkey);
         d.removed.sort();
+        d.handed_over.sort();
         d
     }
 
@@ -226,7 +237,7 @@ impl Diff {
                 what.join(", ")
             ));
         }
-        for k in &self.removed {
+        for k in self.removed.iter().chain(&self.handed_over) {
             out.push(format!("unexpected peer {k}"));
         }
         out
@@ -238,7 +249,7 @@ impl Diff {
             "+{} ~{} -{} peer(s)",
             self.added.len(),
             self.changed.len(),
-            self.removed.len()
+            self.removed.len() + self.handed_over.len()
         );
         if self.create {
             s.push_str(", interface created");

@@ -165,7 +165,8 @@ impl WgBackend {
     /// is a no-op), and a `remove` or `endpoint` line carries over to the following peer
     /// sections of one transaction (so removals get a transaction of their own, and peers
     /// without an endpoint come before those with one). Removals go first, so a revoked peer
-    /// is gone even if a later transaction fails.
+    /// is gone even if a later transaction fails — except a peer whose prefixes pass to a new
+    /// one (a re-keyed node), removed once the new one holds them.
     fn apply_uapi(&self, intent: &InterfaceIntent<'_>, diff: &Diff) -> Result<(), TunnelError> {
         let kind = self.kind;
         let set = |body: &str| uapi_set(&self.ifname, body).map_err(|e| err(kind, e));
@@ -215,13 +216,20 @@ impl WgBackend {
             }
             set(&body)?;
         }
+        if !diff.handed_over.is_empty() {
+            set(&diff
+                .handed_over
+                .iter()
+                .map(remove_section)
+                .collect::<String>())?;
+        }
         Ok(())
     }
 
     /// The kernel: device-wide changes reconfigure the whole device (key, port and mark are
     /// one netlink message that also replaces the peer set, and the library's call flushes
     /// the addresses, which are then added back); otherwise one netlink message per changed
-    /// peer, removals first.
+    /// peer, removals first (a peer whose prefixes pass to a new one: last).
     fn apply_kernel(&self, intent: &InterfaceIntent<'_>, diff: &Diff) -> Result<bool, TunnelError> {
         let kind = self.kind;
         let Api::Kernel(api) = &self.api else {
@@ -251,6 +259,10 @@ impl WgBackend {
         {
             api.configure_peer(&wg_peer(p))
                 .map_err(|e| err(kind, format!("peer {}: {e}", p.pubkey)))?;
+        }
+        for k in &diff.handed_over {
+            api.remove_peer(&Key::new(*k.as_bytes()))
+                .map_err(|e| err(kind, format!("removing peer {k}: {e}")))?;
         }
         Ok(false)
     }
