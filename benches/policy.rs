@@ -8,7 +8,7 @@ mod report;
 
 use std::time::Instant;
 
-use common::{T0, approver, node, params, u};
+use common::{T0, approver, params, u};
 use rn::ledger::model::{Role, Set, State};
 use rn::policy::{Policy, PolicyView, compile};
 
@@ -18,27 +18,13 @@ fn main() {
     // 10,000 nodes: 100 teams of 100, 50 services, 200 owners; one node in 50 routes a /24.
     let nodes = (0..10_000u32)
         .map(|i| {
-            let name = format!("node-{i:05}");
-            let mut n = node(
-                &name,
-                0,
-                &[
-                    &format!("tag:team-{}", i % 100),
-                    &format!("tag:svc-{}", i % 50),
-                ],
-                T0,
-            );
-            n.pubkey = common::node_key(&name, 1);
-            n.owner = format!("owner-{}", i % 200).parse().unwrap();
-            n.addresses = Set::new(vec![
-                format!(
-                    "{}/32",
-                    std::net::Ipv4Addr::from((100u32 << 24 | 64 << 16) + i + 1)
-                )
-                .parse()
-                .unwrap(),
+            let mut n = common::fleet_node(i, T0);
+            n.tags = Set::new(vec![
+                format!("tag:team-{}", i % 100).parse().unwrap(),
+                format!("tag:svc-{}", i % 50).parse().unwrap(),
             ])
             .unwrap();
+            n.owner = format!("owner-{}", i % 200).parse().unwrap();
             if i % 50 == 0 {
                 n.routes = Set::new(vec![
                     format!("10.{}.{}.0/24", i / 256 % 256, i % 256)

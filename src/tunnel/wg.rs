@@ -248,10 +248,13 @@ impl WgBackend {
             api.configure_interface(&config).map_err(|e| err(kind, e))?;
             return Ok(true);
         }
-        for k in &diff.removed {
-            api.remove_peer(&Key::new(*k.as_bytes()))
-                .map_err(|e| err(kind, format!("removing peer {k}: {e}")))?;
-        }
+        let remove = |keys: &[TransportKey]| {
+            keys.iter().try_for_each(|k| {
+                api.remove_peer(&Key::new(*k.as_bytes()))
+                    .map_err(|e| err(kind, format!("removing peer {k}: {e}")))
+            })
+        };
+        remove(&diff.removed)?;
         for p in diff
             .added
             .iter()
@@ -260,10 +263,7 @@ impl WgBackend {
             api.configure_peer(&wg_peer(p))
                 .map_err(|e| err(kind, format!("peer {}: {e}", p.pubkey)))?;
         }
-        for k in &diff.handed_over {
-            api.remove_peer(&Key::new(*k.as_bytes()))
-                .map_err(|e| err(kind, format!("removing peer {k}: {e}")))?;
-        }
+        remove(&diff.handed_over)?;
         Ok(false)
     }
 
