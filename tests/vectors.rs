@@ -62,6 +62,38 @@ fn approver(name: &str, role: Role, second_key: bool) -> Approver {
     }
 }
 
+/// Field order of the derived decoders, which is what an array-for-object spelling follows.
+const UPDATE_FIELDS: &[&str] = &[
+    "kind",
+    "network_id",
+    "update_id",
+    "epoch_prev",
+    "epoch_new",
+    "prev_root",
+    "new_root",
+    "created_at",
+    "expires_at",
+    "reason",
+    "ops",
+];
+const NODE_FIELDS: &[&str] = &[
+    "id",
+    "pubkey",
+    "owner",
+    "status",
+    "tags",
+    "addresses",
+    "routes",
+    "exit",
+    "joined_at",
+    "updated_at",
+];
+
+/// An object written as the array of its fields' values in `order`.
+fn as_array(v: &Value, order: &[&str]) -> Value {
+    Value::Array(order.iter().map(|k| v[*k].clone()).collect())
+}
+
 fn cases() -> Vec<Case> {
     let chain = common::chain();
     let s = &chain.states;
@@ -246,6 +278,125 @@ fn cases() -> Vec<Case> {
         edit(&weak, |v| {
             v["update"]["ops"][0]["approver"]["pubkey"] =
                 json!("AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        }),
+    );
+
+    // --- shapes: each of these re-encodes to the signed bytes, so only the shape check
+    // (spec §4.1) stands between it and a commit that another reader would see differently ---
+    let added = good(1, 5, add("web-3", 4, 1), &["alice", "bob"]);
+    case(
+        "op_as_array",
+        "An add_node op written as an array of its tag and fields.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&added, |v| {
+            let op = v["update"]["ops"][0].clone();
+            v["update"]["ops"][0] = json!(["add_node", op["node"]]);
+        }),
+    );
+    case(
+        "update_as_array",
+        "The whole update written as an array of its fields in declaration order.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&added, |v| {
+            v["update"] = as_array(&v["update"], UPDATE_FIELDS)
+        }),
+    );
+    case(
+        "signed_update_as_array",
+        "The signed update itself written as an array of its fields.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&added, |v| {
+            *v = as_array(v, &["kind", "update", "signatures"])
+        }),
+    );
+    case(
+        "signature_as_array",
+        "A signature entry written as [approver, sig].",
+        "Malformed",
+        1,
+        "lone",
+        edit(&added, |v| {
+            v["signatures"][0] = as_array(&v["signatures"][0], &["approver", "sig"])
+        }),
+    );
+    case(
+        "node_record_as_array",
+        "The node record of an add_node written as an array of its fields.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&added, |v| {
+            v["update"]["ops"][0]["node"] = as_array(&v["update"]["ops"][0]["node"], NODE_FIELDS)
+        }),
+    );
+    case(
+        "status_as_map",
+        "A node status written {\"active\":null} instead of \"active\".",
+        "Malformed",
+        1,
+        "lone",
+        edit(&added, |v| {
+            v["update"]["ops"][0]["node"]["status"] = json!({"active": null})
+        }),
+    );
+    case(
+        "explicit_new_key_false",
+        "A signature entry with \"new_key\": false, which the normal form leaves out.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&added, |v| v["signatures"][0]["new_key"] = json!(false)),
+    );
+    let tagged = good(
+        1,
+        6,
+        vec![Op::AddNode {
+            node: node("web-3", 4, &["tag:a", "tag:b"], at(1)),
+        }],
+        &["alice", "bob"],
+    );
+    case(
+        "set_out_of_order",
+        "A node's tags written out of their sorted order.",
+        "Malformed",
+        1,
+        "lone",
+        edit(&tagged, |v| {
+            v["update"]["ops"][0]["node"]["tags"] = json!(["tag:b", "tag:a"])
+        }),
+    );
+    let erin = good(
+        0,
+        7,
+        vec![Op::AddApprover {
+            approver: approver("erin", Role::Guardian, true),
+        }],
+        &["alice", "bob", "new:erin"],
+    );
+    case(
+        "role_as_map",
+        "An add_approver's role written {\"guardian\":null} instead of \"guardian\".",
+        "Malformed",
+        0,
+        "lone",
+        edit(&erin, |v| {
+            v["update"]["ops"][0]["approver"]["role"] = json!({"guardian": null})
+        }),
+    );
+    case(
+        "approver_status_as_map",
+        "An add_approver's status written {\"active\":null} instead of \"active\".",
+        "Malformed",
+        0,
+        "lone",
+        edit(&erin, |v| {
+            v["update"]["ops"][0]["approver"]["status"] = json!({"active": null})
         }),
     );
 
@@ -1019,4 +1170,57 @@ fn signature_checks_made_beforehand_admit_nothing_else() {
     let pre = PreVerified::compute(&forged.update, &forged.signatures, keys);
     let err = accept_with(s, &seen, &forged, T0 + 5000, Freshness::Lone, Some(&pre)).unwrap_err();
     assert_eq!(err.name(), "BadSignature");
+}
+
+/// The other document kinds a signer or node reads refuse the same wrong shapes (spec §4.1):
+/// each edit below decodes to the same typed value without the shape check.
+#[test]
+fn genesis_and_policy_refuse_other_shapes() {
+    use rn::ledger::update::SignedGenesis;
+    use rn::policy::Policy;
+    let genesis_bytes = std::fs::read(vectors_dir().join("golden/genesis.json")).unwrap();
+    let genesis: Value = serde_json::from_slice(&genesis_bytes).unwrap();
+    assert!(decode::<SignedGenesis>(&genesis_bytes).is_ok());
+    let state_order = [
+        "kind",
+        "network_id",
+        "epoch",
+        "params",
+        "threshold",
+        "approvers",
+        "nodes",
+        "policy",
+    ];
+    let mut as_array_state = genesis.clone();
+    as_array_state["genesis"]["state"] = as_array(&genesis["genesis"]["state"], &state_order);
+    let mut role_map = genesis.clone();
+    role_map["genesis"]["state"]["approvers"][0]["role"] = json!({"owner": null});
+    let mut reordered = genesis.clone();
+    reordered["genesis"]["state"]["approvers"]
+        .as_array_mut()
+        .unwrap()
+        .swap(0, 1);
+    for (what, doc) in [
+        ("genesis state as an array", as_array_state),
+        ("owner role as a map", role_map),
+        ("approvers out of id order", reordered),
+    ] {
+        let err = decode::<SignedGenesis>(&to_jcs(&doc)).unwrap_err();
+        assert_eq!(err.name(), "Malformed", "{what}: {err}");
+    }
+
+    let policy: Value = json!({"kind": "rn.policy.v1", "rules": [
+        {"src": ["tag:a"], "dst": ["tag:b"], "proto": "tcp", "ports": ["22"]}]});
+    assert!(decode::<Policy>(&to_jcs(&policy)).is_ok());
+    let mut rule_array = policy.clone();
+    rule_array["rules"][0] = as_array(&policy["rules"][0], &["src", "dst", "proto", "ports"]);
+    let mut proto_map = policy.clone();
+    proto_map["rules"][0]["proto"] = json!({"tcp": null});
+    for (what, doc) in [
+        ("policy rule as an array", rule_array),
+        ("proto as a map", proto_map),
+    ] {
+        let err = decode::<Policy>(&to_jcs(&doc)).unwrap_err();
+        assert_eq!(err.name(), "Malformed", "{what}: {err}");
+    }
 }

@@ -2,12 +2,17 @@
 //!
 //! Every byte string that is hashed or signed comes from [`to_jcs`]. Every document that comes
 //! from outside goes through [`decode`]: size cap first, then the `kind` check, then a typed
-//! parse that rejects unknown fields, duplicate keys, wrong types and out-of-range integers.
+//! parse that rejects unknown fields, duplicate keys, wrong types and out-of-range integers,
+//! then the shape check: the typed value, encoded again, must hold every value of the input
+//! exactly as written. That refuses what serde's derived decoders would otherwise take and
+//! silently normalise — an object written as an array of its fields, a unit variant written
+//! as `{"name":null}` — so that what rn accepts is what `jq` or any other reader sees.
 
 use std::borrow::Cow;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 use super::error::DecodeError;
 
@@ -43,6 +48,12 @@ struct Peek<'a> {
 
 /// Reads only the `kind` of a JSON object (the rest must still be valid JSON).
 pub fn peek_kind(bytes: &[u8]) -> Result<String, DecodeError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(DecodeError::Malformed {
+            what: "document",
+            detail: "a document is a JSON object, written {...}".into(),
+        });
+    }
     let peek: Peek<'_> = serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
         what: "document",
         detail: format!("no readable \"kind\": {e}"),
@@ -70,11 +81,11 @@ pub fn decode<T: Document>(bytes: &[u8]) -> Result<T, DecodeError> {
 }
 
 /// Strictly decodes a value whose kind was already checked (or that has none).
-pub fn decode_value<T: DeserializeOwned>(
+pub fn decode_value<T: DeserializeOwned + Serialize>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, DecodeError> {
-    serde_json::from_slice(bytes).map_err(|e| {
+    let typed: T = serde_json::from_slice(bytes).map_err(|e| {
         let detail = e.to_string();
         match detail.strip_prefix(KIND_ERROR_PREFIX) {
             Some(rest) => DecodeError::UnknownKind {
@@ -83,7 +94,61 @@ pub fn decode_value<T: DeserializeOwned>(
             },
             None => DecodeError::Malformed { what, detail },
         }
-    })
+    })?;
+    let input: Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
+        what,
+        detail: e.to_string(),
+    })?;
+    let normal = serde_json::to_value(&typed).map_err(|e| DecodeError::Malformed {
+        what,
+        detail: e.to_string(),
+    })?;
+    let mut path = String::new();
+    if !same_shape(&input, &normal, &mut path) {
+        return Err(DecodeError::Malformed {
+            what,
+            detail: format!(
+                "{} is not written in its normal JSON shape (an object as an object, a name as a string)",
+                if path.is_empty() {
+                    "the document"
+                } else {
+                    path.as_str()
+                }
+            ),
+        });
+    }
+    Ok(typed)
+}
+
+/// Does `input` hold every value exactly as `normal` (the typed value encoded again) does?
+/// An object may omit a member that `normal` holds only where the type has a default; every
+/// member it has must match. On a mismatch `path` names where (`.ops[0]`).
+fn same_shape(input: &Value, normal: &Value, path: &mut String) -> bool {
+    match (input, normal) {
+        (Value::Object(a), Value::Object(b)) => a.iter().all(|(k, v)| {
+            let len = path.len();
+            path.push('.');
+            path.push_str(k);
+            let ok = b.get(k).is_some_and(|w| same_shape(v, w, path));
+            if ok {
+                path.truncate(len);
+            }
+            ok
+        }),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len()
+                && a.iter().zip(b).enumerate().all(|(i, (v, w))| {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    let ok = same_shape(v, w, path);
+                    if ok {
+                        path.truncate(len);
+                    }
+                    ok
+                })
+        }
+        _ => input == normal,
+    }
 }
 
 const KIND_ERROR_PREFIX: &str = "unknown kind ";

@@ -19,8 +19,8 @@ kind_marker!(
     StateKind = "rn.state.v1"
 );
 
-/// A set kept sorted and free of duplicates. Decoding accepts any order (the canonical form
-/// does not depend on it) but refuses duplicates.
+/// A set kept sorted and free of duplicates. Decoding takes exactly that form: a duplicate or
+/// an entry out of order is refused, so the list read is the list signed (spec §3.4).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Set<T>(Vec<T>);
 
@@ -77,9 +77,29 @@ impl<T: Serialize> Serialize for Set<T> {
 
 impl<'de, T: Deserialize<'de> + Ord + fmt::Display> Deserialize<'de> for Set<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Set::new(Vec::<T>::deserialize(d)?)
-            .map_err(|dup| serde::de::Error::custom(format_args!("duplicate entry {dup}")))
+        let items = Vec::<T>::deserialize(d)?;
+        check_order(&items, |t| t).map_err(serde::de::Error::custom)?;
+        Ok(Set(items))
     }
+}
+
+/// Refuses a list that is not strictly ascending by `key`: names the duplicate, or the pair
+/// out of order.
+pub(crate) fn check_order<T, K: Ord + fmt::Display + ?Sized>(
+    items: &[T],
+    key: impl Fn(&T) -> &K,
+) -> Result<(), String> {
+    for pair in items.windows(2) {
+        let (a, b) = (key(&pair[0]), key(&pair[1]));
+        match a.cmp(b) {
+            std::cmp::Ordering::Less => {}
+            std::cmp::Ordering::Equal => return Err(format!("duplicate entry {a}")),
+            std::cmp::Ordering::Greater => {
+                return Err(format!("entries out of order: {b} must come before {a}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Node status (spec §4.2).
@@ -577,6 +597,9 @@ impl Serialize for State {
 impl<'de> Deserialize<'de> for State {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = StateWire::deserialize(d)?;
+        let invalid = |e: String| serde::de::Error::custom(format_args!("invalid state: {e}"));
+        check_order(&w.approvers, |a| &a.id).map_err(|e| invalid(format!("approvers: {e}")))?;
+        check_order(&w.nodes, |n| &n.id).map_err(|e| invalid(format!("nodes: {e}")))?;
         State::new(
             w.network_id,
             w.epoch,

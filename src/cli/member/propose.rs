@@ -11,6 +11,7 @@ use super::input;
 use crate::cli::output::{describe_op, now, parse_duration, show_duration};
 use crate::cli::{CliError, Exit, usage};
 use crate::files;
+use crate::ledger::DecodeError;
 use crate::ledger::State;
 use crate::ledger::canonical::{caps, decode_value, to_jcs};
 use crate::ledger::model::{Approver, ApproverStatus, Node, NodeStatus, Params, Role, Set};
@@ -450,7 +451,7 @@ impl OpArgs {
 }
 
 /// An `add_node` record in a batch file, where everything rn can fill in may be left out.
-#[derive(serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DraftNode {
     id: Id,
@@ -472,7 +473,7 @@ struct DraftNode {
     updated_at: Option<Uint>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DraftAddNode {
     #[allow(dead_code)]
@@ -480,6 +481,7 @@ struct DraftAddNode {
     node: DraftNode,
 }
 
+/// Only routes an op to its decoder, which then reads the whole op strictly.
 #[derive(serde::Deserialize)]
 struct OpName {
     op: String,
@@ -504,7 +506,12 @@ fn batch_ops(
     for (i, item) in items.iter().enumerate() {
         let raw = item.get().as_bytes();
         let context = || format!("{shown}: op #{}", i + 1);
-        let name: OpName = decode_value(what, raw).with_context(context)?;
+        let name: OpName = serde_json::from_slice(raw)
+            .map_err(|e| DecodeError::Malformed {
+                what,
+                detail: format!("an op is an object with an \"op\" name: {e}"),
+            })
+            .with_context(context)?;
         if name.op != "add_node" {
             ops.push(decode_value::<Op>(what, raw).with_context(context)?);
             continue;
