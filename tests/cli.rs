@@ -518,11 +518,19 @@ fn passphrase_protected_keys_from_rn_and_ssh_keygen_sign() {
     assert_eq!(r.code, 77, "{}", r.stderr);
 }
 
+/// An Ed25519 public key whose y coordinate (3) is written as y + p: the same point as the
+/// canonical `AwAA…AAA=`, spelled a second way.
+const SECOND_SPELLING: &str = "8P///////////////////////////////////////38=";
+/// The same 32 bytes as the key blob of an OpenSSH `ssh-ed25519` public key line.
+const SECOND_SPELLING_SSH: &str =
+    "AAAAC3NzaC1lZDI1NTE5AAAAIPD///////////////////////////////////////9/";
+
 #[test]
 fn bad_inputs_get_their_exit_code_and_write_nothing() {
     let env = Env::new();
     env.found();
     let pk = env.node_key("n1");
+    let second_approver = format!("a:owner:{SECOND_SPELLING}");
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (vec!["member", "verify", "missing.json"], 66, "no such file"),
         (
@@ -659,7 +667,68 @@ fn bad_inputs_get_their_exit_code_and_write_nothing() {
             65,
             "duplicate field",
         ),
+        (
+            vec![
+                "member",
+                "init",
+                "--network-id",
+                "x",
+                "--approver",
+                &second_approver,
+                "--threshold",
+                "1",
+                "-o",
+                "out.json",
+            ],
+            64,
+            "non-canonical Ed25519 point encoding",
+        ),
+        (
+            vec![
+                "member",
+                "propose",
+                "add-approver",
+                "--id",
+                "dave",
+                "--role",
+                "guardian",
+                "--pubkey",
+                SECOND_SPELLING,
+                "--base",
+                "genesis.json",
+                "-o",
+                "out.json",
+            ],
+            64,
+            "non-canonical Ed25519 point encoding",
+        ),
+        (
+            vec![
+                "member",
+                "propose",
+                "rotate-approver-key",
+                "carol",
+                "--pubkey",
+                SECOND_SPELLING,
+                "--base",
+                "genesis.json",
+                "-o",
+                "out.json",
+            ],
+            64,
+            "non-canonical Ed25519 point encoding",
+        ),
+        (
+            vec!["key", "pub", "second.pub"],
+            65,
+            "non-canonical Ed25519 point encoding",
+        ),
     ];
+    fs::write(
+        env.path("second.pub"),
+        format!("ssh-ed25519 {SECOND_SPELLING_SSH} x\n"),
+    )
+    .unwrap();
     fs::write(env.path("malformed.json"), b"{\"kind\":\"rn.proposal.v1\",").unwrap();
     fs::write(
         env.path("dup-batch.json"),

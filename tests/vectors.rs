@@ -280,6 +280,17 @@ fn cases() -> Vec<Case> {
                 json!("AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
         }),
     );
+    case(
+        "approver_key_second_spelling",
+        "add_approver with a key whose y coordinate is written as y + p (same point, second spelling).",
+        "Malformed",
+        0,
+        "lone",
+        edit(&weak, |v| {
+            v["update"]["ops"][0]["approver"]["pubkey"] =
+                json!("8P///////////////////////////////////////38=")
+        }),
+    );
 
     // --- shapes: each of these re-encodes to the signed bytes, so only the shape check
     // (spec §4.1) stands between it and a commit that another reader would see differently ---

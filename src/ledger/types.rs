@@ -321,7 +321,10 @@ impl ApproverKey {
                 "weak (small-order) Ed25519 key refused",
             ));
         }
-        if key.to_bytes() != bytes {
+        // `VerifyingKey::to_bytes` hands back the input bytes; only a fresh encoding of the
+        // decoded point shows a second spelling (a y coordinate written as y + p, or the sign
+        // bit set on x = 0).
+        if key.to_edwards().compress().to_bytes() != bytes {
             return Err(bad("approver key", "non-canonical Ed25519 point encoding"));
         }
         Ok(ApproverKey { bytes, key })
@@ -697,6 +700,47 @@ string_serde!(Cidr);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The little-endian encoding of `y + p` (p = 2^255 - 19): the second spelling of the point
+    /// whose y coordinate is the small number `y`.
+    pub(crate) fn y_plus_p(y: u8) -> [u8; 32] {
+        let mut b = [0xff; 32];
+        b[31] = 0x7f;
+        // p = 0x7fff…ffed; add y byte by byte (y < 19 keeps it below 2^255).
+        let (low, carry) = 0xedu8.overflowing_add(y);
+        b[0] = low;
+        if carry {
+            unreachable!("y < 19 fits below 2^255");
+        }
+        b
+    }
+
+    #[test]
+    fn a_second_spelling_of_an_approver_key_is_refused() {
+        // Among y = 2…18 some y + p decode to ordinary (not small-order) points: each is the
+        // same point as the canonical encoding of y, written another way.
+        let mut seen = 0;
+        for y in 2u8..19 {
+            let bytes = y_plus_p(y);
+            let Ok(vk) = VerifyingKey::from_bytes(&bytes) else {
+                continue;
+            };
+            if vk.is_weak() {
+                continue;
+            }
+            seen += 1;
+            let err = ApproverKey::from_bytes(bytes).unwrap_err().to_string();
+            assert!(
+                err.contains("non-canonical Ed25519 point encoding"),
+                "{err}"
+            );
+            let mut canonical = [0u8; 32];
+            canonical[0] = y;
+            canonical[31] = bytes[31] & 0x80;
+            assert!(ApproverKey::from_bytes(canonical).is_ok(), "y = {y}");
+        }
+        assert!(seen > 0, "no y in 2..19 decodes to a non-weak point");
+    }
 
     #[test]
     fn ids_follow_the_dns_label_rule() {
