@@ -4,18 +4,23 @@
 Recomputes every leaf, digest, header and state root with Python's own JSON encoder and
 hashlib (RFC 8785 for the value shapes rn uses: objects with ASCII keys, strings, unsigned
 integers, booleans, null), and verifies every Ed25519 signature with the `cryptography`
-package. Shares no code with rn.
+package. Shares no code with rn. It also checks that no approver key is ever reused (current
+and previous keys of every approver, revoked ones included, all distinct; a rotation moves the
+old key into `previous_keys`), and that every hash, signature and JSON line the worked example
+of docs/spec.md §13 quotes is in the golden files.
 """
 import base64
 import hashlib
 import json
 import pathlib
+import re
 import sys
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-GOLDEN = pathlib.Path(__file__).resolve().parent.parent / "tests" / "vectors" / "golden"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "vectors" / "golden"
 
 
 def jcs(value) -> bytes:
@@ -87,7 +92,67 @@ def main():
             key = new_keys[s["approver"]] if s.get("new_key") else current[s["approver"]]
             verify(key, s["sig"], message, f"update {e}/{s['approver']}")
             checked_sigs += 1
-    print(f"golden vectors: {checked_roots} roots reproduced, {checked_sigs} signatures verified (independent Python check)")
+        check_key_history(states[e - 1], states[e], update, e)
+    for e, state in enumerate(states):
+        check_no_key_reused(state, e)
+    quoted = check_worked_example()
+    print(f"golden vectors: {checked_roots} roots reproduced, {checked_sigs} signatures verified, "
+          f"{len(states)} states free of key reuse, {quoted} values quoted by the spec found "
+          "(independent Python check)")
+
+
+def check_no_key_reused(state, e):
+    seen = {}
+    for a in state["approvers"]:
+        if a["previous_keys"] != sorted(a["previous_keys"]):
+            sys.exit(f"FAIL: epoch {e}: {a['id']}'s previous_keys are not sorted")
+        for key in [a["pubkey"], *a["previous_keys"]]:
+            if key in seen:
+                sys.exit(f"FAIL: epoch {e}: key {key} held by {seen[key]} and {a['id']}")
+            seen[key] = a["id"]
+
+
+def check_key_history(before, after, update, e):
+    old = {a["id"]: a for a in before["approvers"]}
+    new = {a["id"]: a for a in after["approvers"]}
+    rotated = {op["id"]: op["pubkey"] for op in update["ops"] if op["op"] == "rotate_approver_key"}
+    for i, a in new.items():
+        if i not in old:
+            assert a["previous_keys"] == [], (e, i)
+        elif i in rotated:
+            want = sorted(old[i]["previous_keys"] + [old[i]["pubkey"]])
+            assert a["pubkey"] == rotated[i] and a["previous_keys"] == want, (e, i)
+        else:
+            assert a["previous_keys"] == old[i]["previous_keys"], (e, i)
+
+
+def check_worked_example():
+    spec = (ROOT / "docs" / "spec.md").read_text()
+    section = spec[spec.index("## 13. Worked example"):spec.index("## 14. Test vectors")]
+    strings = set()
+
+    def walk(v):
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, str):
+            strings.add(v)
+
+    raw = ""
+    for path in sorted(GOLDEN.iterdir()):
+        text = path.read_text()
+        raw += text
+        walk(json.loads(text))
+    haystack = raw + "\n".join(strings)
+    quoted = set(re.findall(r"[0-9a-f]{64}", section)) | set(re.findall(r"[A-Za-z0-9+/]{86}==", section))
+    quoted |= {line.strip() for line in re.findall(r"^\s*\{\".*\}\s*$", section, re.M)}
+    for q in sorted(quoted):
+        if q not in haystack and (not q.startswith("{") or jcs(json.loads(q)).decode() not in haystack):
+            sys.exit(f"FAIL: docs/spec.md §13 quotes {q[:80]}, which no golden file holds")
+    return len(quoted)
 
 
 if __name__ == "__main__":

@@ -1235,3 +1235,61 @@ fn node_init_refuses_bad_interface_names_and_writes_absolute_paths() {
     let forced = env.ok(&["node", "rekey", "--config", "node/node.json", "--force"]);
     assert_ne!(forced, next);
 }
+
+#[test]
+fn a_retired_approver_key_never_comes_back() {
+    let env = Env::new();
+    env.found();
+    let old = env.ok(&["key", "pub", "carol/key"]);
+    let d = env.laptop("carol2");
+    let new = env.ok(&["key", "gen", "--out", &d]);
+    env.ok(&[
+        "member",
+        "propose",
+        "rotate-approver-key",
+        "carol",
+        "--pubkey",
+        &new,
+        "--base",
+        "genesis.json",
+        "-o",
+        "p1.json",
+    ]);
+    // The signer is told the old key is retired for good.
+    let r = env.rn_in(&["member", "sign", "p1.json", "--key", "alice/key"], "n\n");
+    let shown = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        shown.contains("the old key is retired for good (1 retired key after this)"),
+        "{shown}"
+    );
+    for (op, args) in [
+        (
+            "rotate back",
+            vec!["rotate-approver-key", "carol", "--pubkey", &old],
+        ),
+        (
+            "give to a new approver",
+            vec![
+                "add-approver",
+                "--id",
+                "erin",
+                "--role",
+                "guardian",
+                "--pubkey",
+                &old,
+            ],
+        ),
+    ] {
+        let mut argv = vec!["member", "propose"];
+        argv.extend(args);
+        argv.extend(["--base", "p1.json", "-o", "out.json"]);
+        let r = env.rn(&argv);
+        assert_eq!(r.code, 78, "{op}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("a key is never reused"),
+            "{op}: {}",
+            r.stderr
+        );
+        assert_absent(&env.path("out.json"));
+    }
+}

@@ -103,6 +103,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
                     id,
                     role: if owner { Role::Owner } else { Role::Guardian },
                     status: ApproverStatus::Active,
+                    previous_keys: Default::default(),
                 },
             }
         }),

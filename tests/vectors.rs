@@ -59,6 +59,7 @@ fn approver(name: &str, role: Role, second_key: bool) -> Approver {
         .public(),
         role,
         status: ApproverStatus::Active,
+        previous_keys: Default::default(),
     }
 }
 
@@ -948,6 +949,106 @@ fn cases() -> Vec<Case> {
             );
             su
         }),
+    );
+    // A key is never reused (spec §3.5): carol's first key, retired by update 5, and dave's
+    // key, whose approver update 6 revoked.
+    let with_proof = |mut su: SignedUpdate, who: &str, key: rn::keys::ApproverSecret| {
+        let msg = su.update.message();
+        rn::ledger::update::insert_signature(
+            &mut su.signatures,
+            Signature {
+                approver: id(who),
+                sig: key.sign(&msg),
+                new_key: true,
+            },
+        );
+        to_jcs(&su)
+    };
+    let reuse = |e: usize, k: u64, op: Op, signers: &[&str]| {
+        sign(update_on(&s[e], n + k, at(e), vec![op]), signers)
+    };
+    case(
+        "retired_key_rotated_back",
+        "rotate_approver_key gives carol back the key update 5 retired.",
+        "InvariantViolated",
+        5,
+        "lone",
+        with_proof(
+            reuse(
+                5,
+                60,
+                Op::RotateApproverKey {
+                    id: id("carol"),
+                    pubkey: approver_key("carol").public(),
+                },
+                &["alice", "bob"],
+            ),
+            "carol",
+            approver_key("carol"),
+        ),
+    );
+    case(
+        "retired_key_given_to_new_approver",
+        "add_approver gives erin carol's retired key.",
+        "InvariantViolated",
+        5,
+        "lone",
+        with_proof(
+            reuse(
+                5,
+                61,
+                Op::AddApprover {
+                    approver: Approver {
+                        pubkey: approver_key("carol").public(),
+                        ..approver("erin", Role::Guardian, false)
+                    },
+                },
+                &["alice", "bob"],
+            ),
+            "erin",
+            approver_key("carol"),
+        ),
+    );
+    case(
+        "revoked_approver_key_reused",
+        "add_approver gives erin the key of dave, a revoked approver.",
+        "InvariantViolated",
+        7,
+        "lone",
+        with_proof(
+            reuse(
+                7,
+                62,
+                Op::AddApprover {
+                    approver: Approver {
+                        pubkey: approver_key2("dave").public(),
+                        ..approver("erin", Role::Guardian, false)
+                    },
+                },
+                &["alice", "bob", "k2:carol"],
+            ),
+            "erin",
+            approver_key2("dave"),
+        ),
+    );
+    case(
+        "new_approver_with_previous_keys",
+        "add_approver with a record that already lists previous keys.",
+        "IllegalOp",
+        5,
+        "lone",
+        to_jcs(&reuse(
+            5,
+            63,
+            Op::AddApprover {
+                approver: Approver {
+                    previous_keys: rn::ledger::model::Set::new(vec![approver_key("erin").public()])
+                        .unwrap(),
+                    ..approver("erin", Role::Guardian, true)
+                },
+            },
+            &["alice", "bob", "new:erin"],
+        )),
     );
     case(
         "wrong_new_root",

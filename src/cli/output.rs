@@ -264,13 +264,16 @@ pub fn describe_op(op: &Op, before: &State) -> String {
                 .approver(id)
                 .map_or_else(|| "?".to_owned(), |a| fingerprint(&a.pubkey))
         ),
-        Op::RotateApproverKey { id, pubkey } => format!(
-            "re-key approver {id}: {} -> {}",
-            before
-                .approver(id)
-                .map_or_else(|| "?".to_owned(), |a| fingerprint(&a.pubkey)),
-            fingerprint(pubkey)
-        ),
+        Op::RotateApproverKey { id, pubkey } => match before.approver(id) {
+            Some(a) => format!(
+                "re-key approver {id}: {} -> {}; the old key is retired for good ({} retired key{} after this)",
+                fingerprint(&a.pubkey),
+                fingerprint(pubkey),
+                a.previous_keys.len() + 1,
+                if a.previous_keys.is_empty() { "" } else { "s" }
+            ),
+            None => format!("re-key approver {id}: ? -> {}", fingerprint(pubkey)),
+        },
         Op::SetThreshold { threshold } => format!(
             "threshold {} -> {threshold} (of {} active approvers now)",
             before.threshold(),

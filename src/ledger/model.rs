@@ -162,6 +162,9 @@ pub struct Approver {
     pub id: Id,
     /// Ed25519 public key (unique across approvers).
     pub pubkey: ApproverKey,
+    /// Every key this approver held before `pubkey`, sorted. No key — current or previous, of
+    /// any approver — is ever given to an approver again (spec §3.5).
+    pub previous_keys: Set<ApproverKey>,
     /// Owner or guardian.
     pub role: Role,
     /// Active or revoked.
@@ -475,15 +478,27 @@ pub(crate) fn count_active(approvers: &BTreeMap<Id, Approver>) -> usize {
         .count()
 }
 
-/// Approver keys are unique (spec §4.2).
+/// A key is never reused (spec §3.5): every key any approver holds or has held — current or
+/// previous, active or revoked — appears once in the whole list.
 pub(crate) fn check_approver_keys(approvers: &BTreeMap<Id, Approver>) -> Result<(), String> {
     let mut keys = HashMap::new();
     for a in approvers.values() {
-        if let Some(other) = keys.insert(a.pubkey, &a.id) {
-            return Err(format!(
-                "approvers {other} and {} share one public key",
-                a.id
-            ));
+        let held = std::iter::once((a.pubkey, "current"))
+            .chain(a.previous_keys.iter().map(|k| (*k, "previous")));
+        for (key, how) in held {
+            if let Some((other, other_how)) = keys.insert(key, (&a.id, how)) {
+                return Err(if *other == a.id {
+                    format!(
+                        "key {key} was approver {}'s key before: a key is never reused",
+                        a.id
+                    )
+                } else {
+                    format!(
+                        "key {key} is {how} key of approver {} and {other_how} key of approver {other}: a key is never reused",
+                        a.id
+                    )
+                });
+            }
         }
     }
     Ok(())

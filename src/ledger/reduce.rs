@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use super::error::Rejection;
 use super::model::StateKind;
 use super::model::{
-    Approver, ApproverStatus, Node, NodeEntry, NodeStatus, Params, State, check_approver_keys,
+    Approver, ApproverStatus, Node, NodeEntry, NodeStatus, Params, Set, State, check_approver_keys,
     check_node_shape, check_quorum_reachable,
 };
 use super::root::{self, Header};
-use super::types::{Cidr, Id, Sha256Digest, TransportKey, Uint};
+use super::types::{ApproverKey, Cidr, Id, Sha256Digest, TransportKey, Uint};
 use super::update::{Op, Update};
 
 /// The effect of one update on one state: changed node records (`None` = removed), the full
@@ -190,6 +190,9 @@ fn apply_op(d: &mut Draft<'_>, op: &Op, at: Uint) -> Result<(), String> {
             if approver.status != ApproverStatus::Active {
                 return Err("a new approver must be active".into());
             }
+            if !approver.previous_keys.is_empty() {
+                return Err("a new approver has no previous keys".into());
+            }
             d.approvers.insert(approver.id.clone(), approver.clone());
         }
         Op::RevokeApprover { id } => {
@@ -213,6 +216,12 @@ fn apply_op(d: &mut Draft<'_>, op: &Op, at: Uint) -> Result<(), String> {
             if a.pubkey == *pubkey {
                 return Err(format!("approver {id} already has this key"));
             }
+            // Reuse of any key, this approver's own retired ones included, is refused by the
+            // invariant check after the ops (InvariantViolated).
+            let mut previous: Vec<ApproverKey> = a.previous_keys.iter().copied().collect();
+            previous.push(a.pubkey);
+            a.previous_keys =
+                Set::new(previous).map_err(|k| format!("approver {id} holds key {k} twice"))?;
             a.pubkey = *pubkey;
         }
         Op::SetThreshold { threshold } => {

@@ -100,6 +100,7 @@ pub fn approver(id: &str, role: Role) -> Approver {
         pubkey: approver_key(id).public(),
         role,
         status: ApproverStatus::Active,
+        previous_keys: Default::default(),
     }
 }
 
@@ -320,6 +321,7 @@ pub fn chain() -> Chain {
                             pubkey: approver_key2("dave").public(),
                             role: Role::Guardian,
                             status: ApproverStatus::Active,
+                            previous_keys: Default::default(),
                         },
                     },
                     Op::RotateApproverKey {

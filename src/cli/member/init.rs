@@ -63,6 +63,7 @@ fn parse_approver(spec: &str) -> anyhow::Result<Approver> {
         role: role.parse::<Role>().map_err(bad)?,
         pubkey: key.parse::<ApproverKey>().map_err(|e| bad(e.to_string()))?,
         status: ApproverStatus::Active,
+        previous_keys: Default::default(),
     })
 }
 

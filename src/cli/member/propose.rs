@@ -400,6 +400,7 @@ impl OpArgs {
                     pubkey: a.pubkey,
                     role: a.role,
                     status: ApproverStatus::Active,
+                    previous_keys: Default::default(),
                 },
             },
             OpArgs::RevokeApprover(id) => Op::RevokeApprover { id },
