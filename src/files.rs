@@ -31,6 +31,17 @@ pub enum FileError {
         /// The path.
         path: PathBuf,
     },
+    /// The output path names something other than a regular file (a device, FIFO, socket,
+    /// directory or symlink): rn replaces only regular files, `--force` or not.
+    #[error(
+        "{path} is {kind}, not a regular file; rn writes only regular files (write to a file path, or -o - for standard output)"
+    )]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is, with its article ("a character device").
+        kind: &'static str,
+    },
     /// Larger than allowed; refused before reading it all.
     #[error("{path} is larger than the {cap}-byte cap for this input")]
     TooLarge {
@@ -197,10 +208,19 @@ pub fn write_atomic_with(
         })?
         .to_string_lossy()
         .into_owned();
-    if !overwrite && fs::symlink_metadata(path).is_ok() {
-        return Err(FileError::Exists {
-            path: path.to_owned(),
-        });
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        let kind = file_kind(&meta.file_type());
+        if kind != "a regular file" {
+            return Err(FileError::NotRegular {
+                path: path.to_owned(),
+                kind,
+            });
+        }
+        if !overwrite {
+            return Err(FileError::Exists {
+                path: path.to_owned(),
+            });
+        }
     }
     let mut nonce = [0u8; 8];
     getrandom::fill(&mut nonce).map_err(|e| FileError::Io {
@@ -238,6 +258,28 @@ pub fn write_atomic_with(
     result.map_err(|e| FileError::io(path, e))
 }
 
+/// What a directory entry is, for messages.
+fn file_kind(t: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        "a regular file"
+    } else if t.is_symlink() {
+        "a symlink"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +305,60 @@ mod tests {
             fs::read_dir(dir.path()).unwrap().count(),
             1,
             "no temp file left"
+        );
+    }
+
+    #[test]
+    fn only_regular_files_are_replaced() {
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"keep").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let sock = dir.path().join("sock");
+        let _listener = UnixListener::bind(&sock).unwrap();
+        let cases = [
+            (Path::new("/dev/null"), "a character device"),
+            (link.as_path(), "a symlink"),
+            (sub.as_path(), "a directory"),
+            (fifo.as_path(), "a FIFO"),
+            (sock.as_path(), "a socket"),
+        ];
+        for (path, kind) in cases {
+            for overwrite in [false, true] {
+                let err = write_atomic(path, b"x", 0o600, overwrite).unwrap_err();
+                assert!(
+                    matches!(&err, FileError::NotRegular { kind: k, .. } if *k == kind),
+                    "{}: {err}",
+                    path.display()
+                );
+            }
+        }
+        let null = fs::symlink_metadata("/dev/null").unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+            &null.file_type()
+        ));
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            5,
+            "no temporary file left"
         );
     }
 

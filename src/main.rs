@@ -111,7 +111,7 @@ fn file_exit(e: &rn::files::FileError) -> Exit {
     match e {
         FileError::Missing { .. } => Exit::NoInput,
         FileError::Unsafe { .. } => Exit::NoPerm,
-        FileError::Exists { .. } => Exit::Usage,
+        FileError::Exists { .. } | FileError::NotRegular { .. } => Exit::Usage,
         FileError::TooLarge { .. } => Exit::DataErr,
         FileError::Io { .. } => Exit::IoErr,
     }

@@ -1293,3 +1293,75 @@ fn a_retired_approver_key_never_comes_back() {
         assert_absent(&env.path("out.json"));
     }
 }
+
+#[test]
+fn output_never_replaces_anything_but_a_regular_file() {
+    use std::os::unix::fs::FileTypeExt;
+    let env = Env::new();
+    env.found();
+    env.ok(&[
+        "member",
+        "propose",
+        "set-threshold",
+        "3",
+        "--base",
+        "genesis.json",
+        "-o",
+        "p.json",
+    ]);
+    std::os::unix::fs::symlink(env.path("p.json"), env.path("link.json")).unwrap();
+    fs::create_dir(env.path("dir")).unwrap();
+    let before = fs::read(env.path("p.json")).unwrap();
+    for (out, kind) in [
+        ("/dev/null", "a character device"),
+        ("link.json", "a symlink"),
+        ("dir", "a directory"),
+    ] {
+        for force in [false, true] {
+            let mut args = vec!["member", "sign", "p.json", "--key", "alice/key", "--yes"];
+            args.extend(["-o", out]);
+            if force {
+                args.push("--force");
+            }
+            let r = env.rn(&args);
+            assert_eq!(r.code, 64, "{args:?}: {}", r.stderr);
+            assert!(
+                r.stderr.contains(&format!("is {kind}, not a regular file")),
+                "{args:?}: {}",
+                r.stderr
+            );
+        }
+    }
+    assert!(
+        fs::symlink_metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    assert!(
+        fs::symlink_metadata(env.path("link.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read(env.path("p.json")).unwrap(), before);
+    // "-o -" writes the signed proposal to standard output and leaves the input alone.
+    let r = env.rn(&[
+        "member",
+        "sign",
+        "p.json",
+        "--key",
+        "alice/key",
+        "--yes",
+        "-o",
+        "-",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("{\"base_state\""),
+        "{}",
+        &r.stdout[..40.min(r.stdout.len())]
+    );
+    assert!(r.stdout.contains("\"approver\":\"alice\""));
+    assert_eq!(fs::read(env.path("p.json")).unwrap(), before);
+}
