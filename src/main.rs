@@ -27,7 +27,7 @@ fn main() -> ExitCode {
             } else {
                 eprintln!(
                     "rn: usage: {}\nRun rn --help for more information.",
-                    early.output.trim()
+                    rn::cli::output::escape_untrusted(early.output.trim(), true)
                 );
                 Exit::Usage
             }

@@ -192,6 +192,27 @@ fn a_network_is_founded_and_changed_from_the_cli() {
     assert_eq!(j["signatures"], serde_json::json!(["alice", "bob"]));
     assert_eq!(j["threshold"], 2);
     assert_eq!(j["missing"], serde_json::json!([]));
+    // Judged against the proposal's own base_state, which only the proposer vouches for.
+    assert_eq!(j["base_verified"], false);
+    let v = env.rn(&["member", "verify", "p1-signed.json"]);
+    assert!(
+        v.stdout
+            .starts_with("accepted against an UNVERIFIED base: the proposal's own base_state"),
+        "{}",
+        v.stdout
+    );
+    let v = env.rn(&[
+        "member",
+        "verify",
+        "p1-signed.json",
+        "--base",
+        "genesis.json",
+    ]);
+    assert!(
+        v.stdout.starts_with("accepted: network acme"),
+        "{}",
+        v.stdout
+    );
 
     // The signed proposal is the base of the next one (chained offline).
     let pk2 = env.node_key("web-2");
@@ -1364,4 +1385,39 @@ fn output_never_replaces_anything_but_a_regular_file() {
     );
     assert!(r.stdout.contains("\"approver\":\"alice\""));
     assert_eq!(fs::read(env.path("p.json")).unwrap(), before);
+}
+
+#[test]
+fn what_others_wrote_is_shown_escaped() {
+    let env = Env::new();
+    env.found();
+    // A reason with a right-to-left override and a line separator: legal text, shown escaped.
+    env.ok(&[
+        "member",
+        "propose",
+        "set-threshold",
+        "3",
+        "--reason",
+        "pay \u{202e}gnp.exe\u{2028}fake line",
+        "--base",
+        "genesis.json",
+        "-o",
+        "p.json",
+    ]);
+    let r = env.rn_in(&["member", "sign", "p.json", "--key", "alice/key"], "n\n");
+    let shown = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        shown.contains("reason    pay \\u202egnp.exe\\u2028fake line"),
+        "{shown}"
+    );
+    assert!(!shown.contains('\u{202e}') && !shown.contains('\u{2028}'));
+    // A file name with a newline and a bidi isolate: the error stays one escaped line.
+    let r = env.rn(&["member", "verify", "bad\n\u{2067}name.json"]);
+    assert_eq!(r.code, 66, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bad\\u000a\\u2067name.json"),
+        "{}",
+        r.stderr
+    );
 }

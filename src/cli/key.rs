@@ -79,7 +79,7 @@ impl Gen {
         let line = format!("{}\n", keys::openssh_public(&public, &self.comment));
         files::write_atomic(&pub_path, line.as_bytes(), 0o644, self.force)?;
         crate::outln!("{public}");
-        eprintln!(
+        crate::errln!(
             "approver key written to {} ({}), public key to {}",
             self.out.display(),
             keys::fingerprint(&public),

@@ -197,7 +197,7 @@ impl Init {
             Ok(_) => {}
             Err(StoreError::AlreadyBootstrapped { .. }) => {
                 let s = Store::open(&self.state_dir, Some(&self.pin), now())?;
-                eprintln!(
+                crate::errln!(
                     "{} already holds this network's ledger (epoch {})",
                     self.state_dir.display(),
                     s.state().epoch()
@@ -211,7 +211,7 @@ impl Init {
         config.save(&self.config, self.force)?;
         let public = secret.public();
         crate::outln!("{public}");
-        eprintln!(
+        crate::errln!(
             "node {} configured in {} (key {}). Hand this to an approver:\n  rn member propose add-node --id {} --pubkey {public} --owner OWNER [--tag TAG]... -o add-{}.json",
             self.node_id,
             self.config.display(),
@@ -428,7 +428,7 @@ impl Rekey {
         files::write_atomic(&staged, secret.to_base64().as_bytes(), 0o600, true)?;
         let public = secret.public();
         crate::outln!("{public}");
-        eprintln!(
+        crate::errln!(
             "staged the next key of node {} in {}; the agent switches to it when the ledger \
              commits it. Hand this to an approver:\n  rn member propose rotate-node-key {} \
              --pubkey {public} -o rekey-{}.json",

@@ -16,12 +16,14 @@ use crate::ledger::{DecodeError, Op, Rejection, Update};
 
 /// `println!` for command output: when standard output is closed early (`rn member log | head`)
 /// the command ends quietly with status 0 — the reader chose to stop — and any other write
-/// failure is an I/O error (exit 74).
+/// failure is an I/O error (exit 74). What it prints passes through [`escape_untrusted`].
 #[macro_export]
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+        let text = format!($($arg)*);
+        let text = $crate::cli::output::escape_untrusted(&text, true);
+        if let Err(e) = writeln!(std::io::stdout(), "{text}") {
             $crate::cli::output::stdout_failed(&e);
         }
     }};
@@ -32,10 +34,61 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        if let Err(e) = write!(std::io::stdout(), $($arg)*) {
+        let text = format!($($arg)*);
+        let text = $crate::cli::output::escape_untrusted(&text, true);
+        if let Err(e) = write!(std::io::stdout(), "{text}") {
             $crate::cli::output::stdout_failed(&e);
         }
     }};
+}
+
+/// `eprintln!` for what a human reads on standard error (summaries, prompts, warnings): it
+/// passes through [`escape_untrusted`].
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        let text = format!($($arg)*);
+        eprintln!("{}", $crate::cli::output::escape_untrusted(&text, true));
+    }};
+}
+
+/// `eprint!` with [`errln!`]'s escaping.
+#[macro_export]
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        let text = format!($($arg)*);
+        eprint!("{}", $crate::cli::output::escape_untrusted(&text, true));
+    }};
+}
+
+/// Shows text that may carry what an attacker wrote (a reason, a file name, a policy string)
+/// so a terminal cannot be made to show something else: control characters, bidirectional
+/// overrides and isolates, zero-width characters and line/paragraph separators are written as
+/// `\uXXXX` (valid inside JSON strings too). `keep_lines` keeps `\n` and `\t`, which rn's
+/// own multi-line output uses; an error line escapes them as well, so it stays one line.
+pub fn escape_untrusted(s: &str, keep_lines: bool) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        (c.is_control() && !(keep_lines && matches!(c, '\n' | '\t')))
+            || matches!(c,
+                '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+    };
+    if !s.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if hidden(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Ends the process after a failed write to standard output (see [`outln!`]).
@@ -49,7 +102,7 @@ pub fn stdout_failed(e: &std::io::Error) -> ! {
 
 /// Prints one error line to stderr (`--json`: one JSON object).
 pub fn report_error(err: &anyhow::Error, code: Exit, json: bool) {
-    let message = format!("{err:#}");
+    let message = escape_untrusted(&format!("{err:#}"), false).into_owned();
     if json {
         let name = err
             .chain()

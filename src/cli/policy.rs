@@ -71,7 +71,7 @@ impl Validate {
         let shown = self.file.display();
         let (doc, warnings) = Policy::parse(&bytes).with_context(|| format!("{shown}"))?;
         for w in &warnings {
-            eprintln!("warning: {shown}: {w}");
+            crate::errln!("warning: {shown}: {w}");
         }
         if let Some(dir) = &self.state_dir {
             let store = trusted(dir)?;

@@ -86,6 +86,8 @@ impl Log {
     /// One event.
     pub fn event(&self, level: &str, msg: &str) {
         let now = unix_now();
+        // Inbox file names and the like are written by others: one event stays one line.
+        let msg = crate::cli::output::escape_untrusted(msg, false);
         if self.json {
             eprintln!(
                 "{}",

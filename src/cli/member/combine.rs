@@ -102,7 +102,7 @@ impl Combine {
                 // With a base at hand, refuse to pass on a signature that does not verify.
                 let tally = quorum::tally(&p.base_state, &update, &message, &signatures)
                     .context("refusing to combine")?;
-                eprint!("{}", describe_tally(&tally));
+                crate::err!("{}", describe_tally(&tally));
                 p.signatures = signatures;
                 to_jcs(&p)
             }
@@ -114,7 +114,7 @@ impl Combine {
         };
         bytes.push(b'\n');
         files::write_atomic(&self.output, &bytes, 0o644, self.force)?;
-        eprintln!(
+        crate::errln!(
             "combined {} file(s) into {}",
             self.files.len(),
             self.output.display()

@@ -123,18 +123,18 @@ impl Init {
         bytes.push(b'\n');
         files::write_atomic(&self.output, &bytes, 0o644, self.force)?;
         if owners.len() == 1 {
-            eprintln!(
+            crate::errln!(
                 "warning: {} is the only owner; if that key is lost, no update touching approvers, threshold, params or policy can ever be signed. Consider a second owner.",
                 owners[0]
             );
         }
-        eprintln!(
+        crate::errln!(
             "genesis for network {} written to {}; every approver must sign it (rn member sign). Pin its root on every node:",
             self.network_id,
             self.output.display()
         );
         if self.output == std::path::Path::new("-") {
-            eprintln!("{root}");
+            crate::errln!("{root}");
         } else {
             crate::outln!("{root}");
         }

@@ -440,7 +440,7 @@ impl Export {
         bytes.push(b'\n');
         files::write_atomic(&self.output, &bytes, 0o644, self.force)?;
         if self.output.as_os_str() != "-" {
-            eprintln!(
+            crate::errln!(
                 "exported {} update(s) after epoch {} to {}",
                 bundle.updates.len(),
                 self.since,

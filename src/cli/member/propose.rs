@@ -421,7 +421,7 @@ impl OpArgs {
                     let (doc, warnings) = Policy::parse(&bytes)
                         .with_context(|| format!("policy {}", file.display()))?;
                     for w in warnings {
-                        eprintln!("warning: {}: {w}", file.display());
+                        crate::errln!("warning: {}: {w}", file.display());
                     }
                     doc.validate(base).with_context(|| {
                         format!("policy {} against the base state", file.display())
@@ -689,7 +689,7 @@ impl Propose {
         bytes.push(b'\n');
         files::write_atomic(&output, &bytes, 0o644, self.force)?;
         let u = &proposal.update;
-        eprintln!(
+        crate::errln!(
             "proposal {} for network {}: epoch {} -> {}, {} op(s), expires in {}, new root {}\n{}{}",
             u.hash().short(),
             u.network_id,
@@ -701,7 +701,7 @@ impl Propose {
             summary.join("\n"),
             if u.ops.len() > 20 { "\n  ..." } else { "" }
         );
-        eprintln!(
+        crate::errln!(
             "written to {}; {} approver signature(s) needed (rn member sign)",
             output.display(),
             proposal.base_state.threshold()

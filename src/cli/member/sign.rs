@@ -53,7 +53,7 @@ fn confirm(yes: bool) -> anyhow::Result<bool> {
     if yes {
         return Ok(true);
     }
-    eprint!("Sign? [y/N] ");
+    crate::err!("Sign? [y/N] ");
     std::io::stderr().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
@@ -148,16 +148,16 @@ impl Sign {
                     .join(", ")
             }
         ));
-        eprint!("{text}");
+        crate::err!("{text}");
         if !missing.contains(&id) {
-            eprintln!("{id} has already signed this genesis");
+            crate::errln!("{id} has already signed this genesis");
             if self.output.is_some() {
                 self.write(&g)?;
             }
             return Ok(Exit::Ok);
         }
         if !confirm(self.yes)? {
-            eprintln!("not signed");
+            crate::errln!("not signed");
             return Ok(Exit::Declined);
         }
         let sig = key.sign(&g.genesis.message());
@@ -172,12 +172,12 @@ impl Sign {
         self.write(&g)?;
         let left = genesis_missing(&g.genesis, &g.signatures)?;
         if left.is_empty() {
-            eprintln!(
+            crate::errln!(
                 "signed as {id}; the genesis is complete (all {} approvers)",
                 state.approvers().len()
             );
         } else {
-            eprintln!(
+            crate::errln!(
                 "signed as {id}; still to sign: {}",
                 left.iter()
                     .map(|i| i.as_str())
@@ -222,7 +222,7 @@ impl Sign {
             )));
         };
         p.check_policies().map_err(crate::cli::CliError::Data)?;
-        eprint!("{}", describe_update(u, base, &inspection.tally, now));
+        crate::err!("{}", describe_update(u, base, &inspection.tally, now));
         for op in &u.ops {
             if let crate::ledger::Op::SetPolicy { policy } = op {
                 let find = |h: Option<&crate::ledger::types::Sha256Digest>| {
@@ -230,25 +230,25 @@ impl Sign {
                 };
                 let old = find(base.policy());
                 if base.policy().is_some() && old.is_none() {
-                    eprintln!(
+                    crate::errln!(
                         "policy change (the current policy document is not in the proposal: showing the new rules in full):"
                     );
                 } else {
-                    eprintln!("policy change, rule by rule:");
+                    crate::errln!("policy change, rule by rule:");
                 }
                 for line in crate::policy::model::diff(old, find(policy.as_ref())) {
-                    eprintln!("    {line}");
+                    crate::errln!("    {line}");
                 }
             }
         }
         if new_key {
-            eprintln!("this key signs as the NEW key of approver {id} (proof of possession)");
+            crate::errln!("this key signs as the NEW key of approver {id} (proof of possession)");
         }
         if p.signatures
             .iter()
             .any(|s| s.approver == id && s.new_key == new_key)
         {
-            eprintln!("{id} has already signed this update");
+            crate::errln!("{id} has already signed this update");
             if self.output.is_some() {
                 self.write(&p)?;
             }
@@ -258,7 +258,7 @@ impl Sign {
         let hash = u.hash();
         journal.check(&u.network_id, &u.prev_root, &hash)?;
         if !confirm(self.yes)? {
-            eprintln!("not signed");
+            crate::errln!("not signed");
             return Ok(Exit::Declined);
         }
         // Journal first: a signature never leaves without its record.
@@ -282,8 +282,8 @@ impl Sign {
         )
         .context("the new signature does not verify")?;
         self.write(&p)?;
-        eprintln!("signed as {id}{}", if new_key { " (new key)" } else { "" });
-        eprint!("{}", describe_tally(&after.tally));
+        crate::errln!("signed as {id}{}", if new_key { " (new key)" } else { "" });
+        crate::err!("{}", describe_tally(&after.tally));
         Ok(Exit::Ok)
     }
 }

@@ -43,6 +43,8 @@ impl Verify {
             }
         };
         let mut seen = HashSet::new();
+        // Only the proposal's own base_state is taken on the proposer's word.
+        let base_unverified = self.base.is_none() && self.state_dir.is_none();
         let base = match (&self.base, &self.state_dir, own_base) {
             (Some(_), Some(_), _) => return Err(usage("give --base or --state-dir, not both")),
             (Some(path), None, _) => input::base_state(path, now)?,
@@ -86,10 +88,27 @@ impl Verify {
                 "signatures": signers,
                 "threshold": base.threshold().get(),
                 "missing": missing,
+                "base": if base_unverified { "unverified: the proposal's own base_state" } else { "given" },
+                "base_verified": !base_unverified,
             });
             crate::outln!("{v}");
         } else {
             match &verdict {
+                Ok(v) if base_unverified => crate::outln!(
+                    "accepted against an UNVERIFIED base: the proposal's own base_state (root {}), taken on the proposer's word; network {} epoch {} -> {}, new root {}, signed by {} ({} of {} needed); pass --state-dir or --base to judge it against a state you trust",
+                    u.prev_root,
+                    u.network_id,
+                    u.epoch_prev,
+                    u.epoch_new,
+                    v.new_root(),
+                    v.signers()
+                        .iter()
+                        .map(|i| i.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    v.signers().len(),
+                    base.threshold()
+                ),
                 Ok(v) => crate::outln!(
                     "accepted: network {} epoch {} -> {}, new root {}, signed by {} ({} of {} needed)",
                     u.network_id,
