@@ -11,6 +11,8 @@ RN=$(realpath "${1:-target/release/rn}")
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d /tmp/rn-demo.XXXXXX)
 chmod 700 "$WORK"
+# The approvers' signing journals (spec §11) stay in the demo's directory.
+export XDG_STATE_HOME="$WORK/.state"
 source "$HERE/netns-lib.sh"
 NS_PREFIX=rnd
 trap 'set +e; cleanup_netns 2>/dev/null; rm -rf "$WORK" /run/rn/rnd*.sock' EXIT

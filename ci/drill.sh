@@ -777,6 +777,8 @@ run_one() {
     : >"$T"; : >"$STEPS"; : >"$AUDIT"
     W=$(mktemp -d "/tmp/rn-drill-$SCEN.XXXXXX")
     chmod 700 "$W"
+    # Every approver's laptop is this one account: their keys' journals (spec §11) live here.
+    export XDG_STATE_HOME="$W/.state"
     mkdir "$W/bin"; ln -s "$RN" "$W/bin/rn"
     export PATH="$W/bin:$PATH"
     printf '# drill %s (runbook docs/operations/incidents/%s.md)\n# rn %s; %s\n' \

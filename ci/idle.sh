@@ -7,6 +7,7 @@ RN=$(realpath "${1:-target/release/rn}")
 SECS=${2:-60}
 W=$(mktemp -d /tmp/rn-idle.XXXXXX)
 chmod 700 "$W"
+export XDG_STATE_HOME="$W/.state"
 PID=
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$W"' EXIT
 cd "$W"

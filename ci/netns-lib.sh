@@ -112,6 +112,8 @@ deliver() {
 e2e_begin() {
     W=$(mktemp -d "/tmp/rn-$1.XXXXXX")
     chmod 700 "$W"
+    # Signing journals (one per key, spec §11) of this run's approvers stay in the run.
+    export XDG_STATE_HOME="$W/.state"
     trap 'cleanup_netns; for _ in 1 2 3; do rm -rf "$W" 2>/dev/null && break; sleep 0.5; done; rm -f /run/rn/${NS_PREFIX}*.sock' EXIT
     cleanup_netns
 }

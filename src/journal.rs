@@ -1,14 +1,23 @@
-//! The signer's equivocation journal (DESIGN §6): beside each approver key, a record of every
+//! The signer's equivocation journal (DESIGN §6): for each approver key, a record of every
 //! `(network, epoch_new, prev_root, update hash)` it signed, so the key never signs two
 //! different updates that build on the same state.
+//!
+//! The journal belongs to the key, not to the key file: it lives in one per-user place, named
+//! by the key's fingerprint (`$XDG_STATE_HOME/rn/journals/`, else
+//! `$HOME/.local/state/rn/journals/`), so every copy of a key file on this account shares it.
+//! A journal left beside a key file by an earlier rn (`KEY.journal`) is still read.
 
+use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::files::{self, FileError};
 use crate::ledger::canonical::{decode_value, kind_marker, to_jcs};
-use crate::ledger::types::{Id, Sha256Digest, Uint};
+use crate::ledger::types::{ApproverKey, Id, Sha256Digest, Uint};
+use ssh_key::public::Ed25519PublicKey;
+use ssh_key::{HashAlg, PublicKey};
 
 kind_marker!(
     /// `rn.journal-entry.v1`
@@ -59,47 +68,112 @@ pub enum JournalError {
         /// What is wrong.
         detail: String,
     },
+    /// No per-user place to keep journals.
+    #[error(
+        "no place for the signing journal: neither XDG_STATE_HOME nor HOME is set to an absolute path; set one"
+    )]
+    NoHome,
+    /// Another `rn member sign` with this key is running.
+    #[error(
+        "{path}: another rn member sign is using this key's journal; wait for it to finish (a copy of the key shares the journal)"
+    )]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// File errors.
     #[error(transparent)]
     File(#[from] FileError),
 }
 
-/// The journal of one key.
+/// The journal of one key, locked against other signers of the same key while open.
 pub struct Journal {
     path: PathBuf,
     entries: Vec<Entry>,
+    _lock: File,
 }
 
 impl Journal {
-    /// The journal path for a key file: `KEY.journal`.
-    pub fn path_for(key: &Path) -> PathBuf {
-        PathBuf::from(format!("{}.journal", key.display()))
+    /// Where this user's journals live: `$XDG_STATE_HOME/rn/journals`, else
+    /// `$HOME/.local/state/rn/journals` (only absolute values count, as the XDG spec says).
+    pub fn dir() -> Result<PathBuf, JournalError> {
+        let absolute = |var: &str| {
+            std::env::var_os(var)
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+        };
+        let state = absolute("XDG_STATE_HOME")
+            .or_else(|| absolute("HOME").map(|h| h.join(".local/state")))
+            .ok_or(JournalError::NoHome)?;
+        Ok(state.join("rn").join("journals"))
     }
 
-    /// Opens (or starts) the journal beside `key`.
-    pub fn open(key: &Path) -> Result<Self, JournalError> {
-        let path = Self::path_for(key);
-        if std::fs::symlink_metadata(&path).is_err() {
-            return Ok(Journal {
-                path,
-                entries: Vec::new(),
-            });
+    /// The journal of the key with this fingerprint in `dir`: the fingerprint's SHA-256 in hex
+    /// (the digest `ssh-keygen -lf` shows in base64), then `.journal`.
+    pub fn path_in(dir: &Path, key: &ApproverKey) -> PathBuf {
+        let fp = PublicKey::from(Ed25519PublicKey(*key.as_bytes())).fingerprint(HashAlg::Sha256);
+        dir.join(format!(
+            "{}.journal",
+            crate::ledger::types::hex(fp.as_bytes())
+        ))
+    }
+
+    /// The journal an earlier rn kept beside a key file: `KEY.journal`.
+    pub fn legacy_path(key_file: &Path) -> PathBuf {
+        PathBuf::from(format!("{}.journal", key_file.display()))
+    }
+
+    /// Opens (or starts) the journal of `key` in this user's journal directory, taking its lock;
+    /// entries in a journal beside `key_file` are read too.
+    pub fn open(key_file: &Path, key: &ApproverKey) -> Result<Self, JournalError> {
+        Self::open_in(&Self::dir()?, key_file, key)
+    }
+
+    /// [`Journal::open`] with the journal directory given.
+    pub fn open_in(dir: &Path, key_file: &Path, key: &ApproverKey) -> Result<Self, JournalError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| FileError::Io {
+                path: dir.to_owned(),
+                error: e,
+            })?;
+        files::check_private(dir, true)?;
+        let path = Self::path_in(dir, key);
+        let lock_path = path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&lock_path)
+            .map_err(|e| FileError::Io {
+                path: lock_path.clone(),
+                error: e,
+            })?;
+        files::check_private(&lock_path, false)?;
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            return Err(JournalError::Busy { path: lock_path });
         }
-        files::check_private(&path, false)?;
-        let bytes = files::read_capped(&path, 64 << 20)?;
-        let mut entries = Vec::new();
-        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
+        let mut entries = read_entries(&path)?;
+        for e in read_entries(&Self::legacy_path(key_file))? {
+            if !entries.contains(&e) {
+                entries.push(e);
             }
-            let e: Entry =
-                decode_value("journal entry", line).map_err(|e| JournalError::Corrupt {
-                    path: path.clone(),
-                    detail: format!("line {}: {e}", i + 1),
-                })?;
-            entries.push(e);
         }
-        Ok(Journal { path, entries })
+        Ok(Journal {
+            path,
+            entries,
+            _lock: lock,
+        })
+    }
+
+    /// Where this journal is written.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Checks that signing `update` is consistent with every earlier signature.
@@ -159,27 +233,86 @@ impl Journal {
     }
 }
 
+/// The entries of one journal file; none if it does not exist.
+fn read_entries(path: &Path) -> Result<Vec<Entry>, JournalError> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(Vec::new());
+    }
+    files::check_private(path, false)?;
+    let bytes = files::read_capped(path, 64 << 20)?;
+    let mut entries = Vec::new();
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let e: Entry = decode_value("journal entry", line).map_err(|e| JournalError::Corrupt {
+            path: path.to_owned(),
+            detail: format!("line {}: {e}", i + 1),
+        })?;
+        entries.push(e);
+    }
+    Ok(entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn a_key() -> ApproverKey {
+        crate::keys::ApproverSecret::from_seed(&[7; 32]).public()
+    }
+
     #[test]
     fn refuses_a_second_update_on_the_same_base() {
         let dir = tempfile::tempdir().unwrap();
+        let journals = dir.path().join("journals");
         let key = dir.path().join("k");
         let net: Id = "acme".parse().unwrap();
         let base = Sha256Digest::of(b"base");
         let (u1, u2) = (Sha256Digest::of(b"u1"), Sha256Digest::of(b"u2"));
         let one = Uint::new(1).unwrap();
-        let mut j = Journal::open(&key).unwrap();
+        let mut j = Journal::open_in(&journals, &key, &a_key()).unwrap();
         j.record(&net, one, &base, &u1, one).unwrap();
         j.record(&net, one, &base, &u1, one).unwrap();
-        let j = Journal::open(&key).unwrap();
+        // A second signer of the same key waits its turn.
+        assert!(matches!(
+            Journal::open_in(&journals, &key, &a_key()),
+            Err(JournalError::Busy { .. })
+        ));
+        drop(j);
+        // A copy of the key file elsewhere shares the journal.
+        let copy = dir.path().join("copy-of-k");
+        let j = Journal::open_in(&journals, &copy, &a_key()).unwrap();
         assert!(matches!(
             j.check(&net, &base, &u2),
             Err(JournalError::Equivocation { earlier, .. }) if earlier == u1
         ));
         let other: Id = "other".parse().unwrap();
         j.check(&other, &base, &u2).unwrap();
+    }
+
+    #[test]
+    fn a_journal_beside_the_key_file_still_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        let net: Id = "acme".parse().unwrap();
+        let base = Sha256Digest::of(b"base");
+        let one = Uint::new(1).unwrap();
+        let old = Entry {
+            kind: JournalKind,
+            network_id: net.clone(),
+            epoch_new: one,
+            prev_root: base,
+            update: Sha256Digest::of(b"u1"),
+            signed_at: one,
+        };
+        let mut line = to_jcs(&old);
+        line.push(b'\n');
+        files::write_atomic(&Journal::legacy_path(&key), &line, 0o600, false).unwrap();
+        let j = Journal::open_in(&dir.path().join("journals"), &key, &a_key()).unwrap();
+        assert!(matches!(
+            j.check(&net, &base, &Sha256Digest::of(b"u2")),
+            Err(JournalError::Equivocation { .. })
+        ));
     }
 }

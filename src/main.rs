@@ -78,6 +78,8 @@ fn exit_code(err: &anyhow::Error) -> Exit {
             return match e {
                 JournalError::Equivocation { .. } => Exit::Rejected,
                 JournalError::Corrupt { .. } => Exit::DataErr,
+                JournalError::NoHome => Exit::Usage,
+                JournalError::Busy { .. } => Exit::TempFail,
                 JournalError::File(f) => file_exit(f),
             };
         }

@@ -44,6 +44,8 @@ impl Env {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rn"))
             .args(args)
             .current_dir(self.dir.path())
+            // This account's signing journals (one per key) live here, not in the real home.
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -113,6 +115,17 @@ impl Env {
             self.ok(&["member", "sign", "genesis.json", "--key", k, "--yes"]);
         }
         root
+    }
+
+    /// The signing journals rn keeps for this account.
+    fn journals(&self) -> Vec<PathBuf> {
+        fs::read_dir(self.path("state/rn/journals"))
+            .map(|d| {
+                d.map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "journal"))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn node_key(&self, name: &str) -> String {
@@ -320,11 +333,39 @@ fn signing_asks_and_a_no_changes_nothing() {
         r.stderr
     );
     assert_eq!(fs::read(env.path("p.json")).unwrap(), before);
-    assert_absent(&env.path("carol/key.journal"));
+    assert_eq!(env.journals().len(), 0);
     let r = env.rn_in(&["member", "sign", "p.json", "--key", "carol/key"], "y\n");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_ne!(fs::read(env.path("p.json")).unwrap(), before);
-    assert!(env.path("carol/key.journal").exists());
+    assert_eq!(env.journals().len(), 1);
+
+    // A copy of the key file shares the journal: it refuses a conflicting update.
+    fs::create_dir(env.path("usb")).unwrap();
+    fs::set_permissions(env.path("usb"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::copy(env.path("carol/key"), env.path("usb/key")).unwrap();
+    env.ok(&[
+        "member",
+        "propose",
+        "add-node",
+        "--id",
+        "n2",
+        "--pubkey",
+        &env.node_key("n2"),
+        "--owner",
+        "ops",
+        "--base",
+        "genesis.json",
+        "-o",
+        "q.json",
+    ]);
+    let r = env.rn(&["member", "sign", "q.json", "--key", "usb/key", "--yes"]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("this key already signed update"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.journals().len(), 1);
 }
 
 #[test]

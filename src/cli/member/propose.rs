@@ -482,6 +482,28 @@ struct DraftAddNode {
     node: DraftNode,
 }
 
+/// An `add_approver` record in a batch file: `status` (active) and `previous_keys` (none) may
+/// be left out.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DraftApprover {
+    id: Id,
+    pubkey: ApproverKey,
+    #[serde(default, deserialize_with = "crate::ledger::canonical::present")]
+    previous_keys: Option<Set<ApproverKey>>,
+    role: Role,
+    #[serde(default, deserialize_with = "crate::ledger::canonical::present")]
+    status: Option<ApproverStatus>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DraftAddApprover {
+    #[allow(dead_code)]
+    op: String,
+    approver: DraftApprover,
+}
+
 /// Only routes an op to its decoder, which then reads the whole op strictly.
 #[derive(serde::Deserialize)]
 struct OpName {
@@ -513,6 +535,20 @@ fn batch_ops(
                 detail: format!("an op is an object with an \"op\" name: {e}"),
             })
             .with_context(context)?;
+        if name.op == "add_approver" {
+            let d: DraftAddApprover = decode_value(what, raw).with_context(context)?;
+            let a = d.approver;
+            ops.push(Op::AddApprover {
+                approver: Approver {
+                    id: a.id,
+                    pubkey: a.pubkey,
+                    previous_keys: a.previous_keys.unwrap_or_default(),
+                    role: a.role,
+                    status: a.status.unwrap_or(ApproverStatus::Active),
+                },
+            });
+            continue;
+        }
         if name.op != "add_node" {
             ops.push(decode_value::<Op>(what, raw).with_context(context)?);
             continue;

@@ -254,7 +254,7 @@ impl Sign {
             }
             return Ok(Exit::Ok);
         }
-        let mut journal = Journal::open(&self.key)?;
+        let mut journal = Journal::open(&self.key, &key.public())?;
         let hash = u.hash();
         journal.check(&u.network_id, &u.prev_root, &hash)?;
         if !confirm(self.yes)? {
