@@ -71,7 +71,7 @@ fn exit_code(err: &anyhow::Error) -> Exit {
                 | StoreError::Restricted(_)
                 | StoreError::Rejected { .. }
                 | StoreError::Unrecoverable(_) => Exit::Rejected,
-                StoreError::Io { .. } => Exit::IoErr,
+                StoreError::Io { .. } | StoreError::CommittedUnfinished { .. } => Exit::IoErr,
             };
         }
         if let Some(e) = cause.downcast_ref::<JournalError>() {

@@ -145,3 +145,94 @@ fn crashes_at_random_commit_steps_never_corrupt_the_ledger() {
         "crash loop: {ROUNDS} rounds, {crashed} commits killed, {torn} torn log writes, {repair_crashes} repairs killed; after restart {old} old state, {new} new state, 0 corrupt, 0 restricted"
     );
 }
+
+/// Runs `rn ARGS --state-dir DIR` with the write named `fail` failing with `errno`.
+fn rn_failing(dir: &std::path::Path, fail: &str, errno: i32, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rn"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(dir)
+        .env_remove("RN_FAULT_AT")
+        .env("RN_FAULT_FAIL", fail)
+        .env("RN_FAULT_ERRNO", errno.to_string())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A verdict is never lost to a failed write: a rejection whose audit record cannot be written
+/// still exits 78 with the rejection's name (the failure on a second line), and a commit whose
+/// snapshot hits a full disk says it committed.
+#[test]
+fn verdicts_survive_io_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    let g = common::genesis();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    Store::bootstrap(&dir, &common::file_bytes(&g), &g.genesis.state.root(), now).unwrap();
+    let chain = common::long_chain(2, now - 1800, 10);
+    let file = tmp.path().join("u.json");
+    let audit = dir.join("audit.log");
+
+    // Under threshold (one signature of two), on a file system that refuses the audit write.
+    let mut forged = chain[0].clone();
+    forged.signatures.truncate(1);
+    fs::write(&file, common::file_bytes(&forged)).unwrap();
+    let audit_before = fs::read(&audit).unwrap();
+    let (code, err) = rn_failing(
+        &dir,
+        "audit_write",
+        30,
+        &["member", "apply", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 78, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].contains("rejected: 1 of 2 signatures"), "{err}");
+    assert!(
+        lines[1].contains("the rejection was not audited")
+            && lines[1].contains("Read-only file system"),
+        "{err}"
+    );
+    assert_eq!(fs::read(&audit).unwrap(), audit_before);
+    let (code, err) = rn_failing(
+        &dir,
+        "audit_write",
+        30,
+        &["member", "apply", file.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(code, 78, "{err}");
+    let v: serde_json::Value = serde_json::from_str(err.trim()).unwrap();
+    assert_eq!(v["error"], "BelowThreshold");
+    assert!(v["unrecorded"].as_str().unwrap().contains("not audited"));
+
+    // A full disk after the log line landed: committed, and said so.
+    fs::write(&file, common::file_bytes(&chain[0])).unwrap();
+    let (code, err) = rn_failing(
+        &dir,
+        "snapshot_write",
+        28,
+        &["member", "apply", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 74, "{err}");
+    assert!(
+        err.contains("committed epoch 0 -> 1 (the log line is durable), but then writing the snapshot and watermark failed")
+            && err.contains("No space left on device"),
+        "{err}"
+    );
+    // The next open finishes it; applying again is a no-op.
+    assert_eq!(status(&dir), ("trusted".to_owned(), 1));
+    let out = rn(&dir, None, &["member", "apply", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status(&dir), ("trusted".to_owned(), 1));
+}

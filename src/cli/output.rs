@@ -103,27 +103,54 @@ pub fn stdout_failed(e: &std::io::Error) -> ! {
 /// Prints one error line to stderr (`--json`: one JSON object).
 pub fn report_error(err: &anyhow::Error, code: Exit, json: bool) {
     let message = escape_untrusted(&format!("{err:#}"), false).into_owned();
+    // A verdict whose audit record could not be written: the verdict first, the failure second.
+    let unrecorded = err
+        .chain()
+        .find_map(|c| match c.downcast_ref::<StoreError>() {
+            Some(StoreError::Rejected {
+                unrecorded: Some(u),
+                ..
+            }) => Some(escape_untrusted(u, false).into_owned()),
+            _ => None,
+        });
     if json {
-        let name = err
-            .chain()
-            .find_map(|c| {
-                c.downcast_ref::<Rejection>()
-                    .map(Rejection::name)
-                    .or_else(|| c.downcast_ref::<DecodeError>().map(DecodeError::name))
-                    .or_else(|| {
-                        c.downcast_ref::<StoreError>().and_then(|e| match e {
-                            StoreError::Restricted(r) => Some(r.name()),
-                            StoreError::Decode { error, .. } => Some(error.name()),
-                            other => other.rejection().map(Rejection::name),
-                        })
-                    })
-            })
-            .unwrap_or("Error");
-        let v = serde_json::json!({"error": name, "message": message, "exit": code as u8});
+        let name = error_name(err);
+        let mut v = serde_json::json!({"error": name, "message": message, "exit": code as u8});
+        if let Some(u) = unrecorded {
+            v["unrecorded"] = serde_json::Value::String(u);
+        }
         eprintln!("{v}");
     } else {
         eprintln!("rn: error: {message}");
+        if let Some(u) = unrecorded {
+            eprintln!("rn: error: and {u}");
+        }
     }
+}
+
+/// The stable name `--json` gives an error: a decode error's or rejection's name (an input over
+/// its size cap is `Oversize` on every path), a restricted ledger's reason, or `Error`.
+pub fn error_name(err: &anyhow::Error) -> &'static str {
+    err.chain()
+        .find_map(|c| {
+            c.downcast_ref::<Rejection>()
+                .map(Rejection::name)
+                .or_else(|| c.downcast_ref::<DecodeError>().map(DecodeError::name))
+                .or_else(|| match c.downcast_ref::<files::FileError>() {
+                    Some(files::FileError::TooLarge { .. }) => Some("Oversize"),
+                    _ => None,
+                })
+                .or_else(|| {
+                    c.downcast_ref::<StoreError>().and_then(|e| match e {
+                        StoreError::Restricted(r) => Some(r.name()),
+                        StoreError::Decode { error, .. } => Some(error.name()),
+                        StoreError::File(files::FileError::TooLarge { .. }) => Some("Oversize"),
+                        StoreError::CommittedUnfinished { .. } => Some("CommittedUnfinished"),
+                        other => other.rejection().map(Rejection::name),
+                    })
+                })
+        })
+        .unwrap_or("Error")
 }
 
 /// The current unix time.

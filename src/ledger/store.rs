@@ -181,7 +181,8 @@ pub enum StoreError {
         "the ledger is restricted ({0}); investigate, then rn member recover --danger-accept-current"
     )]
     Restricted(Restriction),
-    /// An input update was refused by the gate; nothing was committed.
+    /// An input update was refused by the gate; nothing was committed. The verdict stands even
+    /// when its audit record (or the fork evidence) could not be written: `unrecorded` says why.
     #[error("update {position} of {count} ({update}) rejected: {rejection}")]
     Rejected {
         /// 1-based position in the input.
@@ -192,6 +193,25 @@ pub enum StoreError {
         update: Sha256Digest,
         /// The gate's verdict.
         rejection: Box<Rejection>,
+        /// What could not be recorded, if anything (the audit record, the fork evidence).
+        unrecorded: Option<String>,
+    },
+    /// The updates were committed — their log lines are durable, and the log is the truth — but
+    /// a later step failed. The next open finishes the commit from the log (spec §15.9).
+    #[error(
+        "committed epoch {from} -> {to} (the log line is durable), but then {step} failed: {error}; {then}"
+    )]
+    CommittedUnfinished {
+        /// Epoch before.
+        from: u64,
+        /// Epoch after.
+        to: u64,
+        /// What failed (writing the snapshot and watermark, the audit record).
+        step: &'static str,
+        /// The error.
+        error: String,
+        /// What happens next, and what to do.
+        then: &'static str,
     },
     /// Recovery refused.
     #[error("cannot recover: {0}")]
@@ -928,6 +948,7 @@ impl Store {
     }
 
     fn write_snapshot_and_watermark(&mut self) -> Result<(), StoreError> {
+        fault::fail("snapshot_write").map_err(io_err(&self.dir.join(SNAPSHOT)))?;
         let snapshot = Snapshot {
             kind: SnapshotKind,
             state: self.state.clone(),
@@ -1046,6 +1067,7 @@ impl Store {
         };
         let line = canonical_line(&rec);
         let path = self.dir.join(AUDIT);
+        fault::fail("audit_write").map_err(io_err(&path))?;
         let mut f = OpenOptions::new()
             .append(true)
             .create(true)
@@ -1094,7 +1116,7 @@ impl Store {
                     expected: self.state.network_id().clone(),
                     found: su.update.network_id.clone(),
                 };
-                return Err(self.reject(now, source, i, count, hash, rejection));
+                return Err(self.reject(now, source, i, count, hash, rejection, None));
             }
             if e == 0 || e > from {
                 fresh.push((i, su, hash));
@@ -1106,7 +1128,7 @@ impl Store {
                     current: self.state.epoch(),
                     epoch_prev: su.update.epoch_prev,
                 };
-                return Err(self.reject(now, source, i, count, hash, rejection));
+                return Err(self.reject(now, source, i, count, hash, rejection, None));
             }
             let committed = &self.history[e as usize - 1];
             if committed.hash == hash {
@@ -1114,10 +1136,11 @@ impl Store {
                 continue;
             }
             let rejection = self.classify_conflict(su, e);
+            let mut unrecorded = None;
             if let Rejection::Fork { .. } = rejection {
-                self.keep_evidence(su, e, &hash, now, source)?;
+                unrecorded = self.keep_evidence(su, e, &hash).err();
             }
-            return Err(self.reject(now, source, i, count, hash, rejection));
+            return Err(self.reject(now, source, i, count, hash, rejection, unrecorded));
         }
         if fresh.is_empty() {
             return Ok(report);
@@ -1138,10 +1161,13 @@ impl Store {
                     accepted.push((v.commit_to(&mut work), hash));
                 }
                 Err(rejection) => {
+                    let mut unrecorded = None;
                     if let Rejection::Fork { .. } = rejection {
-                        self.keep_evidence(su, su.update.epoch_new.get(), &hash, now, source)?;
+                        unrecorded = self
+                            .keep_evidence(su, su.update.epoch_new.get(), &hash)
+                            .err();
                     }
-                    return Err(self.reject(now, source, i, count, hash, rejection));
+                    return Err(self.reject(now, source, i, count, hash, rejection, unrecorded));
                 }
             }
         }
@@ -1184,8 +1210,21 @@ impl Store {
             report.committed.push(c.hash);
             self.history.push(c);
         }
-        self.write_snapshot_and_watermark()?;
         report.to_epoch = self.state.epoch().get();
+        let unfinished = |step, then, e: StoreError| StoreError::CommittedUnfinished {
+            from: report.from_epoch,
+            to: report.to_epoch,
+            step,
+            error: e.to_string(),
+            then,
+        };
+        self.write_snapshot_and_watermark().map_err(|e| {
+            unfinished(
+                "writing the snapshot and watermark",
+                "the next open of the ledger finishes the commit from the log: fix the cause, then run rn member status",
+                e,
+            )
+        })?;
         let hashes: Vec<String> = report.committed.iter().map(|h| h.short()).collect();
         self.audit(
             now,
@@ -1199,7 +1238,14 @@ impl Store {
                 report.to_epoch,
                 hashes.join(" ")
             ),
-        )?;
+        )
+        .map_err(|e| {
+            unfinished(
+                "writing its audit record",
+                "the commit stands without that record: fix the cause (rn member log --verify checks the audit chain)",
+                e,
+            )
+        })?;
         Ok(report)
     }
 
@@ -1233,6 +1279,7 @@ impl Store {
         count: usize,
         update: Sha256Digest,
         rejection: Rejection,
+        unrecorded: Option<StoreError>,
     ) -> StoreError {
         let audited = self.audit(
             now,
@@ -1246,14 +1293,20 @@ impl Store {
             Some(rejection.name().into()),
             rejection.to_string(),
         );
-        match audited {
-            Ok(()) => StoreError::Rejected {
-                position: i + 1,
-                count,
-                update,
-                rejection: Box::new(rejection),
-            },
-            Err(e) => e,
+        // The verdict is what the operator must see; what could not be recorded comes second.
+        let mut lost = Vec::new();
+        if let Some(e) = unrecorded {
+            lost.push(format!("the fork evidence was not kept: {e}"));
+        }
+        if let Err(e) = audited {
+            lost.push(format!("the rejection was not audited: {e}"));
+        }
+        StoreError::Rejected {
+            position: i + 1,
+            count,
+            update,
+            rejection: Box::new(rejection),
+            unrecorded: (!lost.is_empty()).then(|| lost.join("; ")),
         }
     }
 
@@ -1300,9 +1353,8 @@ impl Store {
         su: &SignedUpdate,
         epoch: u64,
         hash: &Sha256Digest,
-        _now: u64,
-        _source: &str,
     ) -> Result<(), StoreError> {
+        fault::fail("evidence_write").map_err(io_err(&self.dir.join(EVIDENCE)))?;
         let dir = self.dir.join(EVIDENCE);
         if fs::symlink_metadata(&dir).is_err() {
             fs::DirBuilder::new()
