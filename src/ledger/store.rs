@@ -1116,7 +1116,7 @@ impl Store {
                     expected: self.state.network_id().clone(),
                     found: su.update.network_id.clone(),
                 };
-                return Err(self.reject(now, source, i, count, hash, rejection, None));
+                return Err(self.reject(now, source, (i, count, hash), rejection, None));
             }
             if e == 0 || e > from {
                 fresh.push((i, su, hash));
@@ -1128,7 +1128,7 @@ impl Store {
                     current: self.state.epoch(),
                     epoch_prev: su.update.epoch_prev,
                 };
-                return Err(self.reject(now, source, i, count, hash, rejection, None));
+                return Err(self.reject(now, source, (i, count, hash), rejection, None));
             }
             let committed = &self.history[e as usize - 1];
             if committed.hash == hash {
@@ -1140,7 +1140,7 @@ impl Store {
             if let Rejection::Fork { .. } = rejection {
                 unrecorded = self.keep_evidence(su, e, &hash).err();
             }
-            return Err(self.reject(now, source, i, count, hash, rejection, unrecorded));
+            return Err(self.reject(now, source, (i, count, hash), rejection, unrecorded));
         }
         if fresh.is_empty() {
             return Ok(report);
@@ -1167,7 +1167,7 @@ impl Store {
                             .keep_evidence(su, su.update.epoch_new.get(), &hash)
                             .err();
                     }
-                    return Err(self.reject(now, source, i, count, hash, rejection, unrecorded));
+                    return Err(self.reject(now, source, (i, count, hash), rejection, unrecorded));
                 }
             }
         }
@@ -1275,9 +1275,7 @@ impl Store {
         &mut self,
         now: u64,
         source: &str,
-        i: usize,
-        count: usize,
-        update: Sha256Digest,
+        (i, count, update): (usize, usize, Sha256Digest),
         rejection: Rejection,
         unrecorded: Option<StoreError>,
     ) -> StoreError {
