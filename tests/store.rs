@@ -558,3 +558,54 @@ fn a_cached_open_verifies_only_appended_lines_and_sees_any_change_before_them() 
         Some("audit.log line 1 does not verify")
     );
 }
+
+/// Appends golden update 2 to a ledger at epoch 1 as a correctly chained log line, as anyone
+/// who can write the directory could — without committing it (the watermark stays at 1).
+fn append_uncommitted_line(d: &Dir) {
+    let log = d.path.join("ledger.log");
+    let last = lines(&log).pop().unwrap();
+    let su = &common::chain().updates[1];
+    let entry = serde_json::json!({
+        "kind": "rn.log-entry.v1",
+        "index": 2,
+        "prev": rn::ledger::types::Blake3Digest::of(&last).to_string(),
+        "signed_update": su,
+    });
+    let mut all = lines(&log);
+    all.push(rn::ledger::canonical::to_jcs(&entry));
+    write_lines(&log, &all);
+}
+
+#[test]
+fn a_line_beyond_the_watermark_is_finished_only_if_it_passes_the_gate_now() {
+    // Within the update's validity: an interrupted commit, finished.
+    let d = ledger(1);
+    append_uncommitted_line(&d);
+    let s = Store::open(&d.path, Some(&d.pin), T0 + 300).unwrap();
+    assert_eq!(s.mode(), &Mode::Trusted);
+    assert_eq!(s.state().epoch().get(), 2);
+    assert!(s.repairs().iter().any(|r| r.starts_with("finished an interrupted commit")));
+    drop(s);
+
+    // After it expired: dropped like a torn tail, audited, and the ledger stays at epoch 1.
+    let d = ledger(1);
+    let log_before = fs::read(d.path.join("ledger.log")).unwrap();
+    append_uncommitted_line(&d);
+    let s = open(&d).unwrap();
+    assert_eq!(s.mode(), &Mode::Trusted);
+    assert_eq!(s.state().epoch().get(), 1);
+    let repair = s
+        .repairs()
+        .iter()
+        .find(|r| r.starts_with("dropped 1 line(s) of ledger.log beyond the watermark"))
+        .unwrap_or_else(|| panic!("{:?}", s.repairs()));
+    assert!(repair.contains("Expired"), "{repair}");
+    let audited = s.audit_records().unwrap();
+    assert!(audited.iter().any(|a| a.event == "repaired" && a.detail == *repair));
+    drop(s);
+    assert_eq!(fs::read(d.path.join("ledger.log")).unwrap(), log_before);
+    // Reopening finds nothing more to do, and the update can still not be committed late.
+    let s = open(&d).unwrap();
+    assert_eq!(s.state().epoch().get(), 1);
+    assert!(s.repairs().is_empty(), "{:?}", s.repairs());
+}

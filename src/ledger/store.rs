@@ -794,7 +794,6 @@ impl Store {
     }
 
     fn check_watermark_and_snapshot(&mut self, torn: bool, now: u64) -> Result<(), StoreError> {
-        let verified_len = self.verified_len;
         if let Mode::Restricted(r) = self.mode.clone() {
             return self.restrict(now, r);
         }
@@ -812,25 +811,39 @@ impl Store {
         {
             restriction = self.judge_watermark(b, "the watermark mirror");
         }
+        if let Some(r) = restriction {
+            return self.restrict(now, r);
+        }
+        // Lines beyond the watermark are an interrupted commit only if they would pass the gate
+        // now, time rules included; anyone who can write the directory could have appended a
+        // quorum-signed update that was never committed and has since expired.
+        let watermark_epoch = [&inside, &mirror]
+            .into_iter()
+            .flatten()
+            .filter_map(|b| decode::<Watermark>(b).ok())
+            .map(|w| w.epoch.get())
+            .min()
+            .unwrap_or(log_epoch);
+        if watermark_epoch < log_epoch {
+            self.judge_beyond_watermark(watermark_epoch, now)?;
+        }
+        let log_epoch = self.state.epoch().get();
         let ahead = |b: &Option<Vec<u8>>| {
             b.as_ref()
                 .and_then(|b| decode::<Watermark>(b).ok())
                 .is_none_or(|w| w.epoch.get() < log_epoch)
         };
-        if restriction.is_none() && mirror.is_none() {
+        if mirror.is_none() {
             self.repairs
                 .push("created the watermark mirror beside the directory".into());
-        } else if restriction.is_none() && (ahead(&inside) || ahead(&mirror)) {
+        } else if ahead(&inside) || ahead(&mirror) {
             self.repairs.push(format!(
                 "finished an interrupted commit (watermarks brought to epoch {log_epoch})"
             ));
         }
-        if let Some(r) = restriction {
-            return self.restrict(now, r);
-        }
         if torn {
             fault::point("before_truncate");
-            self.truncate_log(verified_len)?;
+            self.truncate_log(self.verified_len)?;
             self.repairs
                 .push("truncated a torn final line of ledger.log beyond the watermark".into());
         }
@@ -868,6 +881,70 @@ impl Store {
         for r in self.repairs.clone() {
             self.audit(now, "repaired", None, None, None, r)?;
         }
+        Ok(())
+    }
+
+    /// The log holds lines beyond the watermark at `watermark_epoch`: runs them through the gate
+    /// again as the chain one commit wrote — with `now`, the last one's expiry checked (spec
+    /// §4.7). If they pass, the commit is finished by the caller; if not, they are cut off like a
+    /// torn tail, the store goes back to the watermark's state, and the repair says why.
+    fn judge_beyond_watermark(&mut self, watermark_epoch: u64, now: u64) -> Result<(), StoreError> {
+        let at = watermark_epoch as usize;
+        let mut state = self.state_at(watermark_epoch);
+        let mut seen: HashSet<UpdateId> = self.history[..at]
+            .iter()
+            .map(|c| c.signed.update.update_id)
+            .collect();
+        let last = self.history.len() - 1;
+        let mut verdict = Ok(());
+        for (k, c) in self.history.iter().enumerate().skip(at) {
+            let freshness = if k == last {
+                Freshness::ChainLast
+            } else {
+                Freshness::ChainInner
+            };
+            match accept(&state, &seen, &c.signed, now, freshness) {
+                Ok(v) => {
+                    seen.insert(c.signed.update.update_id);
+                    v.commit_to(&mut state);
+                }
+                Err(r) => {
+                    verdict = Err((k + 1, r));
+                    break;
+                }
+            }
+        }
+        let Err((epoch, rejection)) = verdict else {
+            return Ok(());
+        };
+        // Cut the log after the watermark's line, and go back to its state.
+        let path = self.dir.join(LOG);
+        let bytes = files::read_capped(&path, caps::LOG)?;
+        let keep = match at {
+            0 => 0,
+            _ => bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .nth(at - 1)
+                .map_or(0, |(i, _)| i + 1),
+        };
+        fault::point("before_truncate");
+        self.truncate_log(keep as u64)?;
+        let dropped = self.history.len() - at;
+        self.history.truncate(at);
+        self.state = self.state_at(watermark_epoch);
+        self.seen = self.history[..at]
+            .iter()
+            .map(|c| c.signed.update.update_id)
+            .collect();
+        self.verified_len = keep as u64;
+        self.log_prefix = blake3::Hasher::new();
+        self.log_prefix.update(&bytes[..keep]);
+        self.repairs.push(format!(
+            "dropped {dropped} line(s) of ledger.log beyond the watermark (epoch {watermark_epoch}): the update for epoch {epoch} would not pass the gate now ({}: {rejection})",
+            rejection.name()
+        ));
         Ok(())
     }
 
