@@ -584,7 +584,11 @@ fn a_line_beyond_the_watermark_is_finished_only_if_it_passes_the_gate_now() {
     let s = Store::open(&d.path, Some(&d.pin), T0 + 300).unwrap();
     assert_eq!(s.mode(), &Mode::Trusted);
     assert_eq!(s.state().epoch().get(), 2);
-    assert!(s.repairs().iter().any(|r| r.starts_with("finished an interrupted commit")));
+    assert!(
+        s.repairs()
+            .iter()
+            .any(|r| r.starts_with("finished an interrupted commit"))
+    );
     drop(s);
 
     // After it expired: dropped like a torn tail, audited, and the ledger stays at epoch 1.
@@ -601,11 +605,76 @@ fn a_line_beyond_the_watermark_is_finished_only_if_it_passes_the_gate_now() {
         .unwrap_or_else(|| panic!("{:?}", s.repairs()));
     assert!(repair.contains("Expired"), "{repair}");
     let audited = s.audit_records().unwrap();
-    assert!(audited.iter().any(|a| a.event == "repaired" && a.detail == *repair));
+    assert!(
+        audited
+            .iter()
+            .any(|a| a.event == "repaired" && a.detail == *repair)
+    );
     drop(s);
     assert_eq!(fs::read(d.path.join("ledger.log")).unwrap(), log_before);
     // Reopening finds nothing more to do, and the update can still not be committed late.
     let s = open(&d).unwrap();
     assert_eq!(s.state().epoch().get(), 1);
     assert!(s.repairs().is_empty(), "{:?}", s.repairs());
+}
+
+#[test]
+fn the_audit_log_rotates_into_linked_segments() {
+    let d = ledger(1);
+    let chain = common::chain();
+    // A stale update, again and again: each rejection appends one audit record.
+    let stale = std::slice::from_ref(&chain.updates[0]);
+    let mut forged = chain.updates[1].clone();
+    forged.signatures.truncate(1);
+    let mut s = open(&d).unwrap();
+    s.set_audit_segment_bytes(2048);
+    for _ in 0..40 {
+        s.apply(std::slice::from_ref(&forged), T0 + 300, "forged.json")
+            .unwrap_err();
+    }
+    s.apply(stale, T0 + 300, "stale.json").unwrap();
+    drop(s);
+    let segments: Vec<_> = fs::read_dir(&d.path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("audit.0"))
+        .collect();
+    assert!(segments.len() >= 5, "{segments:?}");
+    assert!(fs::metadata(d.path.join("audit.log")).unwrap().len() <= 2048);
+
+    // Opening reads only audit.log and the last line of the newest segment.
+    let s = open(&d).unwrap();
+    assert_eq!(s.mode(), &Mode::Trusted);
+    assert!(s.audit_status().broken.is_none(), "{:?}", s.audit_status());
+    let all = s.verify_audit().unwrap();
+    assert_eq!(all.broken, None);
+    assert_eq!(all.segments, segments.len());
+    let records = s.audit_records().unwrap();
+    assert_eq!(all.records, records.len());
+    assert!(records.len() >= 42, "{}", records.len());
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.index.get(), i as u64 + 1);
+    }
+    drop(s);
+
+    // A byte changed in an old segment breaks the whole-chain walk, naming the segment.
+    let first = d.path.join("audit.000001.log");
+    flip(&first, 10);
+    let s = open(&d).unwrap();
+    assert_eq!(s.mode(), &Mode::Trusted);
+    let all = s.verify_audit().unwrap();
+    assert!(
+        all.broken
+            .as_deref()
+            .is_some_and(|b| b.starts_with("audit.000001.log line ")),
+        "{all:?}"
+    );
+    drop(s);
+    flip(&first, 10);
+
+    // Archiving the oldest segment away: the walk starts at the oldest one present, and says so.
+    fs::remove_file(&first).unwrap();
+    let all = open(&d).unwrap().verify_audit().unwrap();
+    assert_eq!(all.broken, None);
+    assert!(all.starts_after.is_some_and(|k| k > 0), "{all:?}");
 }

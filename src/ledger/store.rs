@@ -43,6 +43,50 @@ const LOG: &str = "ledger.log";
 const SNAPSHOT: &str = "ledger.snapshot";
 const WATERMARK: &str = "ledger.watermark";
 const AUDIT: &str = "audit.log";
+/// The size at which `audit.log` is closed as a segment and a new one started.
+pub const AUDIT_SEGMENT_BYTES: usize = 64 << 20;
+
+/// The name of closed audit segment `n` (1 is the oldest): `audit.000001.log`.
+fn audit_segment_name(n: u64) -> String {
+    format!("audit.{n:06}.log")
+}
+
+/// The closed audit segments in `dir`, oldest first.
+fn audit_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).map_err(io_err(dir))? {
+        let e = e.map_err(io_err(dir))?;
+        let name = e.file_name();
+        let Some(n) = name
+            .to_str()
+            .and_then(|s| s.strip_prefix("audit."))
+            .and_then(|s| s.strip_suffix(".log"))
+            .filter(|s| s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        out.push((n, e.path()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The last line of a file, read from its end (at most the last MiB).
+fn last_line(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    files::check_private(path, false)?;
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let len = f.metadata().map_err(io_err(path))?.len();
+    let from = len.saturating_sub(1 << 20);
+    f.seek(SeekFrom::Start(from)).map_err(io_err(path))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail).map_err(io_err(path))?;
+    Ok(tail
+        .split(|&b| b == b'\n')
+        .rfind(|l| !l.is_empty())
+        .map(<[u8]>::to_vec))
+}
 const LOCK: &str = "lock";
 const EVIDENCE: &str = "evidence";
 const POLICY_DIR: &str = "policy";
@@ -261,6 +305,20 @@ pub struct ApplyReport {
     pub to_epoch: u64,
 }
 
+/// The whole audit chain as [`Store::verify_audit`] walked it.
+#[derive(Clone, Debug)]
+pub struct AuditChain {
+    /// Closed segments beside `audit.log`.
+    pub segments: usize,
+    /// Records that verified.
+    pub records: usize,
+    /// Where the chain breaks, if it does.
+    pub broken: Option<String>,
+    /// When the oldest segments were archived away: the index of the record before the first
+    /// one present (the walk could not link that record to the genesis).
+    pub starts_after: Option<u64>,
+}
+
 /// State of the audit chain as found on open.
 #[derive(Clone, Debug)]
 pub struct AuditStatus {
@@ -311,6 +369,7 @@ pub struct Store {
     /// BLAKE3 of the audit log bytes read and written so far, and their length.
     audit_prefix: blake3::Hasher,
     audit_len: usize,
+    audit_segment_bytes: usize,
     audit_status: AuditStatus,
     last_audit: Option<(String, String)>,
     repairs: Vec<String>,
@@ -488,6 +547,9 @@ impl Store {
         files::write_atomic(&dir.join(PIN), format!("{pin}\n").as_bytes(), 0o600, true)?;
         files::write_atomic(&dir.join(LOG), b"", 0o600, true)?;
         let _ = fs::remove_file(dir.join(AUDIT));
+        for (_, segment) in audit_segments(dir)? {
+            let _ = fs::remove_file(segment);
+        }
         let mut store = Store::at_genesis(
             dir,
             lock,
@@ -632,6 +694,7 @@ impl Store {
             audit_head: Blake3Digest::of(&genesis_bytes),
             audit_prefix: blake3::Hasher::new(),
             audit_len: 0,
+            audit_segment_bytes: AUDIT_SEGMENT_BYTES,
             genesis,
             genesis_bytes,
             mode: Mode::Trusted,
@@ -1060,11 +1123,36 @@ impl Store {
     /// Reads and verifies the audit chain; from `cache` on when the file still begins with the
     /// bytes it read.
     fn load_audit(&mut self, cache: Option<&mut AuditCache>) -> Result<(), StoreError> {
+        // The chain enters audit.log from the last record of the newest closed segment (only
+        // that line is read; `rn member log --verify` walks every segment).
+        let mut prev = Blake3Digest::of(&self.genesis_bytes);
+        let mut n = 0u64;
+        if let Some((seq, path)) = audit_segments(&self.dir)?.pop() {
+            let line = last_line(&path)?;
+            let rec = line
+                .as_deref()
+                .and_then(|l| decode_value::<AuditRecord>("audit record", l).ok());
+            match (&line, rec) {
+                (Some(l), Some(r)) => {
+                    prev = Blake3Digest::of(l);
+                    n = r.index.get();
+                }
+                _ => {
+                    self.audit_status.broken = Some(format!(
+                        "{}: its last record does not verify",
+                        audit_segment_name(seq)
+                    ));
+                    if let Some(l) = &line {
+                        prev = Blake3Digest::of(l);
+                    }
+                }
+            }
+            self.audit_head = prev;
+            self.audit_next = n + 1;
+        }
         let Some(bytes) = read_optional(&self.dir.join(AUDIT), caps::LOG)? else {
             return Ok(());
         };
-        let mut prev = Blake3Digest::of(&self.genesis_bytes);
-        let mut n = 0u64;
         let mut start = 0usize;
         let mut first_line = 0usize;
         if let Some(c) = cache
@@ -1145,6 +1233,9 @@ impl Store {
         let line = canonical_line(&rec);
         let path = self.dir.join(AUDIT);
         fault::fail("audit_write").map_err(io_err(&path))?;
+        if self.audit_len > 0 && self.audit_len + line.len() > self.audit_segment_bytes {
+            self.rotate_audit()?;
+        }
         let mut f = OpenOptions::new()
             .append(true)
             .create(true)
@@ -1160,6 +1251,88 @@ impl Store {
         self.audit_next += 1;
         self.last_audit = Some((rec.event, rec.detail));
         Ok(())
+    }
+
+    /// Closes `audit.log` as the next segment (`audit.NNNNNN.log`); the next record starts a new
+    /// `audit.log` whose chain continues from the segment's last record.
+    fn rotate_audit(&mut self) -> Result<(), StoreError> {
+        let next = audit_segments(&self.dir)?.last().map_or(1, |(n, _)| n + 1);
+        let to = self.dir.join(audit_segment_name(next));
+        let from = self.dir.join(AUDIT);
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &from,
+            rustix::fs::CWD,
+            &to,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| io_err(&to)(io::Error::from(e)))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&self.dir))?;
+        self.audit_len = 0;
+        self.audit_prefix = blake3::Hasher::new();
+        Ok(())
+    }
+
+    /// Sets the size at which `audit.log` is closed as a segment (default
+    /// [`AUDIT_SEGMENT_BYTES`]); small values let tests and tools rotate often.
+    pub fn set_audit_segment_bytes(&mut self, bytes: usize) {
+        self.audit_segment_bytes = bytes.max(1);
+    }
+
+    /// Walks the whole audit chain, every closed segment (oldest first) and then `audit.log`:
+    /// each record canonical, indexed and chained to the one before, the first to the genesis.
+    /// If the oldest segments were archived away, the walk starts at the oldest one present
+    /// and says so.
+    pub fn verify_audit(&self) -> Result<AuditChain, StoreError> {
+        let mut files: Vec<(String, PathBuf)> = audit_segments(&self.dir)?
+            .into_iter()
+            .map(|(n, p)| (audit_segment_name(n), p))
+            .collect();
+        let first_segment = files.first().map(|(name, _)| name.clone());
+        files.push((AUDIT.to_owned(), self.dir.join(AUDIT)));
+        let mut chain = AuditChain {
+            segments: files.len() - 1,
+            records: 0,
+            broken: None,
+            starts_after: None,
+        };
+        let mut prev = Some(Blake3Digest::of(&self.genesis_bytes));
+        let mut n = 0u64;
+        if first_segment.is_some_and(|name| name != audit_segment_name(1)) {
+            prev = None;
+        }
+        for (name, path) in files {
+            let Some(bytes) = read_optional(&path, caps::LOG)? else {
+                continue;
+            };
+            for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                if line.is_empty() {
+                    continue;
+                }
+                let rec = decode_value::<AuditRecord>("audit record", line)
+                    .ok()
+                    .filter(|r| to_jcs(r) == line);
+                let ok = match (&rec, prev) {
+                    (Some(r), Some(p)) => r.prev == p && r.index.get() == n + 1,
+                    // The oldest segments were archived: start from the first record present.
+                    (Some(r), None) => {
+                        chain.starts_after = Some(r.index.get() - 1);
+                        true
+                    }
+                    (None, _) => false,
+                };
+                if !ok {
+                    chain.broken = Some(format!("{name} line {} does not verify", i + 1));
+                    return Ok(chain);
+                }
+                chain.records += 1;
+                prev = Some(Blake3Digest::of(line));
+                n = rec.map_or(n + 1, |r| r.index.get());
+            }
+        }
+        Ok(chain)
     }
 
     /// Commits `updates` (a signed update, or a bundle's chain) through the gate, all or
@@ -1617,14 +1790,24 @@ impl Store {
         &self.audit_status
     }
 
-    /// The audit records (for `rn member log --audit`).
+    /// The audit records of every segment, oldest first (for `rn member log --audit`).
     pub fn audit_records(&self) -> Result<Vec<AuditRecord>, StoreError> {
-        let bytes = read_optional(&self.dir.join(AUDIT), caps::LOG)?.unwrap_or_default();
-        Ok(bytes
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .filter_map(|l| decode_value::<AuditRecord>("audit record", l).ok())
-            .collect())
+        let mut paths: Vec<PathBuf> = audit_segments(&self.dir)?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        paths.push(self.dir.join(AUDIT));
+        let mut out = Vec::new();
+        for path in paths {
+            let bytes = read_optional(&path, caps::LOG)?.unwrap_or_default();
+            out.extend(
+                bytes
+                    .split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .filter_map(|l| decode_value::<AuditRecord>("audit record", l).ok()),
+            );
+        }
+        Ok(out)
     }
 
     /// What opening repaired (an unfinished commit, a torn tail, a stale snapshot).

@@ -313,12 +313,13 @@ impl Log {
     pub fn run(self) -> anyhow::Result<Exit> {
         let store = Store::open(&self.state_dir, None, now())?;
         if self.verify {
-            let audit = store.audit_status();
+            let audit = store.verify_audit()?;
             let ledger_ok = *store.mode() == Mode::Trusted;
             let v = json!({
                 "ledger": {"ok": ledger_ok, "entries": store.history().len(), "epoch": store.state().epoch().get(),
                            "root": store.state().root().to_string(), "error": match store.mode() { Mode::Trusted => None, Mode::Restricted(r) => Some(r.to_string()) }},
-                "audit": {"ok": audit.broken.is_none(), "records": audit.records, "error": audit.broken},
+                "audit": {"ok": audit.broken.is_none(), "records": audit.records, "segments": audit.segments + 1,
+                          "starts_after": audit.starts_after, "error": audit.broken},
             });
             if self.json {
                 crate::outln!("{v}");
@@ -333,8 +334,19 @@ impl Log {
                     ),
                     Mode::Restricted(r) => crate::outln!("ledger: DOES NOT VERIFY: {r}"),
                 }
+                let span = match (audit.segments, audit.starts_after) {
+                    (0, _) => String::new(),
+                    (s, None) => format!(" across {} files", s + 1),
+                    (s, Some(k)) => format!(
+                        " across {} files, from record {} (older segments archived: not linked to the genesis)",
+                        s + 1,
+                        k + 1
+                    ),
+                };
                 match &audit.broken {
-                    None => crate::outln!("audit:  {} records, hash chain intact", audit.records),
+                    None => {
+                        crate::outln!("audit:  {} records{span}, hash chain intact", audit.records)
+                    }
                     Some(b) => crate::outln!(
                         "audit:  CHAIN BROKEN: {b} ({} records verified before it)",
                         audit.records
