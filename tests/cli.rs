@@ -128,6 +128,21 @@ impl Env {
             .unwrap_or_default()
     }
 
+    /// [`Env::found`], then a ledger bootstrapped in `dir`.
+    fn found_with_ledger(&self, dir: &str) {
+        let root = self.found();
+        self.ok(&[
+            "member",
+            "bootstrap",
+            "--genesis",
+            "genesis.json",
+            "--pin",
+            &root,
+            "--state-dir",
+            dir,
+        ]);
+    }
+
     fn node_key(&self, name: &str) -> String {
         self.ok(&["key", "gen-node", "--out", &format!("{name}.key")])
     }
@@ -1467,17 +1482,7 @@ fn what_others_wrote_is_shown_escaped() {
 #[ignore = "needs root (a read-only bind mount)"]
 fn a_forged_update_on_a_read_only_state_dir_is_still_named_rejected() {
     let env = Env::new();
-    let root = env.found();
-    env.ok(&[
-        "member",
-        "bootstrap",
-        "--genesis",
-        "genesis.json",
-        "--pin",
-        &root,
-        "--state-dir",
-        "st",
-    ]);
+    env.found_with_ledger("st");
     env.ok(&[
         "member",
         "propose",
@@ -1526,17 +1531,7 @@ fn a_forged_update_on_a_read_only_state_dir_is_still_named_rejected() {
 #[test]
 fn an_oversize_input_is_named_oversize_on_every_path() {
     let env = Env::new();
-    let root = env.found();
-    env.ok(&[
-        "member",
-        "bootstrap",
-        "--genesis",
-        "genesis.json",
-        "--pin",
-        &root,
-        "--state-dir",
-        "st",
-    ]);
+    env.found_with_ledger("st");
     // Over the 8 MiB cap of a signed update (apply reads up to a bundle's 256 MiB, then the
     // kind's own cap applies).
     let big = format!(

@@ -60,8 +60,8 @@ fn status(dir: &std::path::Path) -> (String, u64) {
     )
 }
 
-#[test]
-fn crashes_at_random_commit_steps_never_corrupt_the_ledger() {
+/// A ledger bootstrapped from the golden genesis in a new temporary directory, and the time.
+fn fresh_ledger() -> (tempfile::TempDir, std::path::PathBuf, u64) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("state");
     let g = common::genesis();
@@ -70,6 +70,12 @@ fn crashes_at_random_commit_steps_never_corrupt_the_ledger() {
         .unwrap()
         .as_secs();
     Store::bootstrap(&dir, &common::file_bytes(&g), &g.genesis.state.root(), now).unwrap();
+    (tmp, dir, now)
+}
+
+#[test]
+fn crashes_at_random_commit_steps_never_corrupt_the_ledger() {
+    let (tmp, dir, now) = fresh_ledger();
     const ROUNDS: usize = 120;
     let chain = common::long_chain(ROUNDS, now - 1800, 10);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -168,14 +174,7 @@ fn rn_failing(dir: &std::path::Path, fail: &str, errno: i32, args: &[&str]) -> (
 /// snapshot hits a full disk says it committed.
 #[test]
 fn verdicts_survive_io_failures() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("state");
-    let g = common::genesis();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    Store::bootstrap(&dir, &common::file_bytes(&g), &g.genesis.state.root(), now).unwrap();
+    let (tmp, dir, now) = fresh_ledger();
     let chain = common::long_chain(2, now - 1800, 10);
     let file = tmp.path().join("u.json");
     let audit = dir.join("audit.log");

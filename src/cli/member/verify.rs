@@ -94,35 +94,30 @@ impl Verify {
             crate::outln!("{v}");
         } else {
             match &verdict {
-                Ok(v) if base_unverified => crate::outln!(
-                    "accepted against an UNVERIFIED base: the proposal's own base_state (root {}), taken on the proposer's word; network {} epoch {} -> {}, new root {}, signed by {} ({} of {} needed); pass --state-dir or --base to judge it against a state you trust",
-                    u.prev_root,
-                    u.network_id,
-                    u.epoch_prev,
-                    u.epoch_new,
-                    v.new_root(),
-                    v.signers()
-                        .iter()
-                        .map(|i| i.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    v.signers().len(),
-                    base.threshold()
-                ),
-                Ok(v) => crate::outln!(
-                    "accepted: network {} epoch {} -> {}, new root {}, signed by {} ({} of {} needed)",
-                    u.network_id,
-                    u.epoch_prev,
-                    u.epoch_new,
-                    v.new_root(),
-                    v.signers()
-                        .iter()
-                        .map(|i| i.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    v.signers().len(),
-                    base.threshold()
-                ),
+                Ok(v) => {
+                    let what = format!(
+                        "network {} epoch {} -> {}, new root {}, signed by {} ({} of {} needed)",
+                        u.network_id,
+                        u.epoch_prev,
+                        u.epoch_new,
+                        v.new_root(),
+                        v.signers()
+                            .iter()
+                            .map(|i| i.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        v.signers().len(),
+                        base.threshold()
+                    );
+                    if base_unverified {
+                        crate::outln!(
+                            "accepted against an UNVERIFIED base: the proposal's own base_state (root {}), taken on the proposer's word; {what}; pass --state-dir or --base to judge it against a state you trust",
+                            u.prev_root
+                        );
+                    } else {
+                        crate::outln!("accepted: {what}");
+                    }
+                }
                 Err(e) => {
                     crate::outln!("rejected ({}): {e}", e.name());
                     if let Some(t) = &tally {
