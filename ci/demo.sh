@@ -14,7 +14,8 @@ chmod 700 "$WORK"
 # The approvers' signing journals (spec §11) stay in the demo's directory.
 export XDG_STATE_HOME="$WORK/.state"
 source "$HERE/netns-lib.sh"
-NS_PREFIX=rnd
+NS_PREFIX=rnd  # read by netns-lib.sh
+export NS_PREFIX
 trap 'set +e; cleanup_netns 2>/dev/null; rm -rf "$WORK" /run/rn/rnd*.sock' EXIT
 cleanup_netns 2>/dev/null || true
 cd "$WORK"

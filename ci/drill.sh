@@ -11,7 +11,7 @@
 # ends its drill with a non-zero exit and names the step. Drills about traffic (fleet-revocation)
 # run in network namespaces and need root; the others use the memory backend.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 REPO=$(pwd)
 SCENARIOS=(approver-key-compromise lost-approver-key lost-owner-key node-compromise
     fleet-revocation quorum-reconstitution fork-evidence restricted-node backup-restore
@@ -804,8 +804,10 @@ case "$WHAT" in
     all)
         FAILED=0
         for s in "${SCENARIOS[@]}"; do run_one "$s" || FAILED=$((FAILED + 1)); done
+        REPORTS=()
+        for s in "${SCENARIOS[@]}"; do REPORTS+=("$ART/drills/$s.json"); done
         jq -s --arg commit "$COMMIT" '{commit: $commit, drills: ., all_pass: all(.[]; .outcome == "pass")}' \
-            $(printf "$ART/drills/%s.json " "${SCENARIOS[@]}") >"$ART/recovery.json"
+            "${REPORTS[@]}" >"$ART/recovery.json"
         { echo "# audit and ledger chains of the drill networks, verified by rn member log --verify (commit $COMMIT)"
           for s in "${SCENARIOS[@]}"; do cat "$ART/drills/$s.audit"; done; } >"$ART/audit-integrity.log"
         echo "drills: $(( ${#SCENARIOS[@]} - FAILED )) passed, $FAILED failed; artifacts/recovery.json, artifacts/audit-integrity.log"

@@ -4,7 +4,7 @@
 #   Policy: a<->b icmp, a->b tcp/22, a<->d icmp; c gets nothing.
 # Usage: ci/e2e-netns.sh [RN_BINARY] [RUNS]   (RUNS: revocation latency samples, default 10)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 RN=$(realpath "${1:-target/debug/rn}")
 RUNS=${2:-10}
 source ci/netns-lib.sh
@@ -53,11 +53,12 @@ mkdir -p /var/run/wireguard
 ip netns exec rnt-d wireguard-go -f rntd >"$W/wggo.log" 2>&1 &
 PIDS+=($!)
 wait_for 5 test -S /var/run/wireguard/rntd.sock || ko "wireguard-go started"
+declare -A AGENT=()  # node -> the PID of its agent
 start_agent() {
     # Not through a shell function: $! must be the agent itself, so it can be stopped by PID.
     ip netns exec "rnt-$1" "$RN" node run --config "$W/$1/node.json" --metrics-file "$W/$1/metrics.prom" >>"$W/$1/agent.log" 2>&1 &
     PIDS+=($!)
-    eval "AGENT_$1=$!"
+    AGENT[$1]=$!
 }
 for n in a b c d; do start_agent "$n"; done
 peers_of() { inns "$1" timeout 5 wg show "rnt$1" peers 2>/dev/null; }
@@ -139,7 +140,7 @@ for i in $(seq "$RUNS"); do
     wait_for 10 has_peer a b || ko "restore $i: b did not come back"
 done
 if [ ${#LAT[@]} -gt 0 ]; then
-    SORTED=($(printf '%s\n' "${LAT[@]}" | sort -n))
+    mapfile -t SORTED < <(printf '%s\n' "${LAT[@]}" | sort -n)
     n=${#SORTED[@]}
     P50=${SORTED[$(( (n - 1) / 2 ))]}
     P95=${SORTED[$(( (n * 95 + 99) / 100 - 1 ))]}
@@ -190,13 +191,13 @@ check "b reaches a after the rebuild" wait_for 10 pings b "${OV[1]}"
 
 # --- 4. tamper a's ledger: restart a -> restricted, no traffic; restore -> trusted ---
 wait_for 10 pings a "${OV[2]}"
-kill "$AGENT_a"
+kill "${AGENT[a]}"
 # The agent leaves its loop within about a second and is out within its 5 s stop deadline.
-check "agent a stopped within 8 s of SIGTERM" wait_for 8 bash -c "! kill -0 $AGENT_a" ||
-    { echo "agent a's last log lines:"; tail -5 "$W/a/agent.log"; ls /proc/"$AGENT_a"/task 2>/dev/null | while read -r t; do
-        echo "  thread $t: $(cat /proc/"$AGENT_a"/task/"$t"/wchan 2>/dev/null) $(cut -d' ' -f1 /proc/"$AGENT_a"/task/"$t"/syscall 2>/dev/null)"; done; }
-kill -9 "$AGENT_a" 2>/dev/null
-wait "$AGENT_a"; rc=$?
+check "agent a stopped within 8 s of SIGTERM" wait_for 8 bash -c "! kill -0 ${AGENT[a]}" ||
+    { echo "agent a's last log lines:"; tail -5 "$W/a/agent.log"; ls /proc/"${AGENT[a]}"/task 2>/dev/null | while read -r t; do
+        echo "  thread $t: $(cat /proc/"${AGENT[a]}"/task/"$t"/wchan 2>/dev/null) $(cut -d' ' -f1 /proc/"${AGENT[a]}"/task/"$t"/syscall 2>/dev/null)"; done; }
+kill -9 "${AGENT[a]}" 2>/dev/null
+wait "${AGENT[a]}"; rc=$?
 check "agent a exited 0 after SIGTERM (exit $rc)" [ "$rc" = 0 ]
 check "agent a logged a clean stop" grep -q 'info  stopped$' "$W/a/agent.log"
 check "a stopped cleanly: its interface is gone" wait_for 5 bash -c "! ip -n rnt-a link show rnta >/dev/null 2>&1"
@@ -248,8 +249,8 @@ for i in $(seq 10); do
     wait_for 10 trusted c || { ko "stop $i: c not trusted before the stop"; break; }
     lines=$(wc -l <"$W/c/agent.log")
     t0=$(date +%s%N)
-    kill -"$sig" "$AGENT_c"
-    wait "$AGENT_c"; rc=$?
+    kill -"$sig" "${AGENT[c]}"
+    wait "${AGENT[c]}"; rc=$?
     ms=$(( ($(date +%s%N) - t0) / 1000000 ))
     STOPS+=("$sig:$rc:${ms}ms")
     warned=$(tail -n +"$((lines + 1))" "$W/c/agent.log" | grep -c ' warn \| error ')
@@ -264,12 +265,12 @@ echo "stops (signal:exit:time): ${STOPS[*]}"
 # (the agent is up before it is stopped: a background job killed before it execs would run this
 # script's exit trap)
 wait_for 10 trusted c
-kill "$AGENT_c"; wait "$AGENT_c"
+kill "${AGENT[c]}"; wait "${AGENT[c]}"
 mkdir -p "$W/fakebin"
 printf '#!/bin/sh\n[ -e %s ] && { echo "nft: refused (test)" >&2; exit 1; }\nexec %s "$@"\n' "$W/nft-broken" "$(command -v nft)" >"$W/fakebin/nft"
 chmod +x "$W/fakebin/nft"
 ip netns exec rnt-c env PATH="$W/fakebin:$PATH" "$RN" node run --config "$W/c/node.json" >>"$W/c/agent.log" 2>&1 &
-PIDS+=($!); AGENT_c=$!
+PIDS+=($!); AGENT[c]=$!
 check "c trusted with the wrapped nft" wait_for 10 trusted c
 touch "$W/nft-broken"
 inns c nft delete table inet rn
@@ -281,9 +282,9 @@ check "10 stops (5 SIGTERM, 5 SIGINT): each exit 0 within 1 s, no warning" [ "$(
 
 # --- 7. the embedded device stops by itself (its UAPI socket removed): the agent stops, exit 75 ---
 rm /var/run/wireguard/rnta.sock
-check "device gone: agent a stopped within 10 s" wait_for 10 bash -c "! kill -0 $AGENT_a"
-kill -9 "$AGENT_a" 2>/dev/null
-wait "$AGENT_a"; rc=$?
+check "device gone: agent a stopped within 10 s" wait_for 10 bash -c "! kill -0 ${AGENT[a]}"
+kill -9 "${AGENT[a]}" 2>/dev/null
+wait "${AGENT[a]}"; rc=$?
 check "device gone: agent a exited 75 (exit $rc)" [ "$rc" = 75 ]
 check "device gone: the agent said why" grep -q 'tunnel device stopped by itself' "$W/a/agent.log"
 check "device gone: a's interface is gone" wait_for 5 bash -c "! ip -n rnt-a link show rnta >/dev/null 2>&1"

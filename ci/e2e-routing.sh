@@ -8,7 +8,7 @@
 #           which also has a private address 192.168.77.10 (the exit's LAN side).
 # Usage: ci/e2e-routing.sh [RN_BINARY]
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 RN=$(realpath "${1:-target/debug/rn}")
 source ci/netns-lib.sh
 NS_PREFIX=rnr

@@ -5,7 +5,7 @@
 # a crashing input to fuzz/artifacts/TARGET/. Exit 1 if any target crashed.
 # Usage: ci/fuzz.sh [SECS]
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 SECS=${1:-60}
 TARGETS=(signed_genesis proposal signed_update bundle log_line snapshot watermark policy gate)
 ART=artifacts/fuzz

@@ -4,7 +4,7 @@
 #
 # Usage: ci/gates.sh            FUZZ_SECS (default 60): time per fuzz target
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 export CARGO_TERM_COLOR=never
 FUZZ_SECS=${FUZZ_SECS:-60}
 START=$(date +%s)
@@ -61,15 +61,52 @@ advisories() {
         verdict advisories "FAIL ($(tail -1 <<<"$out" | sed 's/^FAIL: //'))"
     fi
 }
+# boundary_check SRC: the layers import one way (cli -> node -> tunnel/firewall -> policy ->
+# ledger -> files): each rule is "these paths never match this pattern".
+boundary_check() {
+    local src=$1 bad=0 hits rc rule paths pattern
+    local rules=(
+        "ledger/ policy/|wireguard|\bwg\b|defguard|TunnelBackend|BackendKind|FirewallKind|InterfaceIntent|RouteIntent|nftables"
+        "ledger/|crate::(node|tunnel|firewall|cli)\b"
+        "policy/|crate::(node|tunnel|firewall|cli)\b"
+        "node/|crate::cli\b"
+        "tunnel/ firewall/|crate::(node|cli)\b"
+        "files.rs fault.rs clock.rs text.rs|crate::(ledger|policy|node|tunnel|firewall|cli|keys|journal)\b"
+        "ledger/ policy/ node/ tunnel/ firewall/ files.rs fault.rs clock.rs text.rs|use crate::\{"
+    )
+    for rule in "${rules[@]}"; do
+        paths=${rule%%|*}; pattern=${rule#*|}
+        local args=()
+        for p in $paths; do [ -e "$src/$p" ] && args+=("$src/$p"); done
+        [ "${#args[@]}" -gt 0 ] || continue
+        hits=$(grep -rnEi -- "$pattern" "${args[@]}")
+        rc=$?
+        [ "$rc" -le 1 ] || { echo "grep failed ($rc)"; return 1; }
+        if [ -n "$hits" ]; then echo "$paths must not match /$pattern/:"; echo "$hits"; bad=1; fi
+    done
+    return "$bad"
+}
 boundary() {
-    # The ledger and the policy engine know nothing of tunnels: no WireGuard, no wg, no
-    # defguard, no backend or firewall types, no imports from the modules that drive them.
-    local hits rc
-    hits=$(grep -rnEi 'wireguard|\bwg\b|defguard|TunnelBackend|BackendKind|FirewallKind|InterfaceIntent|RouteIntent|nftables|crate::(tunnel|firewall|node)' src/ledger src/policy)
-    rc=$?
-    [ "$rc" -le 1 ] || { echo "grep failed ($rc)"; return 1; }
-    [ -z "$hits" ] || { echo "src/ledger or src/policy mention the tunnel layer:"; echo "$hits"; return 1; }
-    echo "src/ledger and src/policy: no mention of WireGuard, wg, defguard or backend types"
+    # The gate must catch a deliberate inversion before its verdict on the tree counts.
+    local scratch
+    scratch=$(mktemp -d)
+    cp -r src/. "$scratch/"
+    echo 'use crate::cli::output::utc;' >>"$scratch/ledger/mod.rs"
+    if boundary_check "$scratch" >/dev/null; then
+        rm -rf "$scratch"; echo "the boundary check missed an inversion planted in src/ledger"; return 1
+    fi
+    rm -rf "$scratch"
+    echo "a planted inversion (src/ledger importing crate::cli) is caught"
+    boundary_check src || return 1
+    echo "src: the layers import one way; the ledger and the policy engine name no tunnel type"
+}
+shell() {
+    # Every script of ci/, bench/ and .ci/ passes shellcheck with no warning or error.
+    command -v shellcheck >/dev/null ||
+        { apt-get update -qq && apt-get install -y -qq --no-install-recommends shellcheck; } || return 1
+    local scripts=(ci/*.sh bench/*.sh .ci/run)
+    shellcheck -S warning -x "${scripts[@]}" || return 1
+    echo "shellcheck $(shellcheck --version | awk '/^version/ {print $2}'): ${#scripts[@]} scripts, no warnings or errors"
 }
 markers() {
     local hits rc
@@ -115,6 +152,7 @@ gate tests tests
 gate deny deny
 printf '\n== gate advisories\n'; advisories
 gate boundary boundary
+gate shell shell
 gate markers markers
 gate static static
 gate drills drills

@@ -60,11 +60,12 @@ for n in a b c; do rn member apply "$W/bundle.json" --state-dir "$W/$n/state" >/
 note "governance ready"
 
 # --- helpers ---
+declare -A AGENT=()  # node -> the PID of its agent
 start_agent() {
     # Not through a shell function: $! must be the agent itself, so it can be stopped by PID.
     ip netns exec "rnk-$1" "$RN" node run --config "$W/$1/node.json" --metrics-file "$W/$1/metrics.prom" >>"$W/$1/agent.log" 2>&1 &
     PIDS+=($!)
-    eval "AGENT_$1=$!"
+    AGENT[$1]=$!
 }
 OV=(x 100.96.0.1 100.96.0.2 100.96.0.3 100.96.0.4)
 peers_of() { inns "$1" timeout 5 wg show "rnk$1" peers 2>/dev/null; }
@@ -254,10 +255,10 @@ check "re-key: b trusted" trusted b
 KEY[b]=$NEXT
 
 # --- 5. tamper a's ledger: restart a -> restricted, no peers; restore -> trusted ---
-kill "$AGENT_a"
-check "agent a stopped within 8 s of SIGTERM" wait_for 8 gone_pid "$AGENT_a"
-kill -9 "$AGENT_a" 2>/dev/null
-wait "$AGENT_a"; rc=$?
+kill "${AGENT[a]}"
+check "agent a stopped within 8 s of SIGTERM" wait_for 8 gone_pid "${AGENT[a]}"
+kill -9 "${AGENT[a]}" 2>/dev/null
+wait "${AGENT[a]}"; rc=$?
 check "agent a exited 0 after SIGTERM (exit $rc)" [ "$rc" = 0 ]
 check "agent a logged a clean stop" grep -q 'info  stopped$' "$W/a/agent.log"
 check "a stopped: its interface is gone" wait_for 5 link_gone a
@@ -281,10 +282,10 @@ check "metrics file written" grep -q '^rn_ledger_epoch' "$W/a/metrics.prom"
 # --- 6. a stopped agent leaves nothing that answers ---
 check "before the stop: b reaches a's tcp/80 listener over the overlay" wait_for 10 tcp_connects b "${OV[1]}" 80
 reachable_before=$?
-kill "$AGENT_a"
-check "agent a stopped within 8 s of SIGTERM (second stop)" wait_for 8 gone_pid "$AGENT_a"
-kill -9 "$AGENT_a" 2>/dev/null
-wait "$AGENT_a"; rc=$?
+kill "${AGENT[a]}"
+check "agent a stopped within 8 s of SIGTERM (second stop)" wait_for 8 gone_pid "${AGENT[a]}"
+kill -9 "${AGENT[a]}" 2>/dev/null
+wait "${AGENT[a]}"; rc=$?
 check "agent a exited 0 (exit $rc)" [ "$rc" = 0 ]
 check "after the stop: a's interface is gone" wait_for 5 link_gone a || show_state a
 check "after the stop: a's inet rn table is gone" table_gone a

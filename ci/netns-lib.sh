@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the network-namespace end-to-end test and demo (sourced, not run).
 # Every host is a namespace this script creates, joined by veth pairs to a bridge that lives
 # in its own namespace: nothing touches the machine's real interfaces. Every wait is bounded.
@@ -45,7 +46,7 @@ add_host() { # name index
 cleanup_netns() {
     # Every process still inside one of our namespaces goes too (by PID, namespace by namespace).
     for ns in $(ip netns list | awk '{print $1}' | grep "^${NS_PREFIX}-"); do
-        PIDS+=($(ip netns pids "$ns" 2>/dev/null))
+        mapfile -t -O "${#PIDS[@]}" PIDS < <(ip netns pids "$ns" 2>/dev/null)
     done
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${PIDS[@]}"; do

@@ -227,7 +227,7 @@ pub fn write_atomic_with(
         path: path.to_owned(),
         error: io::Error::other(e.to_string()),
     })?;
-    let tmp = dir.join(format!(".{name}.tmp-{}", crate::ledger::types::hex(&nonce)));
+    let tmp = dir.join(format!(".{name}.tmp-{}", crate::text::hex(&nonce)));
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)

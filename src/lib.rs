@@ -4,6 +4,7 @@
 //! keys), [`files`] (the one permission check and atomic write), and [`cli`] (commands).
 
 pub mod cli;
+pub mod clock;
 pub mod fault;
 pub mod files;
 pub mod firewall;
@@ -12,4 +13,5 @@ pub mod keys;
 pub mod ledger;
 pub mod node;
 pub mod policy;
+pub mod text;
 pub mod tunnel;

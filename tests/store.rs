@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use common::{T0, sign, update_on};
 use rn::files::FileError;
 use rn::ledger::Rejection;
+use rn::ledger::log::AuditEvent;
 use rn::ledger::store::{Mode, Restriction, Store, StoreError, mirror_path};
 use rn::ledger::types::Sha256Digest;
 use rn::ledger::update::Op;
@@ -195,7 +196,7 @@ fn a_quorum_signed_conflict_is_kept_as_fork_evidence() {
     assert_eq!(s.fork_evidence().len(), 1);
     let last = s.audit_records().unwrap().pop().unwrap();
     assert_eq!(
-        (last.event.as_str(), last.check.as_deref()),
+        (last.event.name(), last.check.as_deref()),
         ("fork_evidence", Some("Fork"))
     );
 }
@@ -385,7 +386,7 @@ fn a_missing_watermark_is_restricted_until_recovered() {
         s.audit_records()
             .unwrap()
             .iter()
-            .any(|r| r.event == "recovered")
+            .any(|r| r.event == AuditEvent::Recovered)
     );
 }
 
@@ -608,7 +609,7 @@ fn a_line_beyond_the_watermark_is_finished_only_if_it_passes_the_gate_now() {
     assert!(
         audited
             .iter()
-            .any(|a| a.event == "repaired" && a.detail == *repair)
+            .any(|a| a.event == AuditEvent::Repaired && a.detail == *repair)
     );
     drop(s);
     assert_eq!(fs::read(d.path.join("ledger.log")).unwrap(), log_before);

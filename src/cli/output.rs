@@ -1,11 +1,11 @@
 //! Output helpers: error reports, human descriptions of ops and updates, durations, clock.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
 use super::{Exit, usage};
+pub use crate::clock::{now, utc};
 use crate::files;
 use crate::keys::fingerprint;
 use crate::ledger::model::{NodeStatus, Params, Set, State};
@@ -13,6 +13,7 @@ use crate::ledger::quorum::Tally;
 use crate::ledger::store::StoreError;
 use crate::ledger::types::Cidr;
 use crate::ledger::{DecodeError, Op, Rejection, Update};
+pub use crate::text::escape_untrusted;
 
 /// `println!` for command output: when standard output is closed early (`rn member log | head`)
 /// the command ends quietly with status 0 — the reader chose to stop — and any other write
@@ -22,7 +23,7 @@ macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let text = format!($($arg)*);
-        let text = $crate::cli::output::escape_untrusted(&text, true);
+        let text = $crate::text::escape_untrusted(&text, true);
         if let Err(e) = writeln!(std::io::stdout(), "{text}") {
             $crate::cli::output::stdout_failed(&e);
         }
@@ -35,7 +36,7 @@ macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let text = format!($($arg)*);
-        let text = $crate::cli::output::escape_untrusted(&text, true);
+        let text = $crate::text::escape_untrusted(&text, true);
         if let Err(e) = write!(std::io::stdout(), "{text}") {
             $crate::cli::output::stdout_failed(&e);
         }
@@ -48,7 +49,7 @@ macro_rules! out {
 macro_rules! errln {
     ($($arg:tt)*) => {{
         let text = format!($($arg)*);
-        eprintln!("{}", $crate::cli::output::escape_untrusted(&text, true));
+        eprintln!("{}", $crate::text::escape_untrusted(&text, true));
     }};
 }
 
@@ -57,38 +58,8 @@ macro_rules! errln {
 macro_rules! err {
     ($($arg:tt)*) => {{
         let text = format!($($arg)*);
-        eprint!("{}", $crate::cli::output::escape_untrusted(&text, true));
+        eprint!("{}", $crate::text::escape_untrusted(&text, true));
     }};
-}
-
-/// Shows text that may carry what an attacker wrote (a reason, a file name, a policy string)
-/// so a terminal cannot be made to show something else: control characters, bidirectional
-/// overrides and isolates, zero-width characters and line/paragraph separators are written as
-/// `\uXXXX` (valid inside JSON strings too). `keep_lines` keeps `\n` and `\t`, which rn's
-/// own multi-line output uses; an error line escapes them as well, so it stays one line.
-pub fn escape_untrusted(s: &str, keep_lines: bool) -> std::borrow::Cow<'_, str> {
-    let hidden = |c: char| {
-        (c.is_control() && !(keep_lines && matches!(c, '\n' | '\t')))
-            || matches!(c,
-                '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
-                | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}'
-                | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
-    };
-    if !s.chars().any(hidden) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        if hidden(c) {
-            let mut units = [0u16; 2];
-            for u in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{u:04x}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
 }
 
 /// Ends the process after a failed write to standard output (see [`outln!`]).
@@ -151,14 +122,6 @@ pub fn error_name(err: &anyhow::Error) -> &'static str {
                 })
         })
         .unwrap_or("Error")
-}
-
-/// The current unix time.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Parses `90s`, `15m`, `1h`, `7d` (or bare seconds).
@@ -368,28 +331,6 @@ pub fn describe_op(op: &Op, before: &State) -> String {
         ),
         Op::SetParams { params } => format!("params: {}", params_diff(before.params(), params)),
     }
-}
-
-/// Formats a unix time as UTC `YYYY-MM-DD HH:MM:SS`.
-pub fn utc(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil-from-days (proleptic Gregorian), after H. Hinnant's public-domain algorithm.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
 }
 
 /// The human summary a signer sees: network, epochs, roots, each op, expiry, signatures.

@@ -63,6 +63,26 @@ pub fn peek_kind(bytes: &[u8]) -> Result<String, DecodeError> {
 
 /// Strictly decodes one document of kind `T::KIND` from `bytes`.
 pub fn decode<T: Document>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let typed = decode_typed::<T>(bytes)?;
+    check_shape(T::KIND, bytes, &typed)?;
+    Ok(typed)
+}
+
+/// Decodes a document that must be exactly canonical — a log line: its bytes must equal
+/// `JCS` of what they decode to, which settles the shape as well, so the input is parsed once.
+pub fn decode_canonical<T: Document>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let typed = decode_typed::<T>(bytes)?;
+    if to_jcs(&typed) != bytes {
+        return Err(DecodeError::Malformed {
+            what: T::KIND,
+            detail: "not in canonical form".into(),
+        });
+    }
+    Ok(typed)
+}
+
+/// Size cap, kind and the typed parse of [`decode`], without the shape check.
+fn decode_typed<T: Document>(bytes: &[u8]) -> Result<T, DecodeError> {
     if bytes.len() > T::CAP {
         return Err(DecodeError::Oversize {
             what: T::KIND,
@@ -77,7 +97,7 @@ pub fn decode<T: Document>(bytes: &[u8]) -> Result<T, DecodeError> {
             found: kind,
         });
     }
-    decode_value(T::KIND, bytes)
+    parse_typed(T::KIND, bytes)
 }
 
 /// Strictly decodes a value whose kind was already checked (or that has none).
@@ -85,7 +105,14 @@ pub fn decode_value<T: DeserializeOwned + Serialize>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, DecodeError> {
-    let typed: T = serde_json::from_slice(bytes).map_err(|e| {
+    let typed = parse_typed(what, bytes)?;
+    check_shape(what, bytes, &typed)?;
+    Ok(typed)
+}
+
+/// The typed parse: unknown fields, duplicate keys, wrong types and values are errors.
+fn parse_typed<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, DecodeError> {
+    serde_json::from_slice(bytes).map_err(|e| {
         let detail = e.to_string();
         match detail.strip_prefix(KIND_ERROR_PREFIX) {
             Some(rest) => DecodeError::UnknownKind {
@@ -94,12 +121,20 @@ pub fn decode_value<T: DeserializeOwned + Serialize>(
             },
             None => DecodeError::Malformed { what, detail },
         }
-    })?;
+    })
+}
+
+/// The shape check: `typed`, encoded again, holds every value of the input exactly as written.
+fn check_shape<T: Serialize>(
+    what: &'static str,
+    bytes: &[u8],
+    typed: &T,
+) -> Result<(), DecodeError> {
     let input: Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
         what,
         detail: e.to_string(),
     })?;
-    let normal = serde_json::to_value(&typed).map_err(|e| DecodeError::Malformed {
+    let normal = serde_json::to_value(typed).map_err(|e| DecodeError::Malformed {
         what,
         detail: e.to_string(),
     })?;
@@ -117,7 +152,7 @@ pub fn decode_value<T: DeserializeOwned + Serialize>(
             ),
         });
     }
-    Ok(typed)
+    Ok(())
 }
 
 /// Does `input` hold every value exactly as `normal` (the typed value encoded again) does?

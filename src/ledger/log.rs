@@ -115,6 +115,47 @@ impl Document for Bundle {
     const CAP: usize = caps::LOG;
 }
 
+/// What an audit record records; written in snake case (`fork_evidence`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// The ledger was created.
+    Bootstrap,
+    /// Updates were committed.
+    Commit,
+    /// An input was refused by the gate.
+    Rejected,
+    /// A quorum-signed update conflicting with a committed one was kept as evidence.
+    ForkEvidence,
+    /// The ledger entered restricted mode.
+    Restricted,
+    /// Opening repaired what a crash left (or dropped what did not pass the gate).
+    Repaired,
+    /// An operator accepted the current log after a restriction.
+    Recovered,
+}
+
+impl AuditEvent {
+    /// The name as written in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditEvent::Bootstrap => "bootstrap",
+            AuditEvent::Commit => "commit",
+            AuditEvent::Rejected => "rejected",
+            AuditEvent::ForkEvidence => "fork_evidence",
+            AuditEvent::Restricted => "restricted",
+            AuditEvent::Repaired => "repaired",
+            AuditEvent::Recovered => "recovered",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
 /// One line of `audit.log`, hash-chained like the ledger log (the first record's `prev` is
 /// BLAKE3 of the signed genesis' canonical bytes).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -128,9 +169,8 @@ pub struct AuditRecord {
     pub prev: Blake3Digest,
     /// Unix seconds.
     pub at: Uint,
-    /// What happened: `bootstrap`, `commit`, `rejected`, `fork_evidence`, `restricted`,
-    /// `repaired`, `recovered`.
-    pub event: String,
+    /// What happened.
+    pub event: AuditEvent,
     /// The ledger epoch when it happened.
     pub epoch: Uint,
     /// Where the input came from (a file name, `-`, `inbox/x.json`), if any.
@@ -195,5 +235,27 @@ impl Carried {
                 });
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuditEvent;
+
+    #[test]
+    fn audit_event_names_are_what_the_file_holds() {
+        for e in [
+            AuditEvent::Bootstrap,
+            AuditEvent::Commit,
+            AuditEvent::Rejected,
+            AuditEvent::ForkEvidence,
+            AuditEvent::Restricted,
+            AuditEvent::Repaired,
+            AuditEvent::Recovered,
+        ] {
+            let written = serde_json::to_string(&e).unwrap();
+            assert_eq!(written, format!("\"{}\"", e.name()));
+            assert_eq!(serde_json::from_str::<AuditEvent>(&written).unwrap(), e);
+        }
     }
 }

@@ -22,12 +22,12 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::canonical::{caps, decode, decode_value, to_jcs};
+use super::canonical::{caps, decode, decode_canonical, decode_value, to_jcs};
 use super::error::{DecodeError, Rejection};
 use super::gate::{Freshness, VerifiedGenesis, accept, accept_with, verify_genesis};
 use super::log::{
-    AuditKind, AuditRecord, Bundle, BundleKind, Carried, LogEntry, LogEntryKind, Snapshot,
-    SnapshotKind, Watermark, WatermarkKind,
+    AuditEvent, AuditKind, AuditRecord, Bundle, BundleKind, Carried, LogEntry, LogEntryKind,
+    Snapshot, SnapshotKind, Watermark, WatermarkKind,
 };
 use super::model::State;
 use super::quorum;
@@ -351,7 +351,7 @@ struct AuditCache {
     next: u64,
     head: Blake3Digest,
     status: AuditStatus,
-    last: Option<(String, String)>,
+    last: Option<(AuditEvent, String)>,
 }
 
 /// An open, locked, verified state directory.
@@ -371,7 +371,7 @@ pub struct Store {
     audit_len: usize,
     audit_segment_bytes: usize,
     audit_status: AuditStatus,
-    last_audit: Option<(String, String)>,
+    last_audit: Option<(AuditEvent, String)>,
     repairs: Vec<String>,
     verified_len: u64,
     /// BLAKE3 of the first `verified_len` bytes of the log: the bytes verified.
@@ -468,10 +468,11 @@ struct Prepared {
 
 impl Prepared {
     fn new(line: &[u8], keys: &mut ApproverKeys) -> Result<Prepared, String> {
-        let entry: LogEntry = decode(line).map_err(|e| e.to_string())?;
-        if to_jcs(&entry) != line {
-            return Err("not in canonical form".into());
-        }
+        // Exactly canonical bytes: that settles the shape too, so each line is parsed once.
+        let entry: LogEntry = decode_canonical(line).map_err(|e| match e {
+            DecodeError::Malformed { detail, .. } if detail == "not in canonical form" => detail,
+            e => e.to_string(),
+        })?;
         let su = &entry.signed_update;
         keys.learn(&su.update);
         let new_keys: Vec<_> = su
@@ -557,7 +558,14 @@ impl Store {
             canonical[..canonical.len() - 1].to_vec(),
         );
         store.write_snapshot_and_watermark()?;
-        store.audit(now, "bootstrap", None, None, None, format!("pinned {pin}"))?;
+        store.audit(
+            now,
+            AuditEvent::Bootstrap,
+            None,
+            None,
+            None,
+            format!("pinned {pin}"),
+        )?;
         files::write_atomic(&dir.join(GENESIS), &canonical, 0o600, false)?;
         Ok(store)
     }
@@ -942,7 +950,7 @@ impl Store {
             self.write_snapshot_and_watermark()?;
         }
         for r in self.repairs.clone() {
-            self.audit(now, "repaired", None, None, None, r)?;
+            self.audit(now, AuditEvent::Repaired, None, None, None, r)?;
         }
         Ok(())
     }
@@ -1015,7 +1023,7 @@ impl Store {
     fn restrict(&mut self, now: u64, r: Restriction) -> Result<(), StoreError> {
         self.audit(
             now,
-            "restricted",
+            AuditEvent::Restricted,
             None,
             None,
             Some(r.name().into()),
@@ -1183,7 +1191,7 @@ impl Store {
             let ok = decode_value::<AuditRecord>("audit record", line)
                 .ok()
                 .filter(|r| to_jcs(r) == line && r.prev == prev && r.index.get() == n + 1);
-            self.last_audit = ok.as_ref().map(|r| (r.event.clone(), r.detail.clone()));
+            self.last_audit = ok.as_ref().map(|r| (r.event, r.detail.clone()));
             if ok.is_none() && self.audit_status.broken.is_none() {
                 self.audit_status.broken =
                     Some(format!("audit.log line {} does not verify", i + 1));
@@ -1206,15 +1214,15 @@ impl Store {
     fn audit(
         &mut self,
         now: u64,
-        event: &str,
+        event: AuditEvent,
         source: Option<&str>,
         update: Option<Sha256Digest>,
         check: Option<String>,
         detail: String,
     ) -> Result<(), StoreError> {
         // A restriction found again on the next open is not a new transition.
-        if event == "restricted"
-            && self.last_audit.as_ref() == Some(&(event.to_owned(), detail.clone()))
+        if event == AuditEvent::Restricted
+            && self.last_audit.as_ref() == Some(&(event, detail.clone()))
         {
             return Ok(());
         }
@@ -1223,7 +1231,7 @@ impl Store {
             index: Uint::new(self.audit_next).unwrap_or(Uint::ZERO),
             prev: self.audit_head,
             at: Uint::new(now).unwrap_or(Uint::ZERO),
-            event: event.to_owned(),
+            event,
             epoch: self.state.epoch(),
             source: source.map(str::to_owned),
             update,
@@ -1478,7 +1486,7 @@ impl Store {
         let hashes: Vec<String> = report.committed.iter().map(|h| h.short()).collect();
         self.audit(
             now,
-            "commit",
+            AuditEvent::Commit,
             Some(source),
             report.committed.last().copied(),
             None,
@@ -1532,9 +1540,9 @@ impl Store {
         let audited = self.audit(
             now,
             if matches!(rejection, Rejection::Fork { .. }) {
-                "fork_evidence"
+                AuditEvent::ForkEvidence
             } else {
-                "rejected"
+                AuditEvent::Rejected
             },
             Some(source),
             Some(update),
@@ -1732,7 +1740,7 @@ impl Store {
         self.mode = Mode::Trusted;
         self.audit(
             now,
-            "recovered",
+            AuditEvent::Recovered,
             None,
             None,
             Some(reason.name().into()),

@@ -476,15 +476,7 @@ fn parse_hex32(what: &'static str, hex: &str) -> Result<[u8; 32], ValueError> {
     Ok(out)
 }
 
-/// Lowercase hex of a byte string.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
+pub use crate::text::hex;
 
 /// A SHA-256 digest, written `sha256:<64 hex>`: state roots and policy hashes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

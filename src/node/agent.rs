@@ -18,7 +18,7 @@ use super::config::NodeConfig;
 use super::control;
 use super::plan::{Plan, plan};
 use super::reconcile::{Dataplane, Interface};
-use super::status::{Log, PeerStatus, Status, unix_now};
+use super::status::{Log, PeerStatus, Status};
 use super::watch::Watch;
 use crate::files;
 use crate::firewall::{self, Firewall};
@@ -160,7 +160,7 @@ impl Agent {
                 .and_then(|b| Carried::decode(&b).map_err(|e| e.to_string()))
                 .and_then(|c| {
                     store
-                        .apply_carried(&c, unix_now(), &shown)
+                        .apply_carried(&c, crate::clock::now(), &shown)
                         .map(|(report, _)| report)
                         .map_err(|e| e.to_string())
                 });
@@ -196,7 +196,7 @@ impl Agent {
         Store::open_cached(
             &self.config.state_dir,
             Some(&self.config.genesis_root),
-            unix_now(),
+            crate::clock::now(),
             self.ledger.take(),
         )
     }

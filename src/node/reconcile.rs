@@ -14,7 +14,7 @@ use crate::tunnel::{
 };
 
 use super::plan::Plan;
-use super::status::{Log, unix_now};
+use super::status::Log;
 
 /// What one [`Dataplane::enforce`] changed, as data.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -275,7 +275,7 @@ impl Dataplane {
             self.tunnel.apply_routes(&plan.routes)?;
             done.routes = true;
         }
-        self.last_apply = unix_now();
+        self.last_apply = crate::clock::now();
         Ok(done)
     }
 

@@ -1,8 +1,6 @@
 //! What the agent reports: the status the control socket serves, the metrics file, and the
 //! structured log lines.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::Serialize;
 
 use crate::ledger::types::{Cidr, Id};
@@ -85,23 +83,16 @@ impl Log {
 
     /// One event.
     pub fn event(&self, level: &str, msg: &str) {
-        let now = unix_now();
+        let now = crate::clock::now();
         // Inbox file names and the like are written by others: one event stays one line.
-        let msg = crate::cli::output::escape_untrusted(msg, false);
+        let msg = crate::text::escape_untrusted(msg, false);
         if self.json {
             eprintln!(
                 "{}",
                 serde_json::json!({"ts": now, "level": level, "msg": msg})
             );
         } else {
-            eprintln!("{} {level:<5} {msg}", crate::cli::output::utc(now));
+            eprintln!("{} {level:<5} {msg}", crate::clock::utc(now));
         }
     }
-}
-
-/// Seconds since the unix epoch (0 if the clock is before it).
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
