@@ -11,7 +11,7 @@ use super::model::{ApproverStatus, State};
 use super::quorum;
 use super::reduce::{Transition, reduce};
 use super::types::{Sha256Digest, UpdateId};
-use super::update::{Op, SignedGenesis, SignedUpdate};
+use super::update::{Op, Proposal, SignedGenesis, SignedUpdate};
 
 /// How the update reaches the ledger, which decides the time checks (spec §4.7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +105,21 @@ pub struct Inspection {
     pub tally: quorum::Tally,
     /// The effect of the update.
     pub transition: Transition,
+}
+
+/// The state a proposal's update yields on its own `base_state`: every check of the gate
+/// except the quorum (a proposal may serve as the base of the next one before it is signed;
+/// any signature it carries must still be valid). Its expiry is not checked, as for an inner
+/// update of a chain (spec §4.7).
+pub fn proposal_result(proposal: &Proposal, now: u64) -> Result<State, Rejection> {
+    let i = inspect(
+        &proposal.base_state,
+        &HashSet::new(),
+        &proposal.signed_update(),
+        now,
+        Freshness::ChainInner,
+    )?;
+    Ok(proposal.base_state.preview(&i.transition))
 }
 
 /// Every check of [`accept`] except that the quorum need not be met yet: used by signers and

@@ -3,8 +3,6 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::canonical::{Document, caps, kind_marker, present, required, to_jcs};
-use super::error::Rejection;
-use super::gate::{Freshness, inspect};
 use super::model::{Approver, Node, Params, Set, State};
 use super::types::{
     ApproverKey, Cidr, Id, Reason, Sha256Digest, Sig, Tag, TransportKey, Uint, UpdateId,
@@ -326,22 +324,6 @@ impl Document for Proposal {
 }
 
 impl Proposal {
-    /// The state after this proposal's update, recomputed through the gate from
-    /// `base_state` (every check except the quorum: a proposal may serve as the base of the
-    /// next one before it is signed; any signature it carries must still be valid). Its
-    /// expiry is not checked, as for an inner update of a chain (spec §4.7).
-    pub fn resulting_state(&self, now: u64) -> Result<State, Rejection> {
-        let seen = std::collections::HashSet::new();
-        let i = inspect(
-            &self.base_state,
-            &seen,
-            &self.signed_update(),
-            now,
-            Freshness::ChainInner,
-        )?;
-        Ok(self.base_state.preview(&i.transition))
-    }
-
     /// Checks the policy documents the proposal carries: every document a `set_policy` op
     /// pins must be present, and nothing else may be there but the base's current policy
     /// (carried so a signer can see the rule-level change).

@@ -87,8 +87,7 @@ pub fn base(path: &Path, now: u64) -> anyhow::Result<Base> {
                 .clone(),
         )),
         Doc::Proposal(p) => Ok(Base {
-            state: p
-                .resulting_state(now)
+            state: crate::ledger::gate::proposal_result(&p, now)
                 .with_context(|| format!("base {shown}"))?,
             policies: p.policies.clone(),
         }),
