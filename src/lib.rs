@@ -1,7 +1,15 @@
 //! rn: a WireGuard mesh governed by a quorum-signed membership ledger.
 //!
-//! The binary's modules: [`ledger`] (formats, roots, quorum gate), [`keys`] (approver and node
-//! keys), [`files`] (the one permission check and atomic write), and [`cli`] (commands).
+//! The layers, each importing only from those below it (checked by the `boundary` gate):
+//!
+//! - [`cli`]: the commands, their output and exit codes;
+//! - [`node`]: the agent that turns the ledger and policy into an interface and a filter;
+//! - [`tunnel`] and [`firewall`]: the WireGuard backends and nftables;
+//! - [`policy`]: the default-deny rules over ledger identities;
+//! - [`ledger`]: formats, roots, the quorum gate and the state directory; [`keys`] and
+//!   [`journal`] (approver and node keys, the signer's equivocation journal);
+//! - the ground floor: [`files`] (the one permission check and atomic write), [`clock`],
+//!   [`text`] (hex, escaping untrusted text) and [`fault`] (crash points for tests).
 
 pub mod cli;
 pub mod clock;

@@ -19,7 +19,7 @@ use rn::ledger::update::{Op, SignedUpdate};
 use rn::node::agent::Agent;
 use rn::node::config::NodeConfig;
 use rn::node::plan::plan;
-use rn::node::status::Log;
+use rn::node::status::{Log, NodeMode};
 use rn::policy::{Policy, PolicyView, compile};
 use rn::tunnel::{
     BackendKind, Diff, InterfaceIntent, Observed, ObservedPeer, TunnelBackend, TunnelError,
@@ -227,7 +227,7 @@ fn a_trusted_node_gets_exactly_its_policy_peers() {
     let (mut agent, t, f) = w.agent();
     agent.reconcile();
     let s = status(&agent);
-    assert_eq!((s.mode.as_str(), s.epoch), ("trusted", 2));
+    assert_eq!((s.mode, s.epoch), (NodeMode::Trusted, 2));
     let peers: Vec<TransportKey> = t
         .lock()
         .unwrap()
@@ -295,7 +295,7 @@ fn a_revoked_node_and_a_tampered_ledger_are_restricted() {
     }]);
     agent.reconcile();
     let s = status(&agent);
-    assert_eq!(s.mode, "restricted");
+    assert_eq!(s.mode, NodeMode::Restricted);
     assert!(
         s.reason.as_deref().unwrap().contains("revoked"),
         "{:?}",
@@ -314,7 +314,7 @@ fn a_revoked_node_and_a_tampered_ledger_are_restricted() {
     std::fs::write(&log, b).unwrap();
     agent.reconcile();
     let s = status(&agent);
-    assert_eq!(s.mode, "restricted");
+    assert_eq!(s.mode, NodeMode::Restricted);
     assert!(
         s.reason.as_deref().unwrap().contains("does not verify"),
         "{:?}",
@@ -331,7 +331,7 @@ fn a_backend_that_does_not_keep_the_configuration_is_retried_then_restricted() {
     t.lock().unwrap().forgets = true;
     agent.reconcile();
     let s = status(&agent);
-    assert_eq!(s.mode, "restricted");
+    assert_eq!(s.mode, NodeMode::Restricted);
     assert!(
         s.reason
             .as_deref()
@@ -476,7 +476,7 @@ fn a_missing_address_a_changed_mtu_and_a_deleted_interface_are_drift() {
     let d = diffs_since(&t, n + 1);
     assert!(d.len() == 1 && d[0].create, "{d:?}");
     let s = status(&agent);
-    assert_eq!((s.mode.as_str(), s.drift_corrections), ("trusted", 2));
+    assert_eq!((s.mode, s.drift_corrections), (NodeMode::Trusted, 2));
     assert_eq!(t.lock().unwrap().iface.peers.len(), 2);
 }
 
@@ -492,7 +492,7 @@ fn drift_that_cannot_be_undone_restricts_the_node() {
     }
     agent.undo_drift();
     let s = status(&agent);
-    assert_eq!(s.mode, "restricted", "{s:?}");
+    assert_eq!(s.mode, NodeMode::Restricted, "{s:?}");
     assert_eq!(*f.lock().unwrap(), Filter::DropAll);
 }
 
@@ -506,19 +506,19 @@ fn a_flushed_filter_is_loaded_again_and_one_that_cannot_be_restricts() {
     agent.undo_drift();
     assert_eq!(*f.lock().unwrap(), Filter::Rules(1), "loaded again");
     let s = status(&agent);
-    assert_eq!((s.mode.as_str(), s.drift_corrections), ("trusted", 1));
+    assert_eq!((s.mode, s.drift_corrections), (NodeMode::Trusted, 1));
 
     // nft refuses: the node is restricted and holds no peers, never an unfiltered interface.
     *f.lock().unwrap() = Filter::Broken;
     agent.undo_drift();
     let s = status(&agent);
-    assert_eq!(s.mode, "restricted", "{s:?}");
+    assert_eq!(s.mode, NodeMode::Restricted, "{s:?}");
     assert!(t.lock().unwrap().iface.peers.is_empty());
     // Once nft works again, the next drift check brings the plan back.
     *f.lock().unwrap() = Filter::Never;
     agent.undo_drift();
     let s = status(&agent);
-    assert_eq!(s.mode, "trusted", "{s:?}");
+    assert_eq!(s.mode, NodeMode::Trusted, "{s:?}");
     assert_eq!(*f.lock().unwrap(), Filter::Rules(1));
     assert_eq!(t.lock().unwrap().iface.peers.len(), 2);
 }
@@ -539,7 +539,7 @@ fn a_committed_staged_key_becomes_the_nodes_key_in_the_same_pass() {
     }]);
     agent.reconcile();
     let s = status(&agent);
-    assert_eq!(s.mode, "trusted", "{s:?}");
+    assert_eq!(s.mode, NodeMode::Trusted, "{s:?}");
     assert_eq!(s.key, Some(next.public().to_string()));
     let d = diffs_since(&t, n);
     assert!(d.len() == 1 && d[0].private_key, "{d:?}");
@@ -558,7 +558,7 @@ fn a_committed_staged_key_becomes_the_nodes_key_in_the_same_pass() {
     }]);
     agent.reconcile();
     let s = status(&agent);
-    assert_eq!(s.mode, "restricted");
+    assert_eq!(s.mode, NodeMode::Restricted);
     assert!(
         s.reason.as_deref().unwrap().contains("rn node rekey"),
         "{:?}",

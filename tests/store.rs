@@ -13,7 +13,7 @@ use common::{T0, sign, update_on};
 use rn::files::FileError;
 use rn::ledger::Rejection;
 use rn::ledger::log::AuditEvent;
-use rn::ledger::store::{Mode, Restriction, Store, StoreError, mirror_path};
+use rn::ledger::store::{Mode, Repair, Restriction, Store, StoreError, mirror_path};
 use rn::ledger::types::Sha256Digest;
 use rn::ledger::update::Op;
 
@@ -281,7 +281,7 @@ fn a_byte_flipped_in_each_file_is_detected() {
     flip(&d.path.join("ledger.snapshot"), 400);
     let s = open(&d).unwrap();
     assert_eq!(*s.mode(), Mode::Trusted);
-    assert_eq!(s.repairs(), ["rewrote ledger.snapshot from the log"]);
+    assert_eq!(s.repairs(), [Repair::RewroteSnapshot]);
     assert_eq!(fs::read(d.path.join("ledger.snapshot")).unwrap(), good);
     // audit.log: an edited record breaks the chain at its successor.
     let d = ledger(3);
@@ -585,11 +585,7 @@ fn a_line_beyond_the_watermark_is_finished_only_if_it_passes_the_gate_now() {
     let s = Store::open(&d.path, Some(&d.pin), T0 + 300).unwrap();
     assert_eq!(s.mode(), &Mode::Trusted);
     assert_eq!(s.state().epoch().get(), 2);
-    assert!(
-        s.repairs()
-            .iter()
-            .any(|r| r.starts_with("finished an interrupted commit"))
-    );
+    assert_eq!(s.repairs(), [Repair::FinishedCommit { epoch: 2 }]);
     drop(s);
 
     // After it expired: dropped like a torn tail, audited, and the ledger stays at epoch 1.
@@ -599,12 +595,21 @@ fn a_line_beyond_the_watermark_is_finished_only_if_it_passes_the_gate_now() {
     let s = open(&d).unwrap();
     assert_eq!(s.mode(), &Mode::Trusted);
     assert_eq!(s.state().epoch().get(), 1);
-    let repair = s
-        .repairs()
-        .iter()
-        .find(|r| r.starts_with("dropped 1 line(s) of ledger.log beyond the watermark"))
-        .unwrap_or_else(|| panic!("{:?}", s.repairs()));
-    assert!(repair.contains("Expired"), "{repair}");
+    let repair = match s.repairs() {
+        [
+            r @ Repair::DroppedBeyondWatermark {
+                lines: 1,
+                watermark_epoch: 1,
+                epoch: 2,
+                rejection,
+            },
+        ] if rejection.name() == "Expired" => r.to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        repair.starts_with("dropped 1 line(s) of ledger.log beyond the watermark (epoch 1)"),
+        "{repair}"
+    );
     let audited = s.audit_records().unwrap();
     assert!(
         audited

@@ -264,7 +264,7 @@ impl Run {
                 .lock()
                 .map_err(|_| anyhow::anyhow!("status lock poisoned"))?;
             crate::outln!("{}", serde_json::to_string(&*s)?);
-            return Ok(if s.mode == "trusted" {
+            return Ok(if s.mode == crate::node::status::NodeMode::Trusted {
                 Exit::Ok
             } else {
                 Exit::Rejected

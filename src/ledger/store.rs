@@ -305,6 +305,62 @@ pub struct ApplyReport {
     pub to_epoch: u64,
 }
 
+/// What opening a state directory repaired; each is audited (`repaired`) in the words of its
+/// `Display`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Repair {
+    /// The mirror beside the directory was missing and was written.
+    CreatedMirror,
+    /// Lines beyond the watermark passed the gate: the commit was finished.
+    FinishedCommit {
+        /// The epoch the watermarks were brought to.
+        epoch: u64,
+    },
+    /// A torn final line beyond the watermark was cut off.
+    TruncatedTornLine,
+    /// Lines beyond the watermark would not pass the gate now and were cut off.
+    DroppedBeyondWatermark {
+        /// How many lines.
+        lines: usize,
+        /// The watermark's epoch, where the ledger stays.
+        watermark_epoch: u64,
+        /// The epoch of the update that failed.
+        epoch: u64,
+        /// Why it failed.
+        rejection: Box<Rejection>,
+    },
+    /// The snapshot did not match the log and was written again from it.
+    RewroteSnapshot,
+}
+
+impl fmt::Display for Repair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Repair::CreatedMirror => {
+                f.write_str("created the watermark mirror beside the directory")
+            }
+            Repair::FinishedCommit { epoch } => write!(
+                f,
+                "finished an interrupted commit (watermarks brought to epoch {epoch})"
+            ),
+            Repair::TruncatedTornLine => {
+                f.write_str("truncated a torn final line of ledger.log beyond the watermark")
+            }
+            Repair::DroppedBeyondWatermark {
+                lines,
+                watermark_epoch,
+                epoch,
+                rejection,
+            } => write!(
+                f,
+                "dropped {lines} line(s) of ledger.log beyond the watermark (epoch {watermark_epoch}): the update for epoch {epoch} would not pass the gate now ({}: {rejection})",
+                rejection.name()
+            ),
+            Repair::RewroteSnapshot => f.write_str("rewrote ledger.snapshot from the log"),
+        }
+    }
+}
+
 /// The whole audit chain as [`Store::verify_audit`] walked it.
 #[derive(Clone, Debug)]
 pub struct AuditChain {
@@ -372,7 +428,7 @@ pub struct Store {
     audit_segment_bytes: usize,
     audit_status: AuditStatus,
     last_audit: Option<(AuditEvent, String)>,
-    repairs: Vec<String>,
+    repairs: Vec<Repair>,
     verified_len: u64,
     /// BLAKE3 of the first `verified_len` bytes of the log: the bytes verified.
     log_prefix: blake3::Hasher,
@@ -905,18 +961,15 @@ impl Store {
                 .is_none_or(|w| w.epoch.get() < log_epoch)
         };
         if mirror.is_none() {
-            self.repairs
-                .push("created the watermark mirror beside the directory".into());
+            self.repairs.push(Repair::CreatedMirror);
         } else if ahead(&inside) || ahead(&mirror) {
-            self.repairs.push(format!(
-                "finished an interrupted commit (watermarks brought to epoch {log_epoch})"
-            ));
+            self.repairs
+                .push(Repair::FinishedCommit { epoch: log_epoch });
         }
         if torn {
             fault::point("before_truncate");
             self.truncate_log(self.verified_len)?;
-            self.repairs
-                .push("truncated a torn final line of ledger.log beyond the watermark".into());
+            self.repairs.push(Repair::TruncatedTornLine);
         }
         // The snapshot is a cache: rewrite it unless it claims more than the log.
         let snap_ok = match read_optional(&self.dir.join(SNAPSHOT), caps::LOG)? {
@@ -941,16 +994,15 @@ impl Store {
         let finishing = self
             .repairs
             .iter()
-            .any(|r| r.starts_with("finished") || r.starts_with("created the watermark mirror"));
+            .any(|r| matches!(r, Repair::FinishedCommit { .. } | Repair::CreatedMirror));
         if !snap_ok && !finishing {
-            self.repairs
-                .push("rewrote ledger.snapshot from the log".into());
+            self.repairs.push(Repair::RewroteSnapshot);
         }
         if !snap_ok || finishing {
             self.write_snapshot_and_watermark()?;
         }
         for r in self.repairs.clone() {
-            self.audit(now, AuditEvent::Repaired, None, None, None, r)?;
+            self.audit(now, AuditEvent::Repaired, None, None, None, r.to_string())?;
         }
         Ok(())
     }
@@ -1012,10 +1064,12 @@ impl Store {
         self.verified_len = keep as u64;
         self.log_prefix = blake3::Hasher::new();
         self.log_prefix.update(&bytes[..keep]);
-        self.repairs.push(format!(
-            "dropped {dropped} line(s) of ledger.log beyond the watermark (epoch {watermark_epoch}): the update for epoch {epoch} would not pass the gate now ({}: {rejection})",
-            rejection.name()
-        ));
+        self.repairs.push(Repair::DroppedBeyondWatermark {
+            lines: dropped,
+            watermark_epoch,
+            epoch: epoch as u64,
+            rejection: Box::new(rejection),
+        });
         Ok(())
     }
 
@@ -1819,7 +1873,7 @@ impl Store {
     }
 
     /// What opening repaired (an unfinished commit, a torn tail, a stale snapshot).
-    pub fn repairs(&self) -> &[String] {
+    pub fn repairs(&self) -> &[Repair] {
         &self.repairs
     }
 

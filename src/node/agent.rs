@@ -18,7 +18,7 @@ use super::config::NodeConfig;
 use super::control;
 use super::plan::{Plan, plan};
 use super::reconcile::{Dataplane, Interface};
-use super::status::{Log, PeerStatus, Status};
+use super::status::{Log, NodeMode, PeerStatus, Status};
 use super::watch::Watch;
 use crate::files;
 use crate::firewall::{self, Firewall};
@@ -95,7 +95,7 @@ impl Agent {
             interface: config.interface.clone(),
             backend: tunnel.name().into(),
             firewall: firewall.name().into(),
-            mode: "starting".into(),
+            mode: NodeMode::Starting,
             ..Status::default()
         }));
         let interface = Interface {
@@ -386,11 +386,10 @@ impl Agent {
             .collect();
         if let Ok(mut s) = self.status.lock() {
             s.mode = if plan.restricted.is_some() {
-                "restricted"
+                NodeMode::Restricted
             } else {
-                "trusted"
-            }
-            .into();
+                NodeMode::Trusted
+            };
             s.reason = plan.restricted.clone();
             s.epoch = plan.epoch;
             s.root = plan.root.map(|r| r.to_string());

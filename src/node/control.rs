@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::status::Status;
+use super::status::{NodeMode, Status};
 use crate::tunnel::TunnelBackend;
 
 /// Binds the socket and answers requests on a thread. Returns the socket path. With a
@@ -85,8 +85,8 @@ fn live(s: &mut Status, reader: &dyn TunnelBackend) {
         return;
     };
     if !o.present {
-        if s.mode == "trusted" {
-            s.mode = "restricted".into();
+        if s.mode == NodeMode::Trusted {
+            s.mode = NodeMode::Restricted;
             s.reason = Some(format!(
                 "the interface {} is missing (deleted from under rn); restoring it",
                 s.interface

@@ -24,13 +24,27 @@ pub struct PeerStatus {
     pub tx_bytes: u64,
 }
 
+/// Whether the node enforces the ledger's plan (`trusted`) or carries no traffic
+/// (`restricted`); `starting` until its first reconcile. Written in lowercase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeMode {
+    /// Before the first reconcile.
+    #[default]
+    Starting,
+    /// Enforcing the plan.
+    Trusted,
+    /// No peers, drop-all filter.
+    Restricted,
+}
+
 /// What the control socket reports.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Status {
     /// The node.
     pub node_id: String,
-    /// `trusted` or `restricted`.
-    pub mode: String,
+    /// Starting, trusted or restricted.
+    pub mode: NodeMode,
     /// Why restricted.
     pub reason: Option<String>,
     /// Ledger epoch.

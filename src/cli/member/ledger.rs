@@ -225,7 +225,13 @@ impl Status {
             v["genesis_root"] = json!(store.genesis_root().to_string());
             v["fork_evidence"] = json!(forks);
             v["audit"] = json!({"records": audit.records, "broken": audit.broken});
-            v["repaired"] = json!(store.repairs());
+            v["repaired"] = json!(
+                store
+                    .repairs()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            );
             v["policy_held"] = json!(matches!(
                 store.policy_view(),
                 crate::policy::PolicyView::Held(_)
