@@ -19,7 +19,7 @@ use rn::ledger::canonical::{decode, to_jcs};
 use rn::ledger::model::{Approver, ApproverStatus, Role, Set, State};
 use rn::ledger::types::{Sha256Digest, UpdateId};
 use rn::ledger::update::{Op, Signature, SignedUpdate};
-use rn::ledger::{Freshness, accept};
+use rn::ledger::{Freshness, IllegalOpKind, Rejection, accept};
 use serde_json::{Value, json};
 
 struct Case {
@@ -31,6 +31,8 @@ struct Case {
     freshness: &'static str,
     seen: Vec<String>,
     input: Vec<u8>,
+    /// For `IllegalOp`: the kind (`IllegalOpKind::name`).
+    illegal_op: Option<&'static str>,
 }
 
 fn vectors_dir() -> PathBuf {
@@ -111,6 +113,7 @@ fn cases() -> Vec<Case> {
             freshness,
             seen: Vec::new(),
             input,
+            illegal_op: None,
         });
     };
     let n = 100; // update ids for vectors: 100 + k
@@ -1101,11 +1104,23 @@ fn cases() -> Vec<Case> {
     for c in out.iter_mut().filter(|c| c.name == "replayed") {
         c.seen.push(replay.update.update_id.to_string());
     }
+    for c in out.iter_mut().filter(|c| c.expect == "IllegalOp") {
+        c.illegal_op = Some(match c.name {
+            "add_existing_node" => "already_exists",
+            "unknown_node" => "not_found",
+            "revoke_twice" | "quarantine_revoked" | "restore_active" => "wrong_status",
+            "add_node_wrong_time" => "wrong_time",
+            "set_node_changes_nothing" => "no_change",
+            "new_approver_with_previous_keys" | "two_new_keys_for_one_approver" => "key_history",
+            "params_out_of_range" => "bad_params",
+            other => panic!("IllegalOp vector {other} names no kind"),
+        });
+    }
     out
 }
 
 fn to_file(c: &Case) -> Vec<u8> {
-    let v = json!({
+    let mut v = json!({
         "comment": c.comment,
         "expect": c.expect,
         "base_epoch": c.base_epoch,
@@ -1114,6 +1129,9 @@ fn to_file(c: &Case) -> Vec<u8> {
         "seen": c.seen,
         "input": String::from_utf8(c.input.clone()).unwrap(),
     });
+    if let Some(kind) = c.illegal_op {
+        v["illegal_op"] = json!(kind);
+    }
     let mut b = serde_json::to_vec_pretty(&v).unwrap();
     b.push(b'\n');
     b
@@ -1128,7 +1146,8 @@ fn path_of(c: &Case) -> PathBuf {
     vectors_dir().join(sub).join(format!("{}.json", c.name))
 }
 
-/// Runs one vector file and returns the outcome name.
+/// Runs one vector file and returns the outcome name (for `IllegalOp`, with its kind:
+/// `IllegalOp/not_found`).
 fn outcome(file: &Value) -> String {
     let e = file["base_epoch"].as_u64().unwrap();
     let base: State = serde_json::from_slice(
@@ -1155,7 +1174,17 @@ fn outcome(file: &Value) -> String {
     };
     match accept(&base, &seen, &su, file["now"].as_u64().unwrap(), freshness) {
         Ok(_) => "Accepted".to_owned(),
+        Err(Rejection::IllegalOp { kind, .. }) => format!("IllegalOp/{}", kind.name()),
         Err(r) => r.name().to_owned(),
+    }
+}
+
+/// What a vector file expects, in [`outcome`]'s words.
+fn expected(file: &Value) -> String {
+    let name = file["expect"].as_str().unwrap();
+    match file.get("illegal_op") {
+        Some(kind) => format!("{name}/{}", kind.as_str().unwrap()),
+        None => name.to_owned(),
     }
 }
 
@@ -1194,7 +1223,7 @@ fn every_vector_yields_its_named_outcome() {
         paths.sort();
         for path in paths {
             let file: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-            let want = file["expect"].as_str().unwrap().to_owned();
+            let want = expected(&file);
             let got = outcome(&file);
             rows.push(json!({
                 "vector": format!("tests/vectors/{sub}/{}", path.file_name().unwrap().to_string_lossy()),
@@ -1222,7 +1251,9 @@ fn every_vector_yields_its_named_outcome() {
             r["vector"], r["comment"]
         );
         assert!(r["pass"] == true, "{} is in the wrong folder", r["vector"]);
-        names.insert(r["expected"].as_str().unwrap().to_owned());
+        let want = r["expected"].as_str().unwrap();
+        names.insert(want.split('/').next().unwrap().to_owned());
+        names.insert(want.to_owned());
     }
     assert!(count >= 40, "only {count} vectors");
     // Every failure the gate can report for an update has at least one vector.
@@ -1255,6 +1286,19 @@ fn every_vector_yields_its_named_outcome() {
         "Accepted",
     ] {
         assert!(names.contains(variant), "no vector expects {variant}");
+    }
+    // Every kind of illegal op has one too (a vector's `illegal_op` is compared like `expect`).
+    for kind in [
+        IllegalOpKind::AlreadyExists,
+        IllegalOpKind::NotFound,
+        IllegalOpKind::WrongStatus,
+        IllegalOpKind::WrongTime,
+        IllegalOpKind::NoChange,
+        IllegalOpKind::KeyHistory,
+        IllegalOpKind::BadParams,
+    ] {
+        let want = format!("IllegalOp/{}", kind.name());
+        assert!(names.contains(&want), "no vector expects {want}");
     }
 }
 

@@ -47,6 +47,41 @@ impl DecodeError {
 
 /// Why the acceptance gate (spec §4.5), the quorum check (§4.5.1), the reducer or genesis
 /// verification refused an update. Every variant is a trust failure: do not retry.
+/// What made an op illegal in the state it met (the kind of [`Rejection::IllegalOp`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IllegalOpKind {
+    /// It adds a node or approver whose id is taken.
+    AlreadyExists,
+    /// It names a node or approver the ledger does not have.
+    NotFound,
+    /// The record is not in a status the op applies to, or a new record is not active.
+    WrongStatus,
+    /// A new node's `joined_at` or `updated_at` is not the update's `created_at`.
+    WrongTime,
+    /// It changes nothing (the same key, the same values, no field named).
+    NoChange,
+    /// It would break an approver's key history: previous keys on a new approver, a key held
+    /// twice, or a second new key for one approver in one update.
+    KeyHistory,
+    /// Params outside their ranges.
+    BadParams,
+}
+
+impl IllegalOpKind {
+    /// The stable name (vectors, `--json`): snake case.
+    pub fn name(self) -> &'static str {
+        match self {
+            IllegalOpKind::AlreadyExists => "already_exists",
+            IllegalOpKind::NotFound => "not_found",
+            IllegalOpKind::WrongStatus => "wrong_status",
+            IllegalOpKind::WrongTime => "wrong_time",
+            IllegalOpKind::NoChange => "no_change",
+            IllegalOpKind::KeyHistory => "key_history",
+            IllegalOpKind::BadParams => "bad_params",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     /// Step 1: the update is for another network.
@@ -215,7 +250,9 @@ pub enum Rejection {
         index: usize,
         /// The op name.
         op: &'static str,
-        /// Why.
+        /// What kind of illegality.
+        kind: IllegalOpKind,
+        /// Why, in words.
         reason: String,
     },
     /// Reducer: the approver set would leave the quorum unreachable.

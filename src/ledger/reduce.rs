@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::error::Rejection;
+use super::error::{IllegalOpKind, Rejection};
 use super::model::StateKind;
 use super::model::{
     Approver, ApproverStatus, Node, NodeEntry, NodeStatus, Params, Set, State, check_approver_keys,
@@ -90,39 +90,54 @@ pub fn reduce(state: &State, update: &Update) -> Result<Transition, Rejection> {
             return Err(Rejection::IllegalOp {
                 index,
                 op: op.name(),
+                kind: IllegalOpKind::KeyHistory,
                 reason: format!("approver {id} already gets a new key in this update"),
             });
         }
     }
     for (index, op) in update.ops.iter().enumerate() {
-        apply_op(&mut d, op, at).map_err(|reason| Rejection::IllegalOp {
+        apply_op(&mut d, op, at).map_err(|(kind, reason)| Rejection::IllegalOp {
             index,
             op: op.name(),
+            kind,
             reason,
         })?;
     }
     finish(d, update.epoch_new)
 }
 
-fn apply_op(d: &mut Draft<'_>, op: &Op, at: Uint) -> Result<(), String> {
+/// Why an op is illegal: its kind and the words.
+type Illegal = (IllegalOpKind, String);
+
+fn no_node(id: &Id) -> Illegal {
+    (IllegalOpKind::NotFound, format!("no node {id}"))
+}
+
+fn no_approver(id: &Id) -> Illegal {
+    (IllegalOpKind::NotFound, format!("no approver {id}"))
+}
+
+fn apply_op(d: &mut Draft<'_>, op: &Op, at: Uint) -> Result<(), Illegal> {
+    use IllegalOpKind::*;
     match op {
         Op::AddNode { node } => {
             if d.node(&node.id).is_some() {
-                return Err(format!("node {} already exists", node.id));
+                return Err((AlreadyExists, format!("node {} already exists", node.id)));
             }
             if node.status != NodeStatus::Active {
-                return Err("a new node must be active".into());
+                return Err((WrongStatus, "a new node must be active".into()));
             }
             if node.joined_at != at || node.updated_at != at {
-                return Err(format!(
-                    "joined_at and updated_at must equal the update's created_at {at}"
+                return Err((
+                    WrongTime,
+                    format!("joined_at and updated_at must equal the update's created_at {at}"),
                 ));
             }
             d.nodes.insert(node.id.clone(), Some(node.clone()));
         }
         Op::RemoveNode { id } => {
             if d.node(id).is_none() {
-                return Err(format!("no node {id}"));
+                return Err(no_node(id));
             }
             d.nodes.insert(id.clone(), None);
         }
@@ -144,9 +159,9 @@ fn apply_op(d: &mut Draft<'_>, op: &Op, at: Uint) -> Result<(), String> {
             NodeStatus::Active,
         )?,
         Op::RotateNodeKey { id, pubkey } => {
-            let node = d.node_mut(id).ok_or_else(|| format!("no node {id}"))?;
+            let node = d.node_mut(id).ok_or_else(|| no_node(id))?;
             if node.pubkey == *pubkey {
-                return Err(format!("node {id} already has this key"));
+                return Err((NoChange, format!("node {id} already has this key")));
             }
             node.pubkey = *pubkey;
             node.updated_at = at;
@@ -159,15 +174,15 @@ fn apply_op(d: &mut Draft<'_>, op: &Op, at: Uint) -> Result<(), String> {
             exit,
         } => {
             if tags.is_none() && addresses.is_none() && routes.is_none() && exit.is_none() {
-                return Err("set_node must name at least one field".into());
+                return Err((NoChange, "set_node must name at least one field".into()));
             }
-            let node = d.node_mut(id).ok_or_else(|| format!("no node {id}"))?;
+            let node = d.node_mut(id).ok_or_else(|| no_node(id))?;
             let unchanged = tags.as_ref().is_none_or(|t| *t == node.tags)
                 && addresses.as_ref().is_none_or(|a| *a == node.addresses)
                 && routes.as_ref().is_none_or(|r| *r == node.routes)
                 && exit.is_none_or(|e| e == node.exit);
             if unchanged {
-                return Err(format!("set_node changes nothing on node {id}"));
+                return Err((NoChange, format!("set_node changes nothing on node {id}")));
             }
             if let Some(t) = tags {
                 node.tags = t.clone();
@@ -185,61 +200,58 @@ fn apply_op(d: &mut Draft<'_>, op: &Op, at: Uint) -> Result<(), String> {
         }
         Op::AddApprover { approver } => {
             if d.approvers.contains_key(&approver.id) {
-                return Err(format!("approver {} already exists", approver.id));
+                return Err((
+                    AlreadyExists,
+                    format!("approver {} already exists", approver.id),
+                ));
             }
             if approver.status != ApproverStatus::Active {
-                return Err("a new approver must be active".into());
+                return Err((WrongStatus, "a new approver must be active".into()));
             }
             if !approver.previous_keys.is_empty() {
-                return Err("a new approver has no previous keys".into());
+                return Err((KeyHistory, "a new approver has no previous keys".into()));
             }
             d.approvers.insert(approver.id.clone(), approver.clone());
         }
         Op::RevokeApprover { id } => {
-            let a = d
-                .approvers
-                .get_mut(id)
-                .ok_or_else(|| format!("no approver {id}"))?;
+            let a = d.approvers.get_mut(id).ok_or_else(|| no_approver(id))?;
             if a.status != ApproverStatus::Active {
-                return Err(format!("approver {id} is already revoked"));
+                return Err((WrongStatus, format!("approver {id} is already revoked")));
             }
             a.status = ApproverStatus::Revoked;
         }
         Op::RotateApproverKey { id, pubkey } => {
-            let a = d
-                .approvers
-                .get_mut(id)
-                .ok_or_else(|| format!("no approver {id}"))?;
+            let a = d.approvers.get_mut(id).ok_or_else(|| no_approver(id))?;
             if a.status != ApproverStatus::Active {
-                return Err(format!("approver {id} is revoked"));
+                return Err((WrongStatus, format!("approver {id} is revoked")));
             }
             if a.pubkey == *pubkey {
-                return Err(format!("approver {id} already has this key"));
+                return Err((NoChange, format!("approver {id} already has this key")));
             }
             // Reuse of any key, this approver's own retired ones included, is refused by the
             // invariant check after the ops (InvariantViolated).
             let mut previous: Vec<ApproverKey> = a.previous_keys.iter().copied().collect();
             previous.push(a.pubkey);
-            a.previous_keys =
-                Set::new(previous).map_err(|k| format!("approver {id} holds key {k} twice"))?;
+            a.previous_keys = Set::new(previous)
+                .map_err(|k| (KeyHistory, format!("approver {id} holds key {k} twice")))?;
             a.pubkey = *pubkey;
         }
         Op::SetThreshold { threshold } => {
             if *threshold == d.threshold {
-                return Err(format!("threshold is already {threshold}"));
+                return Err((NoChange, format!("threshold is already {threshold}")));
             }
             d.threshold = *threshold;
         }
         Op::SetPolicy { policy } => {
             if *policy == d.policy {
-                return Err("this policy is already pinned".into());
+                return Err((NoChange, "this policy is already pinned".into()));
             }
             d.policy = *policy;
         }
         Op::SetParams { params } => {
-            params.check()?;
+            params.check().map_err(|reason| (BadParams, reason))?;
             if *params == d.params {
-                return Err("these params are already set".into());
+                return Err((NoChange, "these params are already set".into()));
             }
             d.params = params.clone();
             d.params_changed = true;
@@ -254,16 +266,19 @@ fn move_status(
     at: Uint,
     from: &[NodeStatus],
     to: NodeStatus,
-) -> Result<(), String> {
-    let node = d.node_mut(id).ok_or_else(|| format!("no node {id}"))?;
+) -> Result<(), Illegal> {
+    let node = d.node_mut(id).ok_or_else(|| no_node(id))?;
     if !from.contains(&node.status) {
-        return Err(format!(
-            "node {id} is {}; this op needs it {}",
-            status_word(node.status),
-            from.iter()
-                .map(|s| status_word(*s))
-                .collect::<Vec<_>>()
-                .join(" or ")
+        return Err((
+            IllegalOpKind::WrongStatus,
+            format!(
+                "node {id} is {}; this op needs it {}",
+                status_word(node.status),
+                from.iter()
+                    .map(|s| status_word(*s))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
         ));
     }
     node.status = to;
