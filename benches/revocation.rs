@@ -95,7 +95,7 @@ fn ledger(
     }
     let mut store = Store::bootstrap(dir, &common::file_bytes(&g), &pin, start).unwrap();
     store.apply(&chain, now(), "bench").unwrap();
-    store.store_policies(&[policy]).unwrap();
+    store.store_documents(&[policy.pinned()]).unwrap();
     (pin, state)
 }
 

@@ -67,7 +67,7 @@ boundary_check() {
     local src=$1 bad=0 hits rc rule paths pattern
     local rules=(
         "ledger/ policy/|wireguard|\bwg\b|defguard|TunnelBackend|BackendKind|FirewallKind|InterfaceIntent|RouteIntent|nftables"
-        "ledger/|crate::(node|tunnel|firewall|cli)\b"
+        "ledger/|crate::(policy|node|tunnel|firewall|cli)\b"
         "policy/|crate::(node|tunnel|firewall|cli)\b"
         "node/|crate::cli\b"
         "tunnel/ firewall/|crate::(node|cli)\b"
@@ -87,18 +87,23 @@ boundary_check() {
     return "$bad"
 }
 boundary() {
-    # The gate must catch a deliberate inversion before its verdict on the tree counts.
-    local scratch
-    scratch=$(mktemp -d)
-    cp -r src/. "$scratch/"
-    echo 'use crate::cli::output::utc;' >>"$scratch/ledger/mod.rs"
-    if boundary_check "$scratch" >/dev/null; then
-        rm -rf "$scratch"; echo "the boundary check missed an inversion planted in src/ledger"; return 1
-    fi
-    rm -rf "$scratch"
-    echo "a planted inversion (src/ledger importing crate::cli) is caught"
+    # The gate must catch each deliberate inversion before its verdict on the tree counts.
+    local scratch plant
+    for plant in "ledger/mod.rs|use crate::cli::output::error_name;" \
+        "ledger/store.rs|use crate::policy::Policy;" \
+        "policy/mod.rs|use crate::node::config::NodeConfig;" \
+        "node/mod.rs|use crate::cli::CliError;"; do
+        scratch=$(mktemp -d)
+        cp -r src/. "$scratch/"
+        echo "${plant#*|}" >>"$scratch/${plant%%|*}"
+        if boundary_check "$scratch" >/dev/null; then
+            rm -rf "$scratch"; echo "the boundary check missed an inversion planted in src/${plant%%|*}: ${plant#*|}"; return 1
+        fi
+        rm -rf "$scratch"
+        echo "planted inversion caught: src/${plant%%|*}: ${plant#*|}"
+    done
     boundary_check src || return 1
-    echo "src: the layers import one way; the ledger and the policy engine name no tunnel type"
+    echo "src: the layers import one way; the ledger names no policy type; the ledger and the policy engine name no tunnel type"
 }
 shell() {
     # Every script of ci/, bench/ and .ci/ passes shellcheck with no warning or error.

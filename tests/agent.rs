@@ -20,7 +20,7 @@ use rn::node::agent::Agent;
 use rn::node::config::NodeConfig;
 use rn::node::plan::plan;
 use rn::node::status::{Log, NodeMode};
-use rn::policy::{Policy, PolicyView, compile};
+use rn::policy::{PinnedPolicy, Policy, PolicyView, compile};
 use rn::tunnel::{
     BackendKind, Diff, InterfaceIntent, Observed, ObservedPeer, TunnelBackend, TunnelError,
 };
@@ -147,7 +147,7 @@ impl World {
         let hash = policy.hash();
         w.commit(vec![Op::SetPolicy { policy: Some(hash) }]);
         let mut s = Store::open(&w.dir, None, w.at()).unwrap();
-        s.store_policies(&[policy]).unwrap();
+        s.store_documents(&[policy.pinned()]).unwrap();
         w
     }
 
@@ -418,7 +418,7 @@ fn a_ledger_change_touches_only_the_peers_it_changes() {
     w.commit(vec![Op::SetPolicy { policy: Some(hash) }]);
     Store::open(&w.dir, None, w.at())
         .unwrap()
-        .store_policies(&[wider])
+        .store_documents(&[wider.pinned()])
         .unwrap();
     agent.reconcile();
     assert_eq!(status(&agent).epoch, 5);
@@ -596,12 +596,8 @@ fn plans_are_pure_functions_of_the_ledger() {
 fn nftables_rendering_matches_the_golden_file() {
     let w = World::new();
     let store = Store::open(&w.dir, None, w.at()).unwrap();
-    let intents = compile(
-        store.policy_view(),
-        store.state(),
-        &"n2".parse().unwrap(),
-        None,
-    );
+    let pinned = PinnedPolicy::load(&store).unwrap();
+    let intents = compile(pinned.view(), store.state(), &"n2".parse().unwrap(), None);
     let mut out = render(
         "rn0",
         &FilterIntent::Rules {
@@ -618,5 +614,5 @@ fn nftables_rendering_matches_the_golden_file() {
         std::fs::write(&path, &out).unwrap();
     }
     assert_eq!(out, std::fs::read_to_string(&path).unwrap());
-    assert!(matches!(store.policy_view(), PolicyView::Held(_)));
+    assert!(matches!(pinned.view(), PolicyView::Held(_)));
 }

@@ -600,3 +600,36 @@ proptest! {
         }
     }
 }
+
+/// The ledger carries policy documents unread; the policy layer reads every one before the
+/// store keeps it, and one that is not a valid policy makes the whole file malformed.
+#[test]
+fn carried_policy_documents_are_read_by_the_policy_layer() {
+    let bundle = |doc: &str| {
+        format!(r#"{{"kind":"rn.bundle.v1","policies":[{doc}],"updates":[]}}"#).into_bytes()
+    };
+    let good = bundle(POLICY.trim());
+    let carried = rn::policy::read_carried(&good).unwrap();
+    assert_eq!(carried.documents.len(), 1);
+    assert_eq!(carried.documents[0].hash(), policy().hash());
+    assert_eq!(
+        Policy::from_pinned(&carried.documents[0]).unwrap(),
+        policy()
+    );
+
+    let bad = bundle(r#"{"kind":"rn.policy.v1","rules":[{"src":["*"]}]}"#);
+    // The format layer takes it (an object of the pinned kind) ...
+    assert!(rn::ledger::carried::Carried::decode(&bad).is_ok());
+    // ... and the policy layer refuses the file.
+    let err = rn::policy::read_carried(&bad).unwrap_err();
+    assert_eq!(err.name(), "Malformed", "{err}");
+    assert!(err.to_string().contains("policies[0]"), "{err}");
+
+    let other_kind = bundle(r#"{"kind":"rn.bundle.v1","rules":[]}"#);
+    assert_eq!(
+        rn::ledger::carried::Carried::decode(&other_kind)
+            .unwrap_err()
+            .name(),
+        "UnknownKind"
+    );
+}

@@ -452,7 +452,7 @@ fn the_watermark_mirror_sits_beside_the_directory() {
 
 #[test]
 fn a_bundle_from_another_network_is_refused_whole() {
-    use rn::ledger::log::{Bundle, BundleKind, Carried};
+    use rn::ledger::carried::{Bundle, BundleKind, Carried};
     let d = ledger(1);
     let mut state = serde_json::to_value(&common::genesis().genesis.state).unwrap();
     state["network_id"] = serde_json::json!("other");

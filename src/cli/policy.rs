@@ -14,7 +14,9 @@ use crate::ledger::canonical::caps;
 use crate::ledger::store::Store;
 use crate::ledger::types::Id;
 use crate::policy::compile::ForwardTo;
-use crate::policy::{Decision, Policy, PolicyView, Proto, Query, Target, Via, compile, evaluate};
+use crate::policy::{
+    Decision, PinnedPolicy, Policy, PolicyView, Proto, Query, Target, Via, compile, evaluate,
+};
 
 /// Default-deny rules over ledger identities.
 #[derive(FromArgs)]
@@ -155,7 +157,8 @@ impl Check {
             return Err(usage("--port goes with --proto tcp or udp"));
         }
         let store = trusted(&self.state_dir)?;
-        let view = store.policy_view();
+        let pinned = PinnedPolicy::load(&store)?;
+        let view = pinned.view();
         let q = Query {
             from: self.from.clone(),
             to: target.clone(),
@@ -235,7 +238,7 @@ impl Show {
     fn run(self) -> anyhow::Result<Exit> {
         let store = trusted(&self.state_dir)?;
         let intents = compile(
-            store.policy_view(),
+            PinnedPolicy::load(&store)?.view(),
             store.state(),
             &self.node,
             self.exit.as_ref(),

@@ -1,12 +1,12 @@
 //! On-disk formats of a state directory (spec §4.6, §4.8): log entries, snapshot, watermark,
-//! bundle and audit records. Only [`super::store`] reads and writes the files.
+//! and audit records. Only [`super::store`] reads and writes the files.
 
 use serde::{Deserialize, Serialize};
 
 use super::canonical::{Document, caps, kind_marker, required};
 use super::model::State;
 use super::types::{Blake3Digest, Id, Sha256Digest, Uint};
-use super::update::{SignedGenesis, SignedUpdate};
+use super::update::SignedUpdate;
 
 kind_marker!(
     /// `rn.log-entry.v1`
@@ -19,10 +19,6 @@ kind_marker!(
 kind_marker!(
     /// `rn.watermark.v1`
     WatermarkKind = "rn.watermark.v1"
-);
-kind_marker!(
-    /// `rn.bundle.v1`
-    BundleKind = "rn.bundle.v1"
 );
 kind_marker!(
     /// `rn.audit.v1`
@@ -89,30 +85,6 @@ pub struct Watermark {
 impl Document for Watermark {
     const KIND: &'static str = WatermarkKind::KIND;
     const CAP: usize = 4096;
-}
-
-/// What `rn member export` writes and `rn member apply` takes to catch a ledger up.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Bundle {
-    /// `rn.bundle.v1`.
-    pub kind: BundleKind,
-    /// The signed genesis, when exported `--with-genesis`.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "super::canonical::present"
-    )]
-    pub genesis: Option<SignedGenesis>,
-    /// Consecutive signed updates.
-    pub updates: Vec<SignedUpdate>,
-    /// Policy documents the updates pin.
-    pub policies: Vec<crate::policy::Policy>,
-}
-
-impl Document for Bundle {
-    const KIND: &'static str = BundleKind::KIND;
-    const CAP: usize = caps::LOG;
 }
 
 /// What an audit record records; written in snake case (`fork_evidence`).
@@ -184,58 +156,6 @@ pub struct AuditRecord {
     pub check: Option<String>,
     /// Human detail.
     pub detail: String,
-}
-
-/// What a file handed to `apply` (or dropped in a node's inbox) carries: a signed update, a
-/// proposal, or a bundle — decoded strictly, one reader for every path.
-#[derive(Clone, Debug)]
-pub struct Carried {
-    /// The signed updates, in order.
-    pub updates: Vec<SignedUpdate>,
-    /// Policy documents that came with them.
-    pub policies: Vec<crate::policy::Policy>,
-    /// A bundle's genesis root, when it carries the genesis.
-    pub genesis_root: Option<Sha256Digest>,
-}
-
-impl Carried {
-    /// Decodes `rn.signed-update.v1`, `rn.proposal.v1` or `rn.bundle.v1`.
-    pub fn decode(bytes: &[u8]) -> Result<Carried, super::DecodeError> {
-        use super::canonical::{decode, peek_kind};
-        use super::update::Proposal;
-        let kind = peek_kind(bytes)?;
-        Ok(match kind.as_str() {
-            SignedUpdate::KIND_STR => Carried {
-                updates: vec![decode::<SignedUpdate>(bytes)?],
-                policies: Vec::new(),
-                genesis_root: None,
-            },
-            Proposal::KIND_STR => {
-                let p: Proposal = decode(bytes)?;
-                Carried {
-                    updates: vec![p.signed_update()],
-                    policies: p.policies,
-                    genesis_root: None,
-                }
-            }
-            BundleKind::KIND => {
-                let b: Bundle = decode(bytes)?;
-                Carried {
-                    genesis_root: b.genesis.as_ref().map(|g| g.genesis.state.root()),
-                    updates: b.updates,
-                    policies: b.policies,
-                }
-            }
-            _ => {
-                return Err(super::DecodeError::UnknownKind {
-                    expected: SignedUpdate::KIND_STR,
-                    found: format!(
-                        "{kind} (apply takes rn.signed-update.v1, rn.proposal.v1 or rn.bundle.v1)"
-                    ),
-                });
-            }
-        })
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! Knows nothing of any tunnel: it speaks of nodes, transport public keys and addresses.
 
 pub mod canonical;
+pub mod carried;
 pub mod error;
 pub mod gate;
 pub mod log;
@@ -14,7 +15,7 @@ pub mod store;
 pub mod types;
 pub mod update;
 
-pub use error::{DecodeError, Rejection};
+pub use error::{DecodeError, IllegalOpKind, Rejection};
 pub use gate::{
     Freshness, Inspection, VerifiedGenesis, VerifiedUpdate, accept, inspect, verify_genesis,
 };

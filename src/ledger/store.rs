@@ -23,11 +23,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::canonical::{caps, decode, decode_canonical, decode_value, to_jcs};
+use super::carried::{Bundle, BundleKind, Carried, PinnedDoc};
 use super::error::{DecodeError, Rejection};
 use super::gate::{Freshness, VerifiedGenesis, accept, accept_with, verify_genesis};
 use super::log::{
-    AuditEvent, AuditKind, AuditRecord, Bundle, BundleKind, Carried, LogEntry, LogEntryKind,
-    Snapshot, SnapshotKind, Watermark, WatermarkKind,
+    AuditEvent, AuditKind, AuditRecord, LogEntry, LogEntryKind, Snapshot, SnapshotKind, Watermark,
+    WatermarkKind,
 };
 use super::model::State;
 use super::quorum;
@@ -35,7 +36,6 @@ use super::types::{Blake3Digest, Sha256Digest, Uint, UpdateId};
 use super::update::{SignedGenesis, SignedUpdate};
 use crate::fault;
 use crate::files::{self, FileError};
-use crate::policy::{Policy, PolicyView};
 
 const PIN: &str = "genesis.pin";
 const GENESIS: &str = "genesis.json";
@@ -432,7 +432,6 @@ pub struct Store {
     verified_len: u64,
     /// BLAKE3 of the first `verified_len` bytes of the log: the bytes verified.
     log_prefix: blake3::Hasher,
-    policy: Option<Policy>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -716,7 +715,6 @@ impl Store {
         let (verified_len, torn) = store.replay_log(now, cache)?;
         store.verified_len = verified_len;
         store.check_watermark_and_snapshot(torn, now)?;
-        store.policy = store.load_policy(store.state.policy().copied())?;
         Ok(store)
     }
 
@@ -773,7 +771,6 @@ impl Store {
             repairs: Vec::new(),
             verified_len: 0,
             log_prefix: blake3::Hasher::new(),
-            policy: None,
         }
     }
 
@@ -1579,7 +1576,7 @@ impl Store {
             }));
         }
         let report = self.apply(&carried.updates, now, source)?;
-        let stored = self.store_policies(&carried.policies)?;
+        let stored = self.store_documents(&carried.documents)?;
         Ok((report, stored))
     }
 
@@ -1680,68 +1677,27 @@ impl Store {
         Ok(())
     }
 
-    fn policy_path(&self, hash: &Sha256Digest) -> PathBuf {
+    fn document_path(&self, hash: &Sha256Digest) -> PathBuf {
         self.dir
             .join(POLICY_DIR)
             .join(format!("sha256-{}.json", &hash.to_string()[7..]))
     }
 
-    /// The held document with this hash, if any (its hash re-checked).
-    fn load_policy(&self, hash: Option<Sha256Digest>) -> Result<Option<Policy>, StoreError> {
-        let Some(hash) = hash else { return Ok(None) };
-        let Some(bytes) = read_optional(&self.policy_path(&hash), caps::POLICY)? else {
+    /// The held pinned document with this hash, if any (its hash re-checked; a file that is
+    /// not a pinned document of that hash counts as not held). The store never reads the
+    /// document's content: the policy layer does.
+    pub fn pinned_document(&self, hash: &Sha256Digest) -> Result<Option<PinnedDoc>, StoreError> {
+        let Some(bytes) = read_optional(&self.document_path(hash), caps::POLICY)? else {
             return Ok(None);
         };
-        Ok(Policy::parse(&bytes)
+        Ok(PinnedDoc::from_bytes(&bytes)
             .ok()
-            .map(|(p, _)| p)
-            .filter(|p| p.hash() == hash))
+            .filter(|d| d.hash() == *hash))
     }
 
-    /// Stores the documents among `docs` that the ledger pins now or pinned in its history
-    /// (others are ignored), then reloads the pinned one. Returns the hashes stored.
-    pub fn store_policies(&mut self, docs: &[Policy]) -> Result<Vec<Sha256Digest>, StoreError> {
-        let pinned: HashSet<Sha256Digest> = self
-            .history
-            .iter()
-            .flat_map(|c| c.signed.update.ops.iter())
-            .filter_map(|op| match op {
-                super::update::Op::SetPolicy { policy } => *policy,
-                _ => None,
-            })
-            .chain(self.state.policy().copied())
-            .collect();
-        let mut stored = Vec::new();
-        for doc in docs {
-            let hash = doc.hash();
-            if !pinned.contains(&hash) || self.load_policy(Some(hash))?.is_some() {
-                continue;
-            }
-            let dir = self.dir.join(POLICY_DIR);
-            if fs::symlink_metadata(&dir).is_err() {
-                fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&dir)
-                    .map_err(io_err(&dir))?;
-            }
-            files::write_atomic(&self.policy_path(&hash), &canonical_line(doc), 0o600, true)?;
-            stored.push(hash);
-        }
-        self.policy = self.load_policy(self.state.policy().copied())?;
-        Ok(stored)
-    }
-
-    /// The policy to evaluate with: none pinned, pinned but not held, or held.
-    pub fn policy_view(&self) -> PolicyView<'_> {
-        match (self.state.policy(), &self.policy) {
-            (None, _) => PolicyView::None,
-            (Some(_), Some(p)) => PolicyView::Held(p),
-            (Some(h), None) => PolicyView::Missing(h),
-        }
-    }
-
-    /// Held documents pinned by the updates after `since` or by the current state.
-    fn policies_since(&self, since: u64) -> Vec<Policy> {
+    /// Hashes of the documents pinned by the committed updates after `since`, or by the
+    /// current state; sorted, each once.
+    fn pinned_since(&self, since: u64) -> Vec<Sha256Digest> {
         let mut hashes: Vec<Sha256Digest> = self
             .history
             .iter()
@@ -1756,8 +1712,39 @@ impl Store {
         hashes.sort();
         hashes.dedup();
         hashes
-            .into_iter()
-            .filter_map(|h| self.load_policy(Some(h)).ok().flatten())
+    }
+
+    /// Stores the documents among `docs` that the ledger pins now or pinned in its history
+    /// (others are ignored). Returns the hashes stored. Callers check what a document says
+    /// before handing it here (the policy layer reads it; see `policy::read_carried`).
+    pub fn store_documents(&mut self, docs: &[PinnedDoc]) -> Result<Vec<Sha256Digest>, StoreError> {
+        let pinned = self.pinned_since(0);
+        let mut stored = Vec::new();
+        for doc in docs {
+            let hash = doc.hash();
+            if !pinned.contains(&hash) || self.pinned_document(&hash)?.is_some() {
+                continue;
+            }
+            let dir = self.dir.join(POLICY_DIR);
+            if fs::symlink_metadata(&dir).is_err() {
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(io_err(&dir))?;
+            }
+            let mut line = doc.bytes().to_vec();
+            line.push(b'\n');
+            files::write_atomic(&self.document_path(&hash), &line, 0o600, true)?;
+            stored.push(hash);
+        }
+        Ok(stored)
+    }
+
+    /// Held documents pinned by the updates after `since` or by the current state.
+    fn documents_since(&self, since: u64) -> Vec<PinnedDoc> {
+        self.pinned_since(since)
+            .iter()
+            .filter_map(|h| self.pinned_document(h).ok().flatten())
             .collect()
     }
 
@@ -1818,7 +1805,7 @@ impl Store {
                 .skip(since as usize)
                 .map(|c| c.signed.clone())
                 .collect(),
-            policies: self.policies_since(since),
+            policies: self.documents_since(since),
         }
     }
 

@@ -310,7 +310,7 @@ pub struct Proposal {
     /// The state at `epoch_prev`.
     pub base_state: State,
     /// Policy documents a `set_policy` op pins.
-    pub policies: Vec<crate::policy::Policy>,
+    pub policies: Vec<super::carried::PinnedDoc>,
 }
 
 impl Proposal {

@@ -24,7 +24,6 @@ use crate::files;
 use crate::firewall::{self, Firewall};
 use crate::keys::NodeSecret;
 use crate::ledger::canonical::caps;
-use crate::ledger::log::Carried;
 use crate::ledger::store::{Mode, Store, StoreCache, StoreError};
 use crate::tunnel::{self, BackendKind, DeviceStop, TunnelBackend};
 
@@ -157,7 +156,7 @@ impl Agent {
             );
             let result = files::read_capped(&path, caps::LOG)
                 .map_err(|e| e.to_string())
-                .and_then(|b| Carried::decode(&b).map_err(|e| e.to_string()))
+                .and_then(|b| crate::policy::read_carried(&b).map_err(|e| e.to_string()))
                 .and_then(|c| {
                     store
                         .apply_carried(&c, crate::clock::now(), &shown)

@@ -7,8 +7,8 @@ use super::config::NodeConfig;
 use crate::ledger::model::NodeStatus;
 use crate::ledger::store::{Mode, Store};
 use crate::ledger::types::{Cidr, Id, Sha256Digest, TransportKey};
-use crate::policy::compile;
 use crate::policy::compile::{ForwardRule, InboundRule};
+use crate::policy::{PinnedPolicy, compile};
 use crate::tunnel::{PeerConfig, RouteIntent};
 
 /// What the node should look like, computed from the ledger alone.
@@ -99,12 +99,13 @@ pub fn plan(config: &NodeConfig, store: Result<&Store, String>) -> Plan {
             root,
         );
     }
-    let intents = compile(
-        store.policy_view(),
-        state,
-        &config.node_id,
-        config.exit.as_ref(),
-    );
+    let pinned = match PinnedPolicy::load(store) {
+        Ok(p) => p,
+        Err(e) => {
+            return Plan::restricted(format!("reading the pinned policy: {e}"), epoch, root);
+        }
+    };
+    let intents = compile(pinned.view(), state, &config.node_id, config.exit.as_ref());
     let params = state.params();
     let addresses = me
         .addresses

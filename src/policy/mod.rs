@@ -5,7 +5,9 @@
 pub mod compile;
 pub mod evaluate;
 pub mod model;
+pub mod pinned;
 
 pub use compile::{Intents, compile};
 pub use evaluate::{Decision, DenyReason, PolicyView, Query, Target, evaluate};
 pub use model::{Policy, PolicyError, Proto, Via};
+pub use pinned::{PinnedPolicy, read_carried, read_documents};

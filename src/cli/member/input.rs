@@ -44,7 +44,11 @@ pub fn read(path: &Path, accepted: &[&'static str]) -> anyhow::Result<Doc> {
     let doc = match kind.as_str() {
         SnapshotKind::KIND => Doc::Snapshot(Box::new(canonical::decode(&bytes)?)),
         SignedGenesis::KIND_STR => Doc::Genesis(Box::new(canonical::decode(&bytes)?)),
-        Proposal::KIND_STR => Doc::Proposal(Box::new(canonical::decode(&bytes)?)),
+        Proposal::KIND_STR => {
+            let p: Proposal = canonical::decode(&bytes)?;
+            crate::policy::read_documents(Proposal::KIND_STR, &p.policies)?;
+            Doc::Proposal(Box::new(p))
+        }
         _ => Doc::Signed(Box::new(canonical::decode(&bytes)?)),
     };
     Ok(doc)
@@ -89,7 +93,7 @@ pub fn base(path: &Path, now: u64) -> anyhow::Result<Base> {
         Doc::Proposal(p) => Ok(Base {
             state: crate::ledger::gate::proposal_result(&p, now)
                 .with_context(|| format!("base {shown}"))?,
-            policies: p.policies.clone(),
+            policies: crate::policy::read_documents(Proposal::KIND_STR, &p.policies)?,
         }),
         Doc::Snapshot(s) if s.state.root() != s.root => Err(DecodeError::Malformed {
             what: "snapshot",

@@ -12,7 +12,6 @@ use crate::cli::{Exit, usage};
 use crate::files;
 use crate::ledger::State;
 use crate::ledger::canonical::{caps, to_jcs};
-use crate::ledger::log::Carried;
 use crate::ledger::model::{ApproverStatus, NodeStatus};
 use crate::ledger::reduce::reduce;
 use crate::ledger::store::{Mode, Store};
@@ -76,8 +75,8 @@ pub struct Apply {
 impl Apply {
     pub fn run(self) -> anyhow::Result<Exit> {
         let bytes = files::read_capped(&self.file, caps::LOG)?;
-        let carried =
-            Carried::decode(&bytes).with_context(|| format!("reading {}", self.file.display()))?;
+        let carried = crate::policy::read_carried(&bytes)
+            .with_context(|| format!("reading {}", self.file.display()))?;
         let now = now();
         let mut store = Store::open(&self.state_dir, None, now)?;
         let before = store.state().clone();
@@ -150,8 +149,8 @@ pub struct Status {
     json: bool,
 }
 
-fn policy_text(store: &Store) -> String {
-    match store.policy_view() {
+fn policy_text(store: &Store) -> anyhow::Result<String> {
+    Ok(match crate::policy::PinnedPolicy::load(store)?.view() {
         crate::policy::PolicyView::None => "none pinned (default deny: nothing is allowed)".into(),
         crate::policy::PolicyView::Held(p) => {
             format!("{} ({} rules, held)", p.hash(), p.rules.len())
@@ -161,7 +160,7 @@ fn policy_text(store: &Store) -> String {
                 "{h} NOT HELD: everything is denied until the document is applied (rn member apply a bundle or proposal carrying it)"
             )
         }
-    }
+    })
 }
 
 fn mode_text(mode: &Mode) -> String {
@@ -232,10 +231,7 @@ impl Status {
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
             );
-            v["policy_held"] = json!(matches!(
-                store.policy_view(),
-                crate::policy::PolicyView::Held(_)
-            ));
+            v["policy_held"] = json!(crate::policy::PinnedPolicy::load(&store)?.held().is_some());
             crate::outln!("{v}");
             return Ok(Exit::Ok);
         }
@@ -245,7 +241,7 @@ impl Status {
         crate::outln!("epoch      {}", s.epoch());
         crate::outln!("root       {}", s.root());
         crate::outln!("genesis    {}", store.genesis_root());
-        crate::outln!("policy     {}", policy_text(&store));
+        crate::outln!("policy     {}", policy_text(&store)?);
         crate::outln!(
             "approvers  {} ({} active), threshold {}",
             s.approvers().len(),
@@ -503,10 +499,11 @@ impl Recover {
 /// The state of a ledger directory and its held policy, for proposals (must be trusted).
 pub fn trusted_base(dir: &std::path::Path) -> anyhow::Result<super::input::Base> {
     let store = Store::open_trusted(dir, None, now())?;
-    let policies = match store.policy_view() {
-        crate::policy::PolicyView::Held(p) => vec![p.clone()],
-        _ => Vec::new(),
-    };
+    let policies = crate::policy::PinnedPolicy::load(&store)?
+        .held()
+        .cloned()
+        .into_iter()
+        .collect();
     Ok(super::input::Base {
         state: store.state().clone(),
         policies,

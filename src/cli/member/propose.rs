@@ -718,7 +718,7 @@ impl Propose {
             update,
             signatures: Vec::new(),
             base_state: base,
-            policies,
+            policies: policies.iter().map(Policy::pinned).collect(),
         };
         proposal.check_policies().map_err(CliError::Data)?;
         let mut bytes = to_jcs(&proposal);

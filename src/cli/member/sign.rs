@@ -227,6 +227,7 @@ impl Sign {
             if let crate::ledger::Op::SetPolicy { policy } = op {
                 let find = |h: Option<&crate::ledger::types::Sha256Digest>| {
                     h.and_then(|h| p.policies.iter().find(|d| d.hash() == *h))
+                        .and_then(|d| crate::policy::Policy::from_pinned(d).ok())
                 };
                 let old = find(base.policy());
                 if base.policy().is_some() && old.is_none() {
@@ -236,7 +237,8 @@ impl Sign {
                 } else {
                     crate::errln!("policy change, rule by rule:");
                 }
-                for line in crate::policy::model::diff(old, find(policy.as_ref())) {
+                for line in crate::policy::model::diff(old.as_ref(), find(policy.as_ref()).as_ref())
+                {
                     crate::errln!("    {line}");
                 }
             }
