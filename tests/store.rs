@@ -684,3 +684,36 @@ fn the_audit_log_rotates_into_linked_segments() {
     assert_eq!(all.broken, None);
     assert!(all.starts_after.is_some_and(|k| k > 0), "{all:?}");
 }
+
+/// One gate entry judges a chain from an untrusted source against a ledger: committed updates
+/// are skipped, the rest verified in order, and a refusal names its position in the input.
+#[test]
+fn one_gate_entry_judges_a_chain_against_the_ledger() {
+    use rn::ledger::gate::judge_chain;
+    let d = ledger(2);
+    let chain = common::chain();
+    let s = open(&d).unwrap();
+    let now = chain.updates[2].update.created_at.get() + 10;
+    let v = judge_chain(&s, &chain.updates[..3], now).unwrap();
+    assert_eq!((v.already(), v.updates().len()), (2, 1));
+    assert_eq!(
+        v.updates()[0].0.update.update_id,
+        chain.updates[2].update.update_id
+    );
+    // A forged signature after a committed update: refused at position 1.
+    let mut forged = chain.updates[2].clone();
+    forged.signatures[0].sig = forged.signatures[1].sig;
+    let r = judge_chain(&s, &[chain.updates[1].clone(), forged], now).unwrap_err();
+    assert_eq!((r.position, r.rejection.name()), (1, "BadSignature"));
+    // A committed update after a new one: the chain is out of order.
+    let r = judge_chain(
+        &s,
+        &[chain.updates[2].clone(), chain.updates[0].clone()],
+        now,
+    )
+    .unwrap_err();
+    assert_eq!((r.position, r.rejection.name()), (1, "Stale"));
+    // Judging changed nothing on disk.
+    drop(s);
+    assert_eq!(open(&d).unwrap().state().epoch().get(), 2);
+}

@@ -226,6 +226,232 @@ fn run(
     Ok((tally, transition))
 }
 
+/// A ledger as the gate reads it to judge a chain against it: where it starts, where it
+/// stands, and what it committed. The store implements it.
+pub trait Ledger {
+    /// The epoch-0 state.
+    fn genesis_state(&self) -> &State;
+    /// The current state.
+    fn head(&self) -> &State;
+    /// Every `update_id` committed so far.
+    fn seen(&self) -> &HashSet<UpdateId>;
+    /// The committed update that created `epoch` (from 1), with its hash.
+    fn committed(&self, epoch: u64) -> Option<(&SignedUpdate, Sha256Digest)>;
+}
+
+/// New updates that passed the gate in order, from the ledger head they were judged on. Only
+/// [`judge_chain`] and [`judge_chain_from`] create it; only the store commits it.
+#[derive(Debug)]
+pub struct VerifiedChain {
+    already: usize,
+    updates: Vec<(SignedUpdate, Sha256Digest)>,
+    state: State,
+    seen: HashSet<UpdateId>,
+}
+
+impl VerifiedChain {
+    /// Updates of the input that the ledger had already committed (skipped).
+    pub fn already(&self) -> usize {
+        self.already
+    }
+
+    /// The new updates, in order, with their hashes.
+    pub fn updates(&self) -> &[(SignedUpdate, Sha256Digest)] {
+        &self.updates
+    }
+
+    /// The state after the last new update, the committed ids with the new ones, and the new
+    /// updates: what the store commits.
+    pub fn into_parts(self) -> (State, HashSet<UpdateId>, Vec<(SignedUpdate, Sha256Digest)>) {
+        (self.state, self.seen, self.updates)
+    }
+}
+
+/// Where a chain failed the gate: the position of the refused update in the input (from 0),
+/// its hash, and the verdict. A [`Rejection::Fork`] is evidence worth keeping.
+#[derive(Debug)]
+pub struct ChainRejection {
+    /// Position in the input, from 0.
+    pub position: usize,
+    /// `sha256(JCS(update))` of the refused update.
+    pub update: Sha256Digest,
+    /// The verdict.
+    pub rejection: Rejection,
+}
+
+/// Judges a chain of updates from an untrusted source (a file, a bundle, a peer) against a
+/// ledger, all or nothing: updates identical to committed ones are skipped; an update for a
+/// committed epoch that differs is fork evidence when a quorum of that epoch signed it, stale
+/// otherwise; the rest must chain from the head, each through every check of the gate, the
+/// last one with catch-up expiry (spec §4.7).
+pub fn judge_chain<L: Ledger + ?Sized>(
+    ledger: &L,
+    chain: &[SignedUpdate],
+    now: u64,
+) -> Result<VerifiedChain, ChainRejection> {
+    let head = ledger.head();
+    let from = head.epoch().get();
+    let mut already = 0;
+    let mut first_fresh = None;
+    for (position, su) in chain.iter().enumerate() {
+        let e = su.update.epoch_new.get();
+        let hash = su.update.hash();
+        let refuse = |rejection| ChainRejection {
+            position,
+            update: hash,
+            rejection,
+        };
+        if su.update.network_id != *head.network_id() {
+            // The gate's first check (spec §4.5), before any epoch is compared.
+            return Err(refuse(Rejection::WrongNetwork {
+                expected: head.network_id().clone(),
+                found: su.update.network_id.clone(),
+            }));
+        }
+        if e == 0 || e > from {
+            first_fresh.get_or_insert(position);
+            continue;
+        }
+        if first_fresh.is_some() {
+            // An old update after new ones: the chain is out of order.
+            return Err(refuse(Rejection::Stale {
+                current: head.epoch(),
+                epoch_prev: su.update.epoch_prev,
+            }));
+        }
+        let (committed, committed_hash) = ledger
+            .committed(e)
+            .expect("every epoch from 1 to the head is committed");
+        if committed_hash == hash {
+            already += 1;
+            continue;
+        }
+        let rejection = match conflict(ledger, su, committed) {
+            Ok(r) | Err(r) => r,
+        };
+        return Err(refuse(rejection));
+    }
+    let Some(start) = first_fresh else {
+        return Ok(VerifiedChain {
+            already,
+            updates: Vec::new(),
+            state: head.clone(),
+            seen: ledger.seen().clone(),
+        });
+    };
+    let mut verified =
+        judge_chain_from(head, ledger.seen(), &chain[start..], now).map_err(|mut r| {
+            r.position += start;
+            r
+        })?;
+    verified.already = already;
+    Ok(verified)
+}
+
+/// Judges `chain` as new updates on `base` (whose committed ids are `seen`): each through
+/// every check of the gate in order, the last with catch-up expiry (spec §4.7).
+pub fn judge_chain_from(
+    base: &State,
+    seen: &HashSet<UpdateId>,
+    chain: &[SignedUpdate],
+    now: u64,
+) -> Result<VerifiedChain, ChainRejection> {
+    let mut state = base.clone();
+    let mut seen = seen.clone();
+    let mut updates = Vec::with_capacity(chain.len());
+    let last = chain.len().saturating_sub(1);
+    for (position, su) in chain.iter().enumerate() {
+        let freshness = if position == last {
+            Freshness::ChainLast
+        } else {
+            Freshness::ChainInner
+        };
+        let hash = su.update.hash();
+        let v = accept(&state, &seen, su, now, freshness).map_err(|rejection| ChainRejection {
+            position,
+            update: hash,
+            rejection,
+        })?;
+        seen.insert(su.update.update_id);
+        updates.push((v.commit_to(&mut state), hash));
+    }
+    Ok(VerifiedChain {
+        already: 0,
+        updates,
+        state,
+        seen,
+    })
+}
+
+/// An update for an epoch the ledger already committed, other than `committed`: fork evidence
+/// when a quorum of the approvers at that epoch signed it, stale otherwise. (`Err` only when
+/// the ledger's own history does not replay, which its store refuses on open.)
+fn conflict<L: Ledger + ?Sized>(
+    ledger: &L,
+    su: &SignedUpdate,
+    committed: &SignedUpdate,
+) -> Result<Rejection, Rejection> {
+    let u = &su.update;
+    let base = replayed_state(ledger, u.epoch_new.get() - 1)?;
+    let quorate = u.epoch_prev == base.epoch()
+        && quorum::tally(&base, u, &u.message(), &su.signatures)
+            .and_then(|t| t.check())
+            .is_ok();
+    Ok(if quorate {
+        Rejection::Fork {
+            epoch: u.epoch_new,
+            expected: committed.update.new_root,
+            found: u.new_root,
+        }
+    } else {
+        Rejection::Stale {
+            current: ledger.head().epoch(),
+            epoch_prev: u.epoch_prev,
+        }
+    })
+}
+
+/// The state at `epoch`, replayed from the genesis through the committed updates (history:
+/// no clock).
+fn replayed_state<L: Ledger + ?Sized>(ledger: &L, epoch: u64) -> Result<State, Rejection> {
+    let mut state = ledger.genesis_state().clone();
+    let mut seen = HashSet::new();
+    for e in 1..=epoch {
+        let (su, _) = ledger
+            .committed(e)
+            .expect("every epoch from 1 to the head is committed");
+        accept(&state, &seen, su, 0, Freshness::History)?.commit_to(&mut state);
+        seen.insert(su.update.update_id);
+    }
+    Ok(state)
+}
+
+/// The states a verified history goes through: after each committed update in turn, starting
+/// from `start`. Only for history the store verified through this gate when it opened (it
+/// replays the reducer, not the signatures), so it is not visible outside the ledger; an update
+/// that does not apply ends the walk with its rejection.
+pub(super) fn replay_verified<'a, I>(
+    start: State,
+    history: I,
+) -> impl Iterator<Item = Result<State, Rejection>> + 'a
+where
+    I: IntoIterator<Item = &'a SignedUpdate>,
+    I::IntoIter: 'a,
+{
+    let mut state = Some(start);
+    history.into_iter().map_while(move |su| {
+        let current = state.take()?;
+        Some(match reduce(&current, &su.update) {
+            Ok(t) => {
+                let next = current.preview(&t);
+                state = Some(next.clone());
+                Ok(next)
+            }
+            Err(r) => Err(r),
+        })
+    })
+}
+
 fn check_time(
     state: &State,
     signed: &SignedUpdate,
@@ -293,8 +519,25 @@ impl VerifiedGenesis {
     }
 }
 
-/// Checks that a genesis holds a valid epoch-0 state and is signed by every approver it lists.
-pub fn check_genesis_state(sg: &SignedGenesis) -> Result<(), Rejection> {
+/// What the genesis gate sees in a genesis that may not have all its signatures yet.
+#[derive(Debug)]
+pub struct GenesisInspection {
+    /// The listed approvers who have not signed (every signature present is valid).
+    pub missing: Vec<super::types::Id>,
+}
+
+/// Every check of [`verify_genesis`] but the pin, except that signatures may still be
+/// missing: used by signers to show what they sign and who still has to. A malformed state or
+/// an invalid signature still rejects it.
+pub fn inspect_genesis(sg: &SignedGenesis) -> Result<GenesisInspection, Rejection> {
+    check_genesis_state(sg)?;
+    Ok(GenesisInspection {
+        missing: quorum::genesis_missing(&sg.genesis, &sg.signatures)?,
+    })
+}
+
+/// Checks that a genesis holds a valid epoch-0 state.
+fn check_genesis_state(sg: &SignedGenesis) -> Result<(), Rejection> {
     let state = &sg.genesis.state;
     let bad = |reason: &str| Rejection::BadGenesis {
         reason: reason.to_owned(),

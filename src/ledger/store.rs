@@ -25,7 +25,10 @@ use std::time::{Duration, Instant};
 use super::canonical::{caps, decode, decode_canonical, decode_value, to_jcs};
 use super::carried::{Bundle, BundleKind, Carried, PinnedDoc};
 use super::error::{DecodeError, Rejection};
-use super::gate::{Freshness, VerifiedGenesis, accept, accept_with, verify_genesis};
+use super::gate::{
+    ChainRejection, Freshness, Ledger, VerifiedGenesis, accept_with, judge_chain, judge_chain_from,
+    replay_verified, verify_genesis,
+};
 use super::log::{
     AuditEvent, AuditKind, AuditRecord, LogEntry, LogEntryKind, Snapshot, SnapshotKind, Watermark,
     WatermarkKind,
@@ -1010,33 +1013,24 @@ impl Store {
     /// torn tail, the store goes back to the watermark's state, and the repair says why.
     fn judge_beyond_watermark(&mut self, watermark_epoch: u64, now: u64) -> Result<(), StoreError> {
         let at = watermark_epoch as usize;
-        let mut state = self.state_at(watermark_epoch);
-        let mut seen: HashSet<UpdateId> = self.history[..at]
+        let base = self.state_at(watermark_epoch)?;
+        let seen: HashSet<UpdateId> = self.history[..at]
             .iter()
             .map(|c| c.signed.update.update_id)
             .collect();
-        let last = self.history.len() - 1;
-        let mut verdict = Ok(());
-        for (k, c) in self.history.iter().enumerate().skip(at) {
-            let freshness = if k == last {
-                Freshness::ChainLast
-            } else {
-                Freshness::ChainInner
-            };
-            match accept(&state, &seen, &c.signed, now, freshness) {
-                Ok(v) => {
-                    seen.insert(c.signed.update.update_id);
-                    v.commit_to(&mut state);
-                }
-                Err(r) => {
-                    verdict = Err((k + 1, r));
-                    break;
-                }
-            }
-        }
-        let Err((epoch, rejection)) = verdict else {
+        let beyond: Vec<SignedUpdate> = self.history[at..]
+            .iter()
+            .map(|c| c.signed.clone())
+            .collect();
+        let Err(ChainRejection {
+            position,
+            rejection,
+            ..
+        }) = judge_chain_from(&base, &seen, &beyond, now)
+        else {
             return Ok(());
         };
+        let epoch = at + position + 1;
         // Cut the log after the watermark's line, and go back to its state.
         let path = self.dir.join(LOG);
         let bytes = files::read_capped(&path, caps::LOG)?;
@@ -1053,11 +1047,8 @@ impl Store {
         self.truncate_log(keep as u64)?;
         let dropped = self.history.len() - at;
         self.history.truncate(at);
-        self.state = self.state_at(watermark_epoch);
-        self.seen = self.history[..at]
-            .iter()
-            .map(|c| c.signed.update.update_id)
-            .collect();
+        self.state = base;
+        self.seen = seen;
         self.verified_len = keep as u64;
         self.log_prefix = blake3::Hasher::new();
         self.log_prefix.update(&bytes[..keep]);
@@ -1415,71 +1406,34 @@ impl Store {
             ..ApplyReport::default()
         };
         let count = updates.len();
-        let mut fresh = Vec::new();
-        for (i, su) in updates.iter().enumerate() {
-            let e = su.update.epoch_new.get();
-            let hash = su.update.hash();
-            if su.update.network_id != *self.state.network_id() {
-                // The gate's first check (spec §4.5), before any epoch is compared.
-                let rejection = Rejection::WrongNetwork {
-                    expected: self.state.network_id().clone(),
-                    found: su.update.network_id.clone(),
-                };
-                return Err(self.reject(now, source, (i, count, hash), rejection, None));
+        let chain = match judge_chain(&*self, updates, now) {
+            Ok(chain) => chain,
+            Err(ChainRejection {
+                position,
+                update,
+                rejection,
+            }) => {
+                let mut unrecorded = None;
+                if let Rejection::Fork { .. } = rejection {
+                    let su = &updates[position];
+                    unrecorded = self
+                        .keep_evidence(su, su.update.epoch_new.get(), &update)
+                        .err();
+                }
+                return Err(self.reject(
+                    now,
+                    source,
+                    (position, count, update),
+                    rejection,
+                    unrecorded,
+                ));
             }
-            if e == 0 || e > from {
-                fresh.push((i, su, hash));
-                continue;
-            }
-            if !fresh.is_empty() {
-                // An old update after new ones: the chain is out of order.
-                let rejection = Rejection::Stale {
-                    current: self.state.epoch(),
-                    epoch_prev: su.update.epoch_prev,
-                };
-                return Err(self.reject(now, source, (i, count, hash), rejection, None));
-            }
-            let committed = &self.history[e as usize - 1];
-            if committed.hash == hash {
-                report.already += 1;
-                continue;
-            }
-            let rejection = self.classify_conflict(su, e);
-            let mut unrecorded = None;
-            if let Rejection::Fork { .. } = rejection {
-                unrecorded = self.keep_evidence(su, e, &hash).err();
-            }
-            return Err(self.reject(now, source, (i, count, hash), rejection, unrecorded));
-        }
-        if fresh.is_empty() {
+        };
+        report.already = chain.already();
+        if chain.updates().is_empty() {
             return Ok(report);
         }
-        let mut work = self.state.clone();
-        let mut seen = self.seen.clone();
-        let mut accepted = Vec::with_capacity(fresh.len());
-        let last = fresh.len() - 1;
-        for (k, (i, su, hash)) in fresh.into_iter().enumerate() {
-            let freshness = if k == last {
-                Freshness::ChainLast
-            } else {
-                Freshness::ChainInner
-            };
-            match accept(&work, &seen, su, now, freshness) {
-                Ok(v) => {
-                    seen.insert(su.update.update_id);
-                    accepted.push((v.commit_to(&mut work), hash));
-                }
-                Err(rejection) => {
-                    let mut unrecorded = None;
-                    if let Rejection::Fork { .. } = rejection {
-                        unrecorded = self
-                            .keep_evidence(su, su.update.epoch_new.get(), &hash)
-                            .err();
-                    }
-                    return Err(self.reject(now, source, (i, count, hash), rejection, unrecorded));
-                }
-            }
-        }
+        let (work, seen, accepted) = chain.into_parts();
         // Write: log lines (one write, one fsync), then snapshot, then watermark.
         let mut prev = self.log_head();
         let mut lines = Vec::new();
@@ -1617,42 +1571,53 @@ impl Store {
         }
     }
 
-    /// An update for an epoch already committed, other than the committed one: fork evidence
-    /// when a quorum of the approvers at that epoch signed it, stale otherwise.
-    fn classify_conflict(&self, su: &SignedUpdate, epoch_new: u64) -> Rejection {
-        let base = self.state_at(epoch_new - 1);
-        let u = &su.update;
-        let quorate = u.epoch_prev == base.epoch()
-            && quorum::tally(&base, u, &u.message(), &su.signatures)
-                .and_then(|t| t.check())
-                .is_ok();
-        if quorate {
-            Rejection::Fork {
-                epoch: u.epoch_new,
-                expected: self.history[epoch_new as usize - 1].signed.update.new_root,
-                found: u.new_root,
-            }
-        } else {
-            Rejection::Stale {
-                current: self.state.epoch(),
-                epoch_prev: u.epoch_prev,
-            }
+    /// The states the committed history goes through after `base`, one per committed update
+    /// in turn (the history passed the gate when the store opened). `base` must be the state
+    /// this ledger had at its epoch — the genesis state, or a state kept from before an
+    /// apply; its root is checked against the history.
+    pub fn states_after(
+        &self,
+        base: State,
+    ) -> Result<impl Iterator<Item = Result<State, StoreError>> + '_, StoreError> {
+        let epoch = base.epoch().get();
+        let expected = match epoch {
+            0 => self.genesis.root(),
+            e => self
+                .history
+                .get(e as usize - 1)
+                .map(|c| c.signed.update.new_root)
+                .ok_or_else(|| StoreError::Unrecoverable(format!("no epoch {e} in this ledger")))?,
+        };
+        if base.root() != expected {
+            return Err(StoreError::Unrecoverable(format!(
+                "the state given for epoch {epoch} is not this ledger's"
+            )));
         }
+        let from = epoch;
+        Ok(replay_verified(
+            base,
+            self.history.iter().skip(epoch as usize).map(|c| &c.signed),
+        )
+        .enumerate()
+        .map(move |(k, r)| {
+            r.map_err(|r| {
+                StoreError::Unrecoverable(format!(
+                    "the verified history no longer replays at epoch {}: {r}",
+                    from + k as u64 + 1
+                ))
+            })
+        }))
     }
 
-    /// The verified state at `epoch`, replayed from the genesis.
-    pub fn state_at(&self, epoch: u64) -> State {
-        let mut s = self.genesis.state().clone();
-        let seen = HashSet::new();
-        for c in self.history.iter().take(epoch as usize) {
-            match accept(&s, &seen, &c.signed, 0, Freshness::History) {
-                Ok(v) => {
-                    v.commit_to(&mut s);
-                }
-                Err(_) => break,
-            }
+    /// The state at `epoch` (at most the head), replayed from the genesis.
+    fn state_at(&self, epoch: u64) -> Result<State, StoreError> {
+        match epoch {
+            0 => Ok(self.genesis.state().clone()),
+            e => self
+                .states_after(self.genesis.state().clone())?
+                .nth(e as usize - 1)
+                .unwrap_or_else(|| Ok(self.state.clone())),
         }
-        s
     }
 
     fn keep_evidence(
@@ -1872,5 +1837,26 @@ impl Store {
     /// The update ids committed so far.
     pub fn seen(&self) -> &HashSet<UpdateId> {
         &self.seen
+    }
+}
+
+impl Ledger for Store {
+    fn genesis_state(&self) -> &State {
+        self.genesis.state()
+    }
+
+    fn head(&self) -> &State {
+        &self.state
+    }
+
+    fn seen(&self) -> &HashSet<UpdateId> {
+        &self.seen
+    }
+
+    fn committed(&self, epoch: u64) -> Option<(&SignedUpdate, Sha256Digest)> {
+        let c = self
+            .history
+            .get(usize::try_from(epoch).ok()?.checked_sub(1)?)?;
+        Some((&c.signed, c.hash))
     }
 }

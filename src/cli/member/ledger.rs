@@ -13,7 +13,6 @@ use crate::files;
 use crate::ledger::State;
 use crate::ledger::canonical::{caps, to_jcs};
 use crate::ledger::model::{ApproverStatus, NodeStatus};
-use crate::ledger::reduce::reduce;
 use crate::ledger::store::{Mode, Store};
 use crate::ledger::types::Sha256Digest;
 
@@ -119,7 +118,8 @@ impl Apply {
                 String::new()
             }
         );
-        let mut state = before;
+        let mut state = before.clone();
+        let mut after = store.states_after(before)?;
         for c in &store.history()[report.from_epoch as usize..] {
             for op in &c.signed.update.ops {
                 crate::outln!(
@@ -128,8 +128,8 @@ impl Apply {
                     describe_op(op, &state)
                 );
             }
-            if let Ok(t) = reduce(&state, &c.signed.update) {
-                state = state.preview(&t);
+            if let Some(next) = after.next() {
+                state = next?;
             }
         }
         Ok(Exit::Ok)
@@ -387,6 +387,7 @@ impl Log {
             return Ok(Exit::Ok);
         }
         let mut state = store.genesis().state().clone();
+        let mut after = store.states_after(state.clone())?;
         for c in store.history() {
             let u = &c.signed.update;
             let signers: Vec<String> = c
@@ -417,8 +418,8 @@ impl Log {
                     }
                 );
             }
-            if let Ok(t) = reduce(&state, u) {
-                state = state.preview(&t);
+            if let Some(next) = after.next() {
+                state = next?;
             }
         }
         Ok(Exit::Ok)

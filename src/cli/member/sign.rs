@@ -17,8 +17,7 @@ use crate::files;
 use crate::journal::Journal;
 use crate::keys::{ApproverSecret, fingerprint};
 use crate::ledger::canonical::to_jcs;
-use crate::ledger::gate::check_genesis_state;
-use crate::ledger::quorum::genesis_missing;
+use crate::ledger::gate::inspect_genesis;
 use crate::ledger::types::Uint;
 use crate::ledger::update::{Proposal, Signature, SignedGenesis, insert_signature};
 use crate::ledger::{Freshness, inspect};
@@ -96,8 +95,7 @@ impl Sign {
     }
 
     fn sign_genesis(&self, mut g: SignedGenesis, key: &ApproverSecret) -> anyhow::Result<Exit> {
-        check_genesis_state(&g)?;
-        let missing = genesis_missing(&g.genesis, &g.signatures)?;
+        let missing = inspect_genesis(&g)?.missing;
         let me = key.public();
         let state = &g.genesis.state;
         let approver = state.approvers().find(|a| a.pubkey == me).ok_or_else(|| {
@@ -170,7 +168,7 @@ impl Sign {
             },
         );
         self.write(&g)?;
-        let left = genesis_missing(&g.genesis, &g.signatures)?;
+        let left = inspect_genesis(&g)?.missing;
         if left.is_empty() {
             crate::errln!(
                 "signed as {id}; the genesis is complete (all {} approvers)",
