@@ -717,3 +717,58 @@ fn one_gate_entry_judges_a_chain_against_the_ledger() {
     drop(s);
     assert_eq!(open(&d).unwrap().state().epoch().get(), 2);
 }
+
+/// The proposal editor: base → ops → ttl → reason → build, refusing what the gate would.
+#[test]
+fn the_proposal_editor_builds_what_the_gate_accepts() {
+    use rn::ledger::editor::{BuildError, ProposalBuilder};
+    use rn::ledger::model::Set;
+    let chain = common::chain();
+    let base = chain.states[1].clone();
+    let at = common::u(T0 + 1000);
+    // A node added without an address gets the lowest free host of the overlay.
+    let mut b = ProposalBuilder::new(base.clone(), at);
+    let mut n = common::node("web-9", 1, &["tag:web"], T0 + 1000);
+    n.addresses = Set::default();
+    b.add_node_unaddressed(n);
+    b.ttl(600).unwrap();
+    b.reason("editor test".parse().unwrap());
+    let p = b.build().unwrap();
+    let rn::ledger::Op::AddNode { node } = &p.update.ops[0] else {
+        panic!("not an add_node")
+    };
+    let taken: Vec<String> = base
+        .nodes()
+        .flat_map(|n| n.addresses.iter().map(|a| a.to_string()))
+        .collect();
+    assert!(!taken.contains(&node.addresses.iter().next().unwrap().to_string()));
+    assert_eq!(p.update.expires_at.get(), T0 + 1600);
+    let after = rn::ledger::gate::proposal_result(&p, T0 + 1000).unwrap();
+    assert_eq!(after.root(), p.update.new_root);
+    // A batch: relaxed add_node, strict everything else; a bad op is named by number.
+    let mut b = ProposalBuilder::new(base.clone(), at);
+    let key = common::node_key("db-9", 1);
+    let batch = format!(
+        r#"[{{"op":"add_node","node":{{"id":"db-9","owner":"alice@example.com","pubkey":"{key}"}}}},{{"op":"revoke_node","id":"nope","x":1}}]"#
+    );
+    match b.batch(batch.as_bytes()).unwrap_err() {
+        BuildError::Batch { op: Some(2), error } => assert_eq!(error.name(), "Malformed"),
+        other => panic!("{other:?}"),
+    }
+    // An op the reducer refuses is refused now, with its kind.
+    let mut b = ProposalBuilder::new(base.clone(), at);
+    b.op(rn::ledger::Op::RevokeNode {
+        id: "nope".parse().unwrap(),
+    });
+    match b.build().unwrap_err() {
+        BuildError::Rejected(Rejection::IllegalOp { kind, .. }) => {
+            assert_eq!(kind, rn::ledger::IllegalOpKind::NotFound)
+        }
+        other => panic!("{other:?}"),
+    }
+    // A validity beyond the network's maximum, and no op at all.
+    let mut b = ProposalBuilder::new(base, at);
+    assert!(matches!(b.ttl(0), Err(BuildError::Invalid(_))));
+    assert!(matches!(b.ttl(10_000_000), Err(BuildError::Invalid(_))));
+    assert!(matches!(b.build(), Err(BuildError::Invalid(_))));
+}

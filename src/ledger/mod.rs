@@ -4,6 +4,7 @@
 
 pub mod canonical;
 pub mod carried;
+pub mod editor;
 pub mod error;
 pub mod gate;
 pub mod log;

@@ -1,7 +1,5 @@
 //! `rn member propose OP …`: builds an update against a base state and writes a proposal.
 
-use std::collections::HashSet;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -11,15 +9,11 @@ use super::input;
 use crate::cli::output::{describe_op, now, parse_duration, show_duration};
 use crate::cli::{CliError, Exit, usage};
 use crate::files;
-use crate::ledger::DecodeError;
-use crate::ledger::State;
-use crate::ledger::canonical::{caps, decode_value, to_jcs};
+use crate::ledger::canonical::{caps, to_jcs};
+use crate::ledger::editor::{BuildError, ProposalBuilder};
 use crate::ledger::model::{Approver, ApproverStatus, Node, NodeStatus, Params, Role, Set};
-use crate::ledger::reduce::reduce;
-use crate::ledger::types::{
-    ApproverKey, Cidr, Id, Owner, Reason, Sha256Digest, Tag, TransportKey, Uint, UpdateId,
-};
-use crate::ledger::update::{Op, Proposal, ProposalKind, Update, UpdateKind};
+use crate::ledger::types::{ApproverKey, Cidr, Id, Owner, Reason, Tag, TransportKey, Uint};
+use crate::ledger::update::Op;
 use crate::policy::Policy;
 
 /// Propose a change: `rn member propose OP [op flags] --base FILE [--ttl 1h] [--reason TEXT]
@@ -269,11 +263,6 @@ fn secs(s: &str, flag: &str) -> anyhow::Result<Uint> {
     Uint::new(v).map_err(|e| usage(format!("--{flag}: {e}")))
 }
 
-/// An `add_node` whose address the proposer leaves to rn.
-struct Pending {
-    index: usize,
-}
-
 fn set<T: Ord + std::fmt::Display>(items: Vec<T>, flag: &str) -> anyhow::Result<Set<T>> {
     Set::new(items).map_err(|dup| usage(format!("--{flag} {dup} given twice")))
 }
@@ -322,35 +311,30 @@ impl OpArgs {
         })
     }
 
-    /// The op, against `base`, created at `at`. An `add_node` without `--address` is queued
-    /// in `pending` for address assignment.
-    fn into_op(
-        self,
-        base: &State,
-        at: Uint,
-        pending: &mut Vec<Pending>,
-        index: usize,
-        policies: &mut Vec<Policy>,
-    ) -> anyhow::Result<Op> {
-        Ok(match self {
+    /// Adds the op to the proposal. An `add_node` without `--address` gets the lowest free
+    /// overlay address.
+    fn add_to(self, b: &mut ProposalBuilder) -> anyhow::Result<()> {
+        let at = b.created_at();
+        let op = match self {
             OpArgs::AddNode(a) => {
-                if a.address.is_empty() {
-                    pending.push(Pending { index });
+                let unaddressed = a.address.is_empty();
+                let node = Node {
+                    id: a.id,
+                    pubkey: a.pubkey,
+                    owner: a.owner,
+                    status: NodeStatus::Active,
+                    tags: set(a.tag, "tag")?,
+                    addresses: set(a.address, "address")?,
+                    routes: set(a.route, "route")?,
+                    exit: a.exit,
+                    joined_at: at,
+                    updated_at: at,
+                };
+                if unaddressed {
+                    b.add_node_unaddressed(node);
+                    return Ok(());
                 }
-                Op::AddNode {
-                    node: Node {
-                        id: a.id,
-                        pubkey: a.pubkey,
-                        owner: a.owner,
-                        status: NodeStatus::Active,
-                        tags: set(a.tag, "tag")?,
-                        addresses: set(a.address, "address")?,
-                        routes: set(a.route, "route")?,
-                        exit: a.exit,
-                        joined_at: at,
-                        updated_at: at,
-                    },
-                }
+                Op::AddNode { node }
             }
             OpArgs::RemoveNode(id) => Op::RemoveNode { id },
             OpArgs::RevokeNode(id) => Op::RevokeNode { id },
@@ -423,16 +407,15 @@ impl OpArgs {
                     for w in warnings {
                         crate::errln!("warning: {}: {w}", file.display());
                     }
-                    doc.validate(base).with_context(|| {
+                    doc.validate(b.base()).with_context(|| {
                         format!("policy {} against the base state", file.display())
                     })?;
-                    let hash = doc.hash();
-                    policies.push(doc);
-                    Op::SetPolicy { policy: Some(hash) }
+                    b.set_policy(doc.pinned());
+                    return Ok(());
                 }
             },
             OpArgs::SetParams(a) => {
-                let old = base.params();
+                let old = b.base().params();
                 let params = Params {
                     overlay_v4: a.overlay_v4.or(old.overlay_v4),
                     overlay_v6: a.overlay_v6.or(old.overlay_v6),
@@ -447,179 +430,10 @@ impl OpArgs {
                 };
                 Op::SetParams { params }
             }
-        })
-    }
-}
-
-/// An `add_node` record in a batch file, where everything rn can fill in may be left out.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DraftNode {
-    id: Id,
-    pubkey: TransportKey,
-    owner: Owner,
-    #[serde(default, deserialize_with = "crate::ledger::canonical::present")]
-    status: Option<NodeStatus>,
-    #[serde(default)]
-    tags: Set<Tag>,
-    #[serde(default, deserialize_with = "crate::ledger::canonical::present")]
-    addresses: Option<Set<Cidr>>,
-    #[serde(default)]
-    routes: Set<Cidr>,
-    #[serde(default)]
-    exit: bool,
-    #[serde(default, deserialize_with = "crate::ledger::canonical::present")]
-    joined_at: Option<Uint>,
-    #[serde(default, deserialize_with = "crate::ledger::canonical::present")]
-    updated_at: Option<Uint>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DraftAddNode {
-    #[allow(dead_code)]
-    op: String,
-    node: DraftNode,
-}
-
-/// An `add_approver` record in a batch file: `status` (active) and `previous_keys` (none) may
-/// be left out.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DraftApprover {
-    id: Id,
-    pubkey: ApproverKey,
-    #[serde(default, deserialize_with = "crate::ledger::canonical::present")]
-    previous_keys: Option<Set<ApproverKey>>,
-    role: Role,
-    #[serde(default, deserialize_with = "crate::ledger::canonical::present")]
-    status: Option<ApproverStatus>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DraftAddApprover {
-    #[allow(dead_code)]
-    op: String,
-    approver: DraftApprover,
-}
-
-/// Only routes an op to its decoder, which then reads the whole op strictly.
-#[derive(serde::Deserialize)]
-struct OpName {
-    op: String,
-}
-
-/// Reads a batch file: a JSON array of ops in the wire format of spec §4.4, decoded as
-/// strictly as any rn document, except that an `add_node`'s record may leave out `status`
-/// (active), `joined_at`/`updated_at` (the update's time), `tags`/`routes` (none), `exit`
-/// (false) and `addresses` (assigned).
-fn batch_ops(
-    path: &std::path::Path,
-    at: Uint,
-    pending: &mut Vec<Pending>,
-    first_index: usize,
-) -> anyhow::Result<Vec<Op>> {
-    let bytes = files::read_capped(path, caps::UPDATE)?;
-    let what = "batch file";
-    let shown = path.display();
-    let items: Vec<Box<serde_json::value::RawValue>> =
-        decode_value(what, &bytes).with_context(|| format!("reading {shown}"))?;
-    let mut ops = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let raw = item.get().as_bytes();
-        let context = || format!("{shown}: op #{}", i + 1);
-        let name: OpName = serde_json::from_slice(raw)
-            .map_err(|e| DecodeError::Malformed {
-                what,
-                detail: format!("an op is an object with an \"op\" name: {e}"),
-            })
-            .with_context(context)?;
-        if name.op == "add_approver" {
-            let d: DraftAddApprover = decode_value(what, raw).with_context(context)?;
-            let a = d.approver;
-            ops.push(Op::AddApprover {
-                approver: Approver {
-                    id: a.id,
-                    pubkey: a.pubkey,
-                    previous_keys: a.previous_keys.unwrap_or_default(),
-                    role: a.role,
-                    status: a.status.unwrap_or(ApproverStatus::Active),
-                },
-            });
-            continue;
-        }
-        if name.op != "add_node" {
-            ops.push(decode_value::<Op>(what, raw).with_context(context)?);
-            continue;
-        }
-        let d: DraftAddNode = decode_value(what, raw).with_context(context)?;
-        let n = d.node;
-        if n.addresses.is_none() {
-            pending.push(Pending {
-                index: first_index + i,
-            });
-        }
-        ops.push(Op::AddNode {
-            node: Node {
-                id: n.id,
-                pubkey: n.pubkey,
-                owner: n.owner,
-                status: n.status.unwrap_or(NodeStatus::Active),
-                tags: n.tags,
-                addresses: n.addresses.unwrap_or_default(),
-                routes: n.routes,
-                exit: n.exit,
-                joined_at: n.joined_at.unwrap_or(at),
-                updated_at: n.updated_at.unwrap_or(at),
-            },
-        });
-    }
-    Ok(ops)
-}
-
-/// Gives each pending `add_node` the lowest free host address of the overlay (IPv4 when set,
-/// else IPv6), skipping addresses held in the base or named anywhere in this update.
-fn assign_addresses(ops: &mut [Op], pending: &[Pending], base: &State) -> anyhow::Result<()> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let params = base.params();
-    let range = params
-        .overlay_v4
-        .or(params.overlay_v6)
-        .ok_or_else(|| usage("the network has no overlay range to assign addresses from"))?
-        .net();
-    let mut taken: HashSet<IpAddr> = base
-        .nodes()
-        .flat_map(|n| n.addresses.iter().map(|a| a.net().addr()))
-        .collect();
-    for op in ops.iter() {
-        let addrs = match op {
-            Op::AddNode { node } => Some(&node.addresses),
-            Op::SetNode { addresses, .. } => addresses.as_ref(),
-            _ => None,
         };
-        taken.extend(
-            addrs
-                .into_iter()
-                .flat_map(|s| s.iter().map(|a| a.net().addr())),
-        );
+        b.op(op);
+        Ok(())
     }
-    // Skip the network address, and for IPv4 the broadcast address.
-    let mut hosts = range.hosts().filter(|a| *a != range.network());
-    for p in pending {
-        let addr = hosts
-            .by_ref()
-            .find(|a| !taken.contains(a))
-            .ok_or_else(|| usage(format!("the overlay {range} has no free address left")))?;
-        taken.insert(addr);
-        let cidr = Cidr::new(ipnet::IpNet::from(addr)).map_err(|e| usage(e.to_string()))?;
-        if let Some(Op::AddNode { node }) = ops.get_mut(p.index) {
-            node.addresses = Set::new(vec![cidr]).map_err(|_| usage("address assigned twice"))?;
-        }
-    }
-    Ok(())
 }
 
 impl Propose {
@@ -646,81 +460,46 @@ impl Propose {
             )?,
         };
         let at = Uint::new(now).map_err(|e| usage(e.to_string()))?;
-
-        let mut pending = Vec::new();
-        let mut ops = Vec::new();
-        let mut policies: Vec<Policy> = Vec::new();
-        if let Some(op) = op_args {
-            ops.push(op.into_op(&base, at, &mut pending, 0, &mut policies)?);
-        }
-        if let Some(batch) = &self.batch {
-            let more = batch_ops(batch, at, &mut pending, ops.len())?;
-            ops.extend(more);
-        }
-        if ops.is_empty() {
+        if op_args.is_none() && self.batch.is_none() {
             return Err(usage("name an op (e.g. add-node) or give --batch FILE"));
         }
-        assign_addresses(&mut ops, &pending, &base)?;
-
+        let mut b = ProposalBuilder::new(base, at);
+        if let Some(op) = op_args {
+            op.add_to(&mut b)?;
+        }
+        if let Some(batch) = &self.batch {
+            let bytes = files::read_capped(batch, caps::UPDATE)?;
+            b.batch(&bytes).map_err(|e| build_error(e, Some(batch)))?;
+        }
         let ttl = secs(self.ttl.as_deref().unwrap_or("1h"), "ttl")?;
-        let max = base.params().max_update_ttl_secs;
-        if ttl.get() == 0 || ttl > max {
-            return Err(usage(format!(
+        let max = b.base().params().max_update_ttl_secs;
+        b.ttl(ttl.get()).map_err(|_| {
+            usage(format!(
                 "--ttl {} must be between 1s and the network's max_update_ttl {}",
                 show_duration(ttl.get()),
                 show_duration(max.get())
-            )));
-        }
+            ))
+        })?;
         let reason: Reason = self
             .reason
             .as_deref()
             .unwrap_or("")
             .parse()
             .map_err(|e| usage(format!("--reason: {e}")))?;
-        let mut update = Update {
-            kind: UpdateKind,
-            network_id: base.network_id().clone(),
-            update_id: UpdateId::random().map_err(|e| CliError::Data(e.to_string()))?,
-            epoch_prev: base.epoch(),
-            epoch_new: base.epoch().next().map_err(|e| usage(e.to_string()))?,
-            prev_root: base.root(),
-            new_root: Sha256Digest([0; 32]),
-            created_at: at,
-            expires_at: Uint::new(at.get() + ttl.get()).map_err(|e| usage(e.to_string()))?,
-            reason,
-            ops,
-        };
-        if update.ops.len() > crate::ledger::update::MAX_OPS {
-            return Err(usage(format!(
-                "{} ops; one update carries at most {}",
-                update.ops.len(),
-                crate::ledger::update::MAX_OPS
-            )));
+        b.reason(reason);
+        // The current document too, so a signer can see a policy change rule by rule.
+        for doc in &known {
+            b.carry_current(doc.pinned());
         }
-        // Illegal proposals are refused now, with the reducer's reason.
-        let transition = reduce(&base, &update).context("the proposal would be rejected")?;
-        update.new_root = transition.root();
-        // The documents the update pins, and the current one so a signer can see the diff.
-        if let Some(current) = base.policy()
-            && let Some(doc) = known.iter().find(|p| p.hash() == *current)
-        {
-            policies.push(doc.clone());
-        }
-        policies.dedup_by_key(|p| p.hash());
-        let summary: Vec<String> = update
+        let proposal = b.build().map_err(|e| build_error(e, None))?;
+        let base = &proposal.base_state;
+        let summary: Vec<String> = proposal
+            .update
             .ops
             .iter()
             .take(20)
-            .map(|op| format!("  {}", describe_op(op, &base)))
+            .map(|op| format!("  {}", describe_op(op, base)))
             .collect();
-        let proposal = Proposal {
-            kind: ProposalKind,
-            update,
-            signatures: Vec::new(),
-            base_state: base,
-            policies: policies.iter().map(Policy::pinned).collect(),
-        };
-        proposal.check_policies().map_err(CliError::Data)?;
         let mut bytes = to_jcs(&proposal);
         bytes.push(b'\n');
         files::write_atomic(&output, &bytes, 0o644, self.force)?;
@@ -743,5 +522,26 @@ impl Propose {
             proposal.base_state.threshold()
         );
         Ok(Exit::Ok)
+    }
+}
+
+/// A builder's refusal as the command reports it: the caller's mistakes are usage errors, a
+/// batch file that does not decode is malformed input (naming the file and op), the gate's
+/// verdict keeps its own exit code.
+fn build_error(e: BuildError, batch: Option<&std::path::Path>) -> anyhow::Error {
+    match e {
+        BuildError::Invalid(msg) => usage(msg),
+        BuildError::Batch { op, error } => {
+            let shown = batch
+                .unwrap_or(std::path::Path::new("batch file"))
+                .display();
+            let context = match op {
+                Some(n) => format!("{shown}: op #{n}"),
+                None => format!("reading {shown}"),
+            };
+            anyhow::Error::new(error).context(context)
+        }
+        BuildError::Rejected(r) => anyhow::Error::new(r).context("the proposal would be rejected"),
+        BuildError::Documents(msg) | BuildError::Random(msg) => CliError::Data(msg).into(),
     }
 }
