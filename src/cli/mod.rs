@@ -1,6 +1,7 @@
 //! The command line: one file per command group, one struct per subcommand with
 //! `fn run(self)`. Commands parse, call the ledger and print; they never decide trust.
 
+pub mod exit;
 pub mod key;
 pub mod member;
 pub mod node;
@@ -82,31 +83,16 @@ enum Top {
     Node(node::NodeCmd),
 }
 
-/// Switches (options without a value): a "-" after one of these is a positional.
-const SWITCHES: &[&str] = &[
-    "--json",
-    "--yes",
-    "--force",
-    "--verify",
-    "--audit",
-    "--with-genesis",
-    "--danger-accept-current",
-    "--exit",
-    "--no-tags",
-    "--no-routes",
-    "--fingerprint",
-];
-
 /// Parses the command line (`args[0]` is the program name). A positional "-" (standard input,
 /// as in `rn member export | rn member apply -`) reaches the commands as `/dev/stdin`, because
-/// the parser takes every argument starting with '-' for an option.
+/// the parser takes every argument starting with '-' for an option; a "-" that is the value of
+/// an option (`-o -`) stays as it is. Which options take a value is asked of the parser.
 pub fn parse(args: &[String]) -> Result<Rn, argh::EarlyExit> {
     let mut strs: Vec<&str> = Vec::with_capacity(args.len());
-    for (i, a) in args.iter().enumerate().skip(1) {
-        let prev = &args[i - 1];
-        let after_value_option =
-            i > 1 && prev.starts_with('-') && !SWITCHES.contains(&prev.as_str());
-        if a == "-" && !after_value_option {
+    for a in args.iter().skip(1) {
+        let is_value = strs.last().is_some_and(|prev| prev.starts_with('-'))
+            && option_lacks_value::<Rn>("rn", &strs);
+        if a == "-" && !is_value {
             strs.push(crate::files::STDIN);
         } else {
             strs.push(a);
@@ -115,7 +101,37 @@ pub fn parse(args: &[String]) -> Result<Rn, argh::EarlyExit> {
     Rn::from_args(&["rn"], &strs)
 }
 
+/// Does the parser of `T`, given `args`, find the last option waiting for its value?
+fn option_lacks_value<T: FromArgs>(cmd: &str, args: &[&str]) -> bool {
+    T::from_args(&[cmd], args)
+        .err()
+        .is_some_and(|e| e.output.starts_with("No value provided for option"))
+}
+
+/// Is `token` an option of `T` (`cmd`'s parser), and does it take a value? `None` for a token
+/// the parser does not know as one of its options (help included).
+pub(crate) fn option_of<T: FromArgs>(cmd: &str, token: &str) -> Option<bool> {
+    if !token.starts_with('-') || token == "-" {
+        return None;
+    }
+    match T::from_args(&[cmd], &[token]) {
+        Ok(_) => Some(false),
+        Err(e) if e.status.is_ok() || e.output.starts_with("Unrecognized argument") => None,
+        Err(e) => Some(e.output.starts_with("No value provided for option")),
+    }
+}
+
 impl Rn {
+    /// Did the command line ask for JSON output (errors are then one JSON object too)?
+    pub fn json(&self) -> bool {
+        match &self.command {
+            Top::Member(c) => c.json(),
+            Top::Policy(c) => c.json(),
+            Top::Node(c) => c.json(),
+            Top::Key(_) => false,
+        }
+    }
+
     /// Runs the command.
     pub fn run(self) -> anyhow::Result<Exit> {
         match self.command {

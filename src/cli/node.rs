@@ -41,6 +41,18 @@ enum NodeSub {
 }
 
 impl NodeCmd {
+    /// Did the command line ask for JSON output?
+    pub fn json(&self) -> bool {
+        match &self.sub {
+            NodeSub::Status(c) => c.json,
+            NodeSub::Init(_)
+            | NodeSub::Run(_)
+            | NodeSub::Reload(_)
+            | NodeSub::Exit(_)
+            | NodeSub::Rekey(_) => false,
+        }
+    }
+
     /// Runs the subcommand.
     pub fn run(self) -> anyhow::Result<Exit> {
         match self.sub {
@@ -270,18 +282,19 @@ impl Run {
                 Exit::Rejected
             });
         }
-        let flags = Flags::default();
+        let flags = Flags::new(crate::cli::exit::stop_overdue);
         signal_hook::flag::register(signal_hook::consts::SIGTERM, flags.stop.clone())?;
         signal_hook::flag::register(signal_hook::consts::SIGINT, flags.stop.clone())?;
         signal_hook::flag::register(signal_hook::consts::SIGHUP, flags.reload.clone())?;
         let stopped = agent.run(&flags)?;
-        // The interface and filter are already removed; leave at once rather than wait for
-        // the embedded tunnel's threads to wind down. A device that stopped by itself exits
+        // The interface and filter are already removed: the process ends now, without waiting
+        // for the embedded tunnel's threads to wind down. A device that stopped by itself exits
         // 75, so a service manager restarts the agent unless it was stopping it.
-        std::process::exit(match stopped {
-            Stopped::Requested => 0,
-            Stopped::DeviceExited => Exit::TempFail as i32,
-        });
+        std::mem::forget(agent);
+        Ok(match stopped {
+            Stopped::Requested => Exit::Ok,
+            Stopped::DeviceExited => Exit::TempFail,
+        })
     }
 }
 
@@ -298,7 +311,7 @@ struct Status {
     config: PathBuf,
     /// print as JSON
     #[argh(switch)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl Status {

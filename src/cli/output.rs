@@ -15,17 +15,20 @@ use crate::ledger::types::Cidr;
 use crate::ledger::{DecodeError, Op, Rejection, Update};
 pub use crate::text::escape_untrusted;
 
-/// `println!` for command output: when standard output is closed early (`rn member log | head`)
-/// the command ends quietly with status 0 — the reader chose to stop — and any other write
-/// failure is an I/O error (exit 74). What it prints passes through [`escape_untrusted`].
+/// `println!` for command output: once a write to standard output fails, the rest of the
+/// output is dropped and the exit table decides the code ([`crate::cli::exit::finish`]: a
+/// reader that stopped early, `rn member log | head`, is status 0; any other write failure is
+/// an I/O error, 74). What it prints passes through [`escape_untrusted`].
 #[macro_export]
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let text = format!($($arg)*);
         let text = $crate::text::escape_untrusted(&text, true);
-        if let Err(e) = writeln!(std::io::stdout(), "{text}") {
-            $crate::cli::output::stdout_failed(&e);
+        if !$crate::cli::exit::stdout_closed()
+            && let Err(e) = writeln!(std::io::stdout(), "{text}")
+        {
+            $crate::cli::exit::stdout_failed(&e);
         }
     }};
 }
@@ -37,8 +40,10 @@ macro_rules! out {
         use std::io::Write as _;
         let text = format!($($arg)*);
         let text = $crate::text::escape_untrusted(&text, true);
-        if let Err(e) = write!(std::io::stdout(), "{text}") {
-            $crate::cli::output::stdout_failed(&e);
+        if !$crate::cli::exit::stdout_closed()
+            && let Err(e) = write!(std::io::stdout(), "{text}")
+        {
+            $crate::cli::exit::stdout_failed(&e);
         }
     }};
 }
@@ -60,15 +65,6 @@ macro_rules! err {
         let text = format!($($arg)*);
         eprint!("{}", $crate::text::escape_untrusted(&text, true));
     }};
-}
-
-/// Ends the process after a failed write to standard output (see [`outln!`]).
-pub fn stdout_failed(e: &std::io::Error) -> ! {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(0);
-    }
-    eprintln!("rn: error: writing standard output: {e}");
-    std::process::exit(Exit::IoErr as i32);
 }
 
 /// Prints one error line to stderr (`--json`: one JSON object).

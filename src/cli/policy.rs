@@ -35,6 +35,15 @@ enum PolicySub {
 }
 
 impl PolicyCmd {
+    /// Did the command line ask for JSON output?
+    pub fn json(&self) -> bool {
+        match &self.sub {
+            PolicySub::Check(c) => c.json,
+            PolicySub::Show(c) => c.json,
+            PolicySub::Validate(_) => false,
+        }
+    }
+
     /// Runs the subcommand.
     pub fn run(self) -> anyhow::Result<Exit> {
         match self.sub {
@@ -118,7 +127,7 @@ struct Check {
     state_dir: PathBuf,
     /// print as JSON
     #[argh(switch)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl Check {
@@ -220,7 +229,7 @@ struct Show {
     state_dir: PathBuf,
     /// print as JSON
     #[argh(switch)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 fn list<T: std::fmt::Display>(v: &[T]) -> String {

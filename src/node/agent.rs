@@ -33,13 +33,27 @@ pub const STOP_DEADLINE: Duration = Duration::from_secs(5);
 /// How often the real interface is re-read to undo drift.
 pub const DRIFT_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Flags the signal handlers and the control socket set.
-#[derive(Default)]
+/// Flags the signal handlers and the control socket set, and what ends the process when a
+/// stop overruns its deadline.
 pub struct Flags {
     /// SIGTERM / SIGINT.
     pub stop: Arc<AtomicBool>,
     /// SIGHUP or `rn node reload`.
     pub reload: Arc<AtomicBool>,
+    /// Ends the process (with the code its caller's exit table gives) when stopping takes
+    /// longer than the deadline.
+    pub overdue: fn() -> !,
+}
+
+impl Flags {
+    /// Flags, both clear; `overdue` ends the process when a stop overruns its deadline.
+    pub fn new(overdue: fn() -> !) -> Flags {
+        Flags {
+            stop: Arc::default(),
+            reload: Arc::default(),
+            overdue,
+        }
+    }
 }
 
 /// The agent.
@@ -554,7 +568,7 @@ impl Agent {
         // Stopping is bounded from the moment it is asked for: neither a backend that hangs
         // while tearing down nor a call that hangs in the loop keeps the agent (and its
         // interface name) alive.
-        let (stop, log) = (flags.stop.clone(), self.log);
+        let (stop, log, overdue) = (flags.stop.clone(), self.log, flags.overdue);
         let finished = Arc::new(AtomicBool::new(false));
         let done = finished.clone();
         std::thread::spawn(move || {
@@ -564,7 +578,7 @@ impl Agent {
             std::thread::sleep(STOP_DEADLINE);
             if !done.load(Ordering::Relaxed) {
                 log.event("error", "stopping took too long; exiting anyway");
-                std::process::exit(1);
+                overdue();
             }
         });
         self.reconcile();

@@ -68,7 +68,7 @@ pub struct Apply {
     state_dir: PathBuf,
     /// print the result as JSON
     #[argh(switch)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl Apply {
@@ -146,7 +146,7 @@ pub struct Status {
     state_dir: PathBuf,
     /// print as JSON
     #[argh(switch)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 fn policy_text(store: &Store) -> anyhow::Result<String> {
@@ -302,7 +302,7 @@ pub struct Log {
     state_dir: PathBuf,
     /// print as JSON lines
     #[argh(switch)]
-    json: bool,
+    pub(crate) json: bool,
     /// verify the ledger log and the audit log; exit 78 if either does not verify
     #[argh(switch)]
     verify: bool,

@@ -37,6 +37,23 @@ enum MemberSub {
 }
 
 impl MemberCmd {
+    /// Did the command line ask for JSON output?
+    pub fn json(&self) -> bool {
+        match &self.sub {
+            MemberSub::Verify(c) => c.json,
+            MemberSub::Apply(c) => c.json,
+            MemberSub::Status(c) => c.json,
+            MemberSub::Log(c) => c.json,
+            MemberSub::Init(_)
+            | MemberSub::Propose(_)
+            | MemberSub::Sign(_)
+            | MemberSub::Combine(_)
+            | MemberSub::Bootstrap(_)
+            | MemberSub::Export(_)
+            | MemberSub::Recover(_) => false,
+        }
+    }
+
     /// Runs the subcommand.
     pub fn run(self) -> anyhow::Result<Exit> {
         match self.sub {

@@ -50,49 +50,49 @@ pub struct Propose {
     op: Vec<String>,
 }
 
-/// Common flags may appear after the op too: they are lifted out before the op's own flags
-/// are parsed.
-fn lift_common(p: &mut Propose) -> anyhow::Result<()> {
-    let args = std::mem::take(&mut p.op);
-    let mut rest = Vec::new();
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let slot: Option<&mut Option<String>> = match a.as_str() {
-            "--ttl" => Some(&mut p.ttl),
-            "--reason" => Some(&mut p.reason),
-            _ => None,
-        };
-        let path_slot: Option<&mut Option<PathBuf>> = match a.as_str() {
-            "--base" => Some(&mut p.base),
-            "--state-dir" => Some(&mut p.state_dir),
-            "--batch" => Some(&mut p.batch),
-            "-o" | "--output" => Some(&mut p.output),
-            _ => None,
-        };
-        if a == "--force" {
-            p.force = true;
-            continue;
-        }
-        if slot.is_none() && path_slot.is_none() {
-            rest.push(a);
-            continue;
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| usage(format!("{a} needs a value")))?;
-        let dup = || usage(format!("{a} given twice"));
-        if let Some(s) = slot {
-            if s.replace(value).is_some() {
-                return Err(dup());
+impl Propose {
+    /// The common options may be written after the op too (`rn member propose add-node --id x
+    /// --base genesis.json`): the same parser reads them there — it says which tokens are its
+    /// options and which take a value — and they join those written before the op. An option
+    /// given in both places is refused.
+    fn lift_common(&mut self) -> anyhow::Result<()> {
+        let mut tokens = std::mem::take(&mut self.op).into_iter();
+        let (mut common, mut rest) = (Vec::new(), Vec::new());
+        while let Some(t) = tokens.next() {
+            match crate::cli::option_of::<Propose>("propose", &t) {
+                Some(takes_value) => {
+                    common.push(t);
+                    if takes_value && let Some(v) = tokens.next() {
+                        common.push(v);
+                    }
+                }
+                None => rest.push(t),
             }
-        } else if let Some(s) = path_slot
-            && s.replace(PathBuf::from(value)).is_some()
-        {
-            return Err(dup());
         }
+        self.op = rest;
+        if common.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&str> = common.iter().map(String::as_str).collect();
+        let after = Propose::from_args(&["propose"], &refs)
+            .map_err(|e| usage(e.output.trim().to_owned()))?;
+        fn join<T>(before: &mut Option<T>, after: Option<T>, flag: &str) -> anyhow::Result<()> {
+            if let Some(v) = after
+                && before.replace(v).is_some()
+            {
+                return Err(usage(format!("{flag} given twice")));
+            }
+            Ok(())
+        }
+        join(&mut self.base, after.base, "--base")?;
+        join(&mut self.state_dir, after.state_dir, "--state-dir")?;
+        join(&mut self.ttl, after.ttl, "--ttl")?;
+        join(&mut self.reason, after.reason, "--reason")?;
+        join(&mut self.batch, after.batch, "--batch")?;
+        join(&mut self.output, after.output, "-o")?;
+        self.force |= after.force;
+        Ok(())
     }
-    p.op = rest;
-    Ok(())
 }
 
 /// Admit a node.
@@ -438,7 +438,7 @@ impl OpArgs {
 
 impl Propose {
     pub fn run(mut self) -> anyhow::Result<Exit> {
-        lift_common(&mut self)?;
+        self.lift_common()?;
         let op_args = match self.op.split_first() {
             Some((name, args)) => Some(OpArgs::parse(name, args)?),
             None => None,

@@ -28,7 +28,7 @@ pub struct Verify {
     state_dir: Option<PathBuf>,
     /// print the result as JSON
     #[argh(switch)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl Verify {

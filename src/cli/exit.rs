@@ -1,0 +1,123 @@
+//! The one table from what happened to the exit code (DESIGN §6): errors, a standard output
+//! that stopped taking writes, a stop that overran its deadline. Nothing else in rn chooses an
+//! exit code or ends the process.
+
+use std::sync::OnceLock;
+
+use super::{CliError, Exit};
+use crate::files::FileError;
+use crate::journal::JournalError;
+use crate::keys::KeyError;
+use crate::ledger::store::StoreError;
+use crate::ledger::{DecodeError, Rejection};
+
+/// The one table from errors to exit codes (DESIGN §6). The first error in the chain with a
+/// known type decides.
+pub fn code(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<CliError>() {
+            return e.exit();
+        }
+        if cause.is::<Rejection>() {
+            return Exit::Rejected;
+        }
+        if cause.is::<DecodeError>() {
+            return Exit::DataErr;
+        }
+        if let Some(e) = cause.downcast_ref::<FileError>() {
+            return file_exit(e);
+        }
+        if cause.is::<crate::policy::PolicyError>() {
+            return Exit::DataErr;
+        }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return match e {
+                StoreError::NotBootstrapped { .. } => Exit::NoInput,
+                StoreError::AlreadyBootstrapped { .. } => Exit::Usage,
+                StoreError::Busy { .. } => Exit::TempFail,
+                StoreError::File(f) => file_exit(f),
+                StoreError::Decode { .. } => Exit::DataErr,
+                StoreError::Genesis(_)
+                | StoreError::Restricted(_)
+                | StoreError::Rejected { .. }
+                | StoreError::Unrecoverable(_) => Exit::Rejected,
+                StoreError::Io { .. } | StoreError::CommittedUnfinished { .. } => Exit::IoErr,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<JournalError>() {
+            return match e {
+                JournalError::Equivocation { .. } => Exit::Rejected,
+                JournalError::Corrupt { .. } => Exit::DataErr,
+                JournalError::NoHome => Exit::Usage,
+                JournalError::Busy { .. } => Exit::TempFail,
+                JournalError::File(f) => file_exit(f),
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<KeyError>() {
+            return match e {
+                KeyError::File(f) => file_exit(f),
+                KeyError::Format { .. } => Exit::DataErr,
+                KeyError::NeedPassphrase { .. } => Exit::Usage,
+                KeyError::WrongPassphrase { .. } => Exit::NoPerm,
+                KeyError::Rng(_) => Exit::Software,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::node::config::ConfigError>() {
+            return match e {
+                crate::node::config::ConfigError::File(f) => file_exit(f),
+                crate::node::config::ConfigError::Invalid { .. } => Exit::DataErr,
+            };
+        }
+        if cause.is::<crate::node::agent::InterfaceBusy>() {
+            return Exit::TempFail;
+        }
+        if cause.is::<std::io::Error>() {
+            return Exit::IoErr;
+        }
+    }
+    Exit::Software
+}
+
+fn file_exit(e: &FileError) -> Exit {
+    match e {
+        FileError::Missing { .. } => Exit::NoInput,
+        FileError::Unsafe { .. } => Exit::NoPerm,
+        FileError::Exists { .. } | FileError::NotRegular { .. } => Exit::Usage,
+        FileError::TooLarge { .. } => Exit::DataErr,
+        FileError::Io { .. } => Exit::IoErr,
+    }
+}
+
+/// The first write to standard output that failed, if any (see [`stdout_failed`]).
+static STDOUT_FAILURE: OnceLock<std::io::ErrorKind> = OnceLock::new();
+
+/// Records a failed write to standard output (`outln!`): the command runs on with its output
+/// dropped, and [`finish`] decides the exit code. A reader that stopped early
+/// (`rn member log | head`) is not an error.
+pub fn stdout_failed(e: &std::io::Error) {
+    if STDOUT_FAILURE.set(e.kind()).is_ok() && e.kind() != std::io::ErrorKind::BrokenPipe {
+        eprintln!("rn: error: writing standard output: {e}");
+    }
+}
+
+/// Has a write to standard output failed? Output after that is dropped.
+pub fn stdout_closed() -> bool {
+    STDOUT_FAILURE.get().is_some()
+}
+
+/// The exit code of a command that returned `code`, given how its standard output fared: a
+/// closed pipe ends it quietly with 0 (the reader chose to stop), any other write failure is
+/// an I/O error.
+pub fn finish(code: Exit) -> Exit {
+    match STDOUT_FAILURE.get() {
+        None => code,
+        Some(std::io::ErrorKind::BrokenPipe) => Exit::Ok,
+        Some(_) => Exit::IoErr,
+    }
+}
+
+/// Ends the process of an agent whose stop overran its deadline (a backend that hangs while
+/// tearing down must not keep the interface name): an internal failure.
+pub fn stop_overdue() -> ! {
+    std::process::exit(Exit::Software as i32)
+}
