@@ -90,7 +90,7 @@ boundary() {
     # The gate must catch each deliberate inversion before its verdict on the tree counts.
     local scratch plant
     for plant in "ledger/mod.rs|use crate::cli::output::error_name;" \
-        "ledger/store.rs|use crate::policy::Policy;" \
+        "ledger/store/mod.rs|use crate::policy::Policy;" \
         "policy/mod.rs|use crate::node::config::NodeConfig;" \
         "node/mod.rs|use crate::cli::CliError;"; do
         scratch=$(mktemp -d)

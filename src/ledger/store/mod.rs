@@ -13,276 +13,58 @@
 //! commit, a torn last line beyond the watermark, a stale snapshot). Anything else puts the
 //! ledger in restricted mode with a reason; nothing is committed until an operator
 //! investigates (`rn member recover --danger-accept-current`).
+//!
+//! The store owns the verified state and history and is the one path that commits; its rooms:
+//! `replay` (the log read back through the gate), `audit` (the audit chain, its head and
+//! segments), `recovery` (restriction, repairs, watermark and snapshot judgement), `shelf`
+//! (pinned documents by hash), `error`.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::canonical::{caps, decode, decode_canonical, decode_value, to_jcs};
+use super::canonical::{caps, decode, to_jcs};
 use super::carried::{Bundle, BundleKind, Carried, PinnedDoc};
 use super::error::{DecodeError, Rejection};
 use super::gate::{
     ChainRejection, Freshness, Ledger, VerifiedGenesis, accept_with, judge_chain, judge_chain_from,
     replay_verified, verify_genesis,
 };
-use super::log::{
-    AuditEvent, AuditKind, AuditRecord, LogEntry, LogEntryKind, Snapshot, SnapshotKind, Watermark,
-    WatermarkKind,
-};
+use super::log::{AuditEvent, AuditRecord, LogEntry, LogEntryKind, Snapshot, Watermark};
 use super::model::State;
-use super::quorum;
-use super::types::{Blake3Digest, Sha256Digest, Uint, UpdateId};
+use super::types::{Blake3Digest, Sha256Digest, UpdateId};
 use super::update::{SignedGenesis, SignedUpdate};
 use crate::fault;
 use crate::files::{self, FileError};
+
+mod audit;
+mod error;
+mod recovery;
+mod replay;
+mod shelf;
+
+use audit::{AUDIT, AuditLog};
+pub use audit::{AUDIT_SEGMENT_BYTES, AuditChain, AuditStatus};
+pub use error::StoreError;
+pub use recovery::{Mode, Repair, Restriction, mirror_path};
+use recovery::{judge_watermark, write_head_files};
+use replay::{ApproverKeys, Prepared, prepare_in_order};
+use shelf::Shelf;
 
 const PIN: &str = "genesis.pin";
 const GENESIS: &str = "genesis.json";
 const LOG: &str = "ledger.log";
 const SNAPSHOT: &str = "ledger.snapshot";
 const WATERMARK: &str = "ledger.watermark";
-const AUDIT: &str = "audit.log";
-/// The size at which `audit.log` is closed as a segment and a new one started.
-pub const AUDIT_SEGMENT_BYTES: usize = 64 << 20;
-
-/// The name of closed audit segment `n` (1 is the oldest): `audit.000001.log`.
-fn audit_segment_name(n: u64) -> String {
-    format!("audit.{n:06}.log")
-}
-
-/// The closed audit segments in `dir`, oldest first.
-fn audit_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).map_err(io_err(dir))? {
-        let e = e.map_err(io_err(dir))?;
-        let name = e.file_name();
-        let Some(n) = name
-            .to_str()
-            .and_then(|s| s.strip_prefix("audit."))
-            .and_then(|s| s.strip_suffix(".log"))
-            .filter(|s| s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|s| s.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        out.push((n, e.path()));
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// The last line of a file, read from its end (at most the last MiB).
-fn last_line(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    use std::io::{Read as _, Seek as _, SeekFrom};
-    files::check_private(path, false)?;
-    let mut f = File::open(path).map_err(io_err(path))?;
-    let len = f.metadata().map_err(io_err(path))?.len();
-    let from = len.saturating_sub(1 << 20);
-    f.seek(SeekFrom::Start(from)).map_err(io_err(path))?;
-    let mut tail = Vec::new();
-    f.read_to_end(&mut tail).map_err(io_err(path))?;
-    Ok(tail
-        .split(|&b| b == b'\n')
-        .rfind(|l| !l.is_empty())
-        .map(<[u8]>::to_vec))
-}
 const LOCK: &str = "lock";
 const EVIDENCE: &str = "evidence";
 const POLICY_DIR: &str = "policy";
 
 /// How long `open` waits for another rn process to release the lock.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
-
-/// Why a ledger is restricted: its trust state is in doubt, so it grants nothing and commits
-/// nothing until an operator investigates.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Restriction {
-    /// A complete line of `ledger.log` does not verify.
-    LogTampered {
-        /// 1-based line number.
-        line: usize,
-        /// What failed.
-        detail: String,
-    },
-    /// The log is behind the highest state this ledger ever committed.
-    Rollback {
-        /// Epoch the log reaches.
-        log_epoch: u64,
-        /// Epoch the watermark records.
-        watermark_epoch: u64,
-    },
-    /// The watermark is missing beside a bootstrapped ledger.
-    MissingWatermark,
-    /// The watermark is unreadable or disagrees with the log at its epoch.
-    WatermarkMismatch {
-        /// What disagrees.
-        detail: String,
-    },
-    /// The snapshot claims more than the log holds.
-    SnapshotAhead {
-        /// The snapshot's log index.
-        snapshot_index: u64,
-        /// Epoch the log reaches.
-        log_epoch: u64,
-    },
-}
-
-impl Restriction {
-    /// Stable name for `--json` and the audit log.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Restriction::LogTampered { .. } => "LogTampered",
-            Restriction::Rollback { .. } => "Rollback",
-            Restriction::MissingWatermark => "MissingWatermark",
-            Restriction::WatermarkMismatch { .. } => "WatermarkMismatch",
-            Restriction::SnapshotAhead { .. } => "SnapshotAhead",
-        }
-    }
-}
-
-impl fmt::Display for Restriction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Restriction::LogTampered { line, detail } => {
-                write!(f, "ledger.log line {line} does not verify: {detail}")
-            }
-            Restriction::Rollback {
-                log_epoch,
-                watermark_epoch,
-            } => write!(
-                f,
-                "rollback: the log reaches epoch {log_epoch} but this ledger already committed epoch {watermark_epoch}"
-            ),
-            Restriction::MissingWatermark => {
-                write!(
-                    f,
-                    "ledger.watermark is missing beside a bootstrapped ledger"
-                )
-            }
-            Restriction::WatermarkMismatch { detail } => {
-                write!(f, "ledger.watermark disagrees with the log: {detail}")
-            }
-            Restriction::SnapshotAhead {
-                snapshot_index,
-                log_epoch,
-            } => write!(
-                f,
-                "ledger.snapshot claims epoch {snapshot_index}, beyond the log's epoch {log_epoch}"
-            ),
-        }
-    }
-}
-
-/// Trusted, or restricted with a reason.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Verified from the genesis; may commit and grant.
-    Trusted,
-    /// In doubt: grants nothing, commits nothing.
-    Restricted(Restriction),
-}
-
-/// A store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// No ledger in this directory.
-    #[error(
-        "{dir}: no ledger here; create one with rn member bootstrap --genesis FILE --pin sha256:ROOT --state-dir {dir}"
-    )]
-    NotBootstrapped {
-        /// The directory.
-        dir: String,
-    },
-    /// Bootstrap into a directory that already holds a ledger.
-    #[error("{dir} already holds a ledger (genesis.json exists)")]
-    AlreadyBootstrapped {
-        /// The directory.
-        dir: String,
-    },
-    /// Another process holds the lock.
-    #[error("{dir} is locked by another rn process; retry")]
-    Busy {
-        /// The directory.
-        dir: String,
-    },
-    /// A file problem (missing, unsafe permissions, I/O).
-    #[error(transparent)]
-    File(#[from] FileError),
-    /// A file that must decode does not.
-    #[error("{file}: {error}")]
-    Decode {
-        /// The file.
-        file: String,
-        /// Why.
-        error: DecodeError,
-    },
-    /// The genesis or its pin does not verify.
-    #[error("{GENESIS}: {0}")]
-    Genesis(Rejection),
-    /// The ledger is restricted: nothing is committed.
-    #[error(
-        "the ledger is restricted ({0}); investigate, then rn member recover --danger-accept-current"
-    )]
-    Restricted(Restriction),
-    /// An input update was refused by the gate; nothing was committed. The verdict stands even
-    /// when its audit record (or the fork evidence) could not be written: `unrecorded` says why.
-    #[error("update {position} of {count} ({update}) rejected: {rejection}")]
-    Rejected {
-        /// 1-based position in the input.
-        position: usize,
-        /// Updates in the input.
-        count: usize,
-        /// Hash of the update.
-        update: Sha256Digest,
-        /// The gate's verdict.
-        rejection: Box<Rejection>,
-        /// What could not be recorded, if anything (the audit record, the fork evidence).
-        unrecorded: Option<String>,
-    },
-    /// The updates were committed — their log lines are durable, and the log is the truth — but
-    /// a later step failed. The next open finishes the commit from the log (spec §15.9).
-    #[error(
-        "committed epoch {from} -> {to} (the log line is durable), but then {step} failed: {error}; {then}"
-    )]
-    CommittedUnfinished {
-        /// Epoch before.
-        from: u64,
-        /// Epoch after.
-        to: u64,
-        /// What failed (writing the snapshot and watermark, the audit record).
-        step: &'static str,
-        /// The error.
-        error: String,
-        /// What happens next, and what to do.
-        then: &'static str,
-    },
-    /// Recovery refused.
-    #[error("cannot recover: {0}")]
-    Unrecoverable(String),
-    /// An I/O error on a file the store holds open.
-    #[error("{path}: {error}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        error: io::Error,
-    },
-}
-
-impl StoreError {
-    /// The gate's rejection, if that is what this is.
-    pub fn rejection(&self) -> Option<&Rejection> {
-        match self {
-            StoreError::Rejected { rejection, .. } => Some(rejection),
-            StoreError::Genesis(rejection) => Some(rejection),
-            _ => None,
-        }
-    }
-}
 
 /// One committed update.
 #[derive(Clone, Debug)]
@@ -308,85 +90,6 @@ pub struct ApplyReport {
     pub to_epoch: u64,
 }
 
-/// What opening a state directory repaired; each is audited (`repaired`) in the words of its
-/// `Display`.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Repair {
-    /// The mirror beside the directory was missing and was written.
-    CreatedMirror,
-    /// Lines beyond the watermark passed the gate: the commit was finished.
-    FinishedCommit {
-        /// The epoch the watermarks were brought to.
-        epoch: u64,
-    },
-    /// A torn final line beyond the watermark was cut off.
-    TruncatedTornLine,
-    /// Lines beyond the watermark would not pass the gate now and were cut off.
-    DroppedBeyondWatermark {
-        /// How many lines.
-        lines: usize,
-        /// The watermark's epoch, where the ledger stays.
-        watermark_epoch: u64,
-        /// The epoch of the update that failed.
-        epoch: u64,
-        /// Why it failed.
-        rejection: Box<Rejection>,
-    },
-    /// The snapshot did not match the log and was written again from it.
-    RewroteSnapshot,
-}
-
-impl fmt::Display for Repair {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Repair::CreatedMirror => {
-                f.write_str("created the watermark mirror beside the directory")
-            }
-            Repair::FinishedCommit { epoch } => write!(
-                f,
-                "finished an interrupted commit (watermarks brought to epoch {epoch})"
-            ),
-            Repair::TruncatedTornLine => {
-                f.write_str("truncated a torn final line of ledger.log beyond the watermark")
-            }
-            Repair::DroppedBeyondWatermark {
-                lines,
-                watermark_epoch,
-                epoch,
-                rejection,
-            } => write!(
-                f,
-                "dropped {lines} line(s) of ledger.log beyond the watermark (epoch {watermark_epoch}): the update for epoch {epoch} would not pass the gate now ({}: {rejection})",
-                rejection.name()
-            ),
-            Repair::RewroteSnapshot => f.write_str("rewrote ledger.snapshot from the log"),
-        }
-    }
-}
-
-/// The whole audit chain as [`Store::verify_audit`] walked it.
-#[derive(Clone, Debug)]
-pub struct AuditChain {
-    /// Closed segments beside `audit.log`.
-    pub segments: usize,
-    /// Records that verified.
-    pub records: usize,
-    /// Where the chain breaks, if it does.
-    pub broken: Option<String>,
-    /// When the oldest segments were archived away: the index of the record before the first
-    /// one present (the walk could not link that record to the genesis).
-    pub starts_after: Option<u64>,
-}
-
-/// State of the audit chain as found on open.
-#[derive(Clone, Debug)]
-pub struct AuditStatus {
-    /// Records that verified.
-    pub records: usize,
-    /// Where the chain breaks, if it does.
-    pub broken: Option<String>,
-}
-
 /// What a long-running reader (the node agent) keeps of a verified store between opens, so
 /// that the next open verifies only the log lines appended since: the verified state and the
 /// BLAKE3 of exactly the log bytes it was verified from (hashed as they were verified, never
@@ -399,18 +102,7 @@ pub struct StoreCache {
     state: State,
     history: Vec<Committed>,
     seen: HashSet<UpdateId>,
-    audit: AuditCache,
-}
-
-/// The audit chain as read and written through its first `len` bytes, hashed as it went.
-#[derive(Clone)]
-struct AuditCache {
-    len: usize,
-    prefix: blake3::Hasher,
-    next: u64,
-    head: Blake3Digest,
-    status: AuditStatus,
-    last: Option<(AuditEvent, String)>,
+    audit: AuditLog,
 }
 
 /// An open, locked, verified state directory.
@@ -423,14 +115,7 @@ pub struct Store {
     mode: Mode,
     history: Vec<Committed>,
     seen: HashSet<UpdateId>,
-    audit_next: u64,
-    audit_head: Blake3Digest,
-    /// BLAKE3 of the audit log bytes read and written so far, and their length.
-    audit_prefix: blake3::Hasher,
-    audit_len: usize,
-    audit_segment_bytes: usize,
-    audit_status: AuditStatus,
-    last_audit: Option<(AuditEvent, String)>,
+    audit: AuditLog,
     repairs: Vec<Repair>,
     verified_len: u64,
     /// BLAKE3 of the first `verified_len` bytes of the log: the bytes verified.
@@ -482,82 +167,6 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     }
 }
 
-/// The watermark mirror beside the state directory: `DIR.watermark`.
-pub fn mirror_path(dir: &Path) -> PathBuf {
-    let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
-    let s = dir.as_os_str().to_string_lossy();
-    PathBuf::from(format!("{}.watermark", s.trim_end_matches('/')))
-}
-
-/// Every key each approver id has had, as far as a reader of the log has seen: the
-/// candidates a worker tries when pre-verifying signatures.
-#[derive(Clone)]
-struct ApproverKeys(std::collections::HashMap<super::types::Id, Vec<super::types::ApproverKey>>);
-
-impl ApproverKeys {
-    fn from_state(s: &State) -> Self {
-        ApproverKeys(
-            s.approvers()
-                .map(|a| (a.id.clone(), vec![a.pubkey]))
-                .collect(),
-        )
-    }
-
-    fn learn(&mut self, update: &super::update::Update) {
-        for (id, key) in update
-            .ops
-            .iter()
-            .filter_map(super::update::Op::new_approver_key)
-        {
-            let keys = self.0.entry(id.clone()).or_default();
-            if !keys.contains(key) {
-                keys.push(*key);
-            }
-        }
-    }
-}
-
-/// A log line decoded, checked canonical, hashed and its signatures pre-verified.
-struct Prepared {
-    entry: LogEntry,
-    line_hash: Blake3Digest,
-    pre: quorum::PreVerified,
-}
-
-impl Prepared {
-    fn new(line: &[u8], keys: &mut ApproverKeys) -> Result<Prepared, String> {
-        // Exactly canonical bytes: that settles the shape too, so each line is parsed once.
-        let entry: LogEntry = decode_canonical(line).map_err(|e| match e {
-            DecodeError::Malformed { detail, .. } if detail == "not in canonical form" => detail,
-            e => e.to_string(),
-        })?;
-        let su = &entry.signed_update;
-        keys.learn(&su.update);
-        let new_keys: Vec<_> = su
-            .update
-            .ops
-            .iter()
-            .filter_map(super::update::Op::new_approver_key)
-            .collect();
-        let pre = quorum::PreVerified::compute(&su.update, &su.signatures, |s| {
-            if s.new_key {
-                new_keys
-                    .iter()
-                    .filter(|(id, _)| **id == s.approver)
-                    .map(|(_, k)| **k)
-                    .collect()
-            } else {
-                keys.0.get(&s.approver).cloned().unwrap_or_default()
-            }
-        });
-        Ok(Prepared {
-            line_hash: Blake3Digest::of(line),
-            entry,
-            pre,
-        })
-    }
-}
-
 fn read_optional(path: &Path, cap: usize) -> Result<Option<Vec<u8>>, StoreError> {
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -605,17 +214,14 @@ impl Store {
         // bootstrap can simply be run again.
         files::write_atomic(&dir.join(PIN), format!("{pin}\n").as_bytes(), 0o600, true)?;
         files::write_atomic(&dir.join(LOG), b"", 0o600, true)?;
-        let _ = fs::remove_file(dir.join(AUDIT));
-        for (_, segment) in audit_segments(dir)? {
-            let _ = fs::remove_file(segment);
-        }
+        AuditLog::remove_all(dir)?;
         let mut store = Store::at_genesis(
             dir,
             lock,
             verified,
             canonical[..canonical.len() - 1].to_vec(),
         );
-        store.write_snapshot_and_watermark()?;
+        write_head_files(&store.dir, &store.state, store.log_head())?;
         store.audit(
             now,
             AuditEvent::Bootstrap,
@@ -714,7 +320,9 @@ impl Store {
         {
             cache = None;
         }
-        store.load_audit(cache.as_mut().map(|c| &mut c.audit))?;
+        store
+            .audit
+            .load(&store.genesis_bytes, cache.as_mut().map(|c| &mut c.audit))?;
         let (verified_len, torn) = store.replay_log(now, cache)?;
         store.verified_len = verified_len;
         store.check_watermark_and_snapshot(torn, now)?;
@@ -728,14 +336,7 @@ impl Store {
             return None;
         }
         Some(StoreCache {
-            audit: AuditCache {
-                len: self.audit_len,
-                prefix: self.audit_prefix,
-                next: self.audit_next,
-                head: self.audit_head,
-                status: self.audit_status,
-                last: self.last_audit,
-            },
+            audit: self.audit,
             genesis_bytes: self.genesis_bytes,
             verified_len: self.verified_len,
             prefix: self.log_prefix,
@@ -756,21 +357,12 @@ impl Store {
             dir: dir.to_owned(),
             _lock: lock,
             state: genesis.state().clone(),
-            audit_head: Blake3Digest::of(&genesis_bytes),
-            audit_prefix: blake3::Hasher::new(),
-            audit_len: 0,
-            audit_segment_bytes: AUDIT_SEGMENT_BYTES,
+            audit: AuditLog::new(dir, &genesis_bytes),
             genesis,
             genesis_bytes,
             mode: Mode::Trusted,
             history: Vec::new(),
             seen: HashSet::new(),
-            audit_next: 1,
-            audit_status: AuditStatus {
-                records: 0,
-                broken: None,
-            },
-            last_audit: None,
             repairs: Vec::new(),
             verified_len: 0,
             log_prefix: blake3::Hasher::new(),
@@ -827,43 +419,21 @@ impl Store {
             offset += nl + 1;
         }
         let torn = offset < bytes.len();
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 8)
-            .min(lines.len().max(1));
         let mut prev = self.log_head();
         let mut failure = None;
-        std::thread::scope(|scope| {
-            let mut receivers = Vec::with_capacity(workers);
-            for w in 0..workers {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Prepared, String>>(64);
-                receivers.push(rx);
-                let (lines, mut keys) = (&lines, keys.clone());
-                scope.spawn(move || {
-                    for (_, line) in lines.iter().skip(w).step_by(workers) {
-                        if tx.send(Prepared::new(line, &mut keys)).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-            for (i, (start, _)) in lines.iter().enumerate() {
-                let prepared = receivers[i % workers]
-                    .recv()
-                    .unwrap_or_else(|_| Err("worker stopped".into()));
-                match prepared.and_then(|p| self.verify_line(p, &prev, now)) {
-                    Ok(c) => {
-                        prev = c.line_hash;
-                        self.seen.insert(c.signed.update.update_id);
-                        self.history.push(c);
-                    }
-                    Err(detail) => {
-                        failure = Some((first_line + i + 1, *start, detail));
-                        break;
-                    }
+        prepare_in_order(&lines, &keys, |i, prepared| {
+            match prepared.and_then(|p| self.verify_line(p, &prev, now)) {
+                Ok(c) => {
+                    prev = c.line_hash;
+                    self.seen.insert(c.signed.update.update_id);
+                    self.history.push(c);
+                    true
+                }
+                Err(detail) => {
+                    failure = Some((first_line + i + 1, lines[i].0, detail));
+                    false
                 }
             }
-            // Dropping the receivers stops the workers.
         });
         if let Some((line, start, detail)) = failure {
             self.mode = Mode::Restricted(Restriction::LogTampered { line, detail });
@@ -914,6 +484,18 @@ impl Store {
         })
     }
 
+    /// The root and log line hash at `epoch` (at most the head).
+    fn root_and_head_at(&self, epoch: u64) -> (Sha256Digest, Blake3Digest) {
+        match epoch {
+            0 => (self.genesis.root(), Blake3Digest::of(&self.genesis_bytes)),
+            e if e == self.state.epoch().get() => (self.state.root(), self.log_head()),
+            e => {
+                let c = &self.history[e as usize - 1];
+                (c.signed.update.new_root, c.line_hash)
+            }
+        }
+    }
+
     fn log_head(&self) -> Blake3Digest {
         self.history
             .last()
@@ -931,12 +513,14 @@ impl Store {
         let mirror = read_optional(&mirror_path(&self.dir), 4096)?;
         let mut restriction = match &inside {
             None => Some(Restriction::MissingWatermark),
-            Some(b) => self.judge_watermark(b, WATERMARK),
+            Some(b) => judge_watermark(b, WATERMARK, &self.state, |e| self.root_and_head_at(e)),
         };
         if restriction.is_none()
             && let Some(b) = &mirror
         {
-            restriction = self.judge_watermark(b, "the watermark mirror");
+            restriction = judge_watermark(b, "the watermark mirror", &self.state, |e| {
+                self.root_and_head_at(e)
+            });
         }
         if let Some(r) = restriction {
             return self.restrict(now, r);
@@ -999,7 +583,7 @@ impl Store {
             self.repairs.push(Repair::RewroteSnapshot);
         }
         if !snap_ok || finishing {
-            self.write_snapshot_and_watermark()?;
+            write_head_files(&self.dir, &self.state, self.log_head())?;
         }
         for r in self.repairs.clone() {
             self.audit(now, AuditEvent::Repaired, None, None, None, r.to_string())?;
@@ -1087,302 +671,6 @@ impl Store {
             .map_err(io_err(&path))?;
         f.set_len(len).map_err(io_err(&path))?;
         f.sync_all().map_err(io_err(&path))
-    }
-
-    /// A watermark against the verified log: `None` if consistent (equal, or behind with a
-    /// head that is the log's line at its epoch: an interrupted commit).
-    fn judge_watermark(&self, bytes: &[u8], which: &str) -> Option<Restriction> {
-        let log_epoch = self.state.epoch().get();
-        let wm = match decode::<Watermark>(bytes) {
-            Err(e) => {
-                return Some(Restriction::WatermarkMismatch {
-                    detail: format!("{which} is unreadable: {e}"),
-                });
-            }
-            Ok(wm) => wm,
-        };
-        if wm.network_id != *self.state.network_id() {
-            return Some(Restriction::WatermarkMismatch {
-                detail: format!("{which} names network {}", wm.network_id),
-            });
-        }
-        let at = wm.epoch.get();
-        if at > log_epoch {
-            return Some(Restriction::Rollback {
-                log_epoch,
-                watermark_epoch: at,
-            });
-        }
-        let (root, head) = if at == log_epoch {
-            (self.state.root(), self.log_head())
-        } else {
-            let head = match at {
-                0 => Blake3Digest::of(&self.genesis_bytes),
-                _ => self.history[at as usize - 1].line_hash,
-            };
-            let root = match at {
-                0 => self.genesis.root(),
-                _ => self.history[at as usize - 1].signed.update.new_root,
-            };
-            (root, head)
-        };
-        if wm.root != root || wm.log_head != head {
-            return Some(Restriction::WatermarkMismatch {
-                detail: format!(
-                    "{which} records root {} and head {} at epoch {at}; the log has {root} and {head}",
-                    wm.root, wm.log_head
-                ),
-            });
-        }
-        None
-    }
-
-    fn write_snapshot_and_watermark(&mut self) -> Result<(), StoreError> {
-        fault::fail("snapshot_write").map_err(io_err(&self.dir.join(SNAPSHOT)))?;
-        let snapshot = Snapshot {
-            kind: SnapshotKind,
-            state: self.state.clone(),
-            root: self.state.root(),
-            log_index: self.state.epoch(),
-            log_head: self.log_head(),
-        };
-        files::write_atomic_with(
-            &self.dir.join(SNAPSHOT),
-            &canonical_line(&snapshot),
-            0o600,
-            true,
-            || fault::point("mid_snapshot"),
-        )?;
-        fault::point("after_snapshot");
-        let watermark = Watermark {
-            kind: WatermarkKind,
-            network_id: self.state.network_id().clone(),
-            epoch: self.state.epoch(),
-            root: self.state.root(),
-            log_head: self.log_head(),
-        };
-        let line = canonical_line(&watermark);
-        files::write_atomic_with(&self.dir.join(WATERMARK), &line, 0o600, true, || {
-            fault::point("mid_watermark")
-        })?;
-        fault::point("after_watermark");
-        files::write_atomic(&mirror_path(&self.dir), &line, 0o600, true)?;
-        Ok(())
-    }
-
-    /// Reads and verifies the audit chain; from `cache` on when the file still begins with the
-    /// bytes it read.
-    fn load_audit(&mut self, cache: Option<&mut AuditCache>) -> Result<(), StoreError> {
-        // The chain enters audit.log from the last record of the newest closed segment (only
-        // that line is read; `rn member log --verify` walks every segment).
-        let mut prev = Blake3Digest::of(&self.genesis_bytes);
-        let mut n = 0u64;
-        if let Some((seq, path)) = audit_segments(&self.dir)?.pop() {
-            let line = last_line(&path)?;
-            let rec = line
-                .as_deref()
-                .and_then(|l| decode_value::<AuditRecord>("audit record", l).ok());
-            match (&line, rec) {
-                (Some(l), Some(r)) => {
-                    prev = Blake3Digest::of(l);
-                    n = r.index.get();
-                }
-                _ => {
-                    self.audit_status.broken = Some(format!(
-                        "{}: its last record does not verify",
-                        audit_segment_name(seq)
-                    ));
-                    if let Some(l) = &line {
-                        prev = Blake3Digest::of(l);
-                    }
-                }
-            }
-            self.audit_head = prev;
-            self.audit_next = n + 1;
-        }
-        let Some(bytes) = read_optional(&self.dir.join(AUDIT), caps::LOG)? else {
-            return Ok(());
-        };
-        let mut start = 0usize;
-        let mut first_line = 0usize;
-        if let Some(c) = cache
-            && c.len <= bytes.len()
-            && blake3::hash(&bytes[..c.len]) == c.prefix.finalize()
-        {
-            start = c.len;
-            prev = c.head;
-            n = c.next - 1;
-            first_line = usize::try_from(n).unwrap_or(usize::MAX);
-            self.audit_status = c.status.clone();
-            self.last_audit = c.last.take();
-            self.audit_head = c.head;
-            self.audit_prefix = c.prefix.clone();
-        }
-        self.audit_prefix.update(&bytes[start..]);
-        self.audit_len = bytes.len();
-        let mut last_line: Option<&[u8]> = None;
-        for (i, line) in bytes[start..]
-            .split(|&b| b == b'\n')
-            .enumerate()
-            .map(|(i, l)| (first_line + i, l))
-        {
-            if line.is_empty() {
-                continue;
-            }
-            last_line = Some(line);
-            let ok = decode_value::<AuditRecord>("audit record", line)
-                .ok()
-                .filter(|r| to_jcs(r) == line && r.prev == prev && r.index.get() == n + 1);
-            self.last_audit = ok.as_ref().map(|r| (r.event, r.detail.clone()));
-            if ok.is_none() && self.audit_status.broken.is_none() {
-                self.audit_status.broken =
-                    Some(format!("audit.log line {} does not verify", i + 1));
-            }
-            if self.audit_status.broken.is_none() {
-                self.audit_status.records += 1;
-            }
-            prev = Blake3Digest::of(line);
-            n += 1;
-        }
-        // New records chain to whatever the last line is, so a break stays visible.
-        if let Some(l) = last_line {
-            self.audit_head = Blake3Digest::of(l);
-        }
-        self.audit_next = n + 1;
-        Ok(())
-    }
-
-    /// Appends one hash-chained audit record (fsynced).
-    fn audit(
-        &mut self,
-        now: u64,
-        event: AuditEvent,
-        source: Option<&str>,
-        update: Option<Sha256Digest>,
-        check: Option<String>,
-        detail: String,
-    ) -> Result<(), StoreError> {
-        // A restriction found again on the next open is not a new transition.
-        if event == AuditEvent::Restricted
-            && self.last_audit.as_ref() == Some(&(event, detail.clone()))
-        {
-            return Ok(());
-        }
-        let rec = AuditRecord {
-            kind: AuditKind,
-            index: Uint::new(self.audit_next).unwrap_or(Uint::ZERO),
-            prev: self.audit_head,
-            at: Uint::new(now).unwrap_or(Uint::ZERO),
-            event,
-            epoch: self.state.epoch(),
-            source: source.map(str::to_owned),
-            update,
-            check,
-            detail,
-        };
-        let line = canonical_line(&rec);
-        let path = self.dir.join(AUDIT);
-        fault::fail("audit_write").map_err(io_err(&path))?;
-        if self.audit_len > 0 && self.audit_len + line.len() > self.audit_segment_bytes {
-            self.rotate_audit()?;
-        }
-        let mut f = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        f.write_all(&line)
-            .and_then(|()| f.sync_all())
-            .map_err(io_err(&path))?;
-        self.audit_head = Blake3Digest::of(&line[..line.len() - 1]);
-        self.audit_prefix.update(&line);
-        self.audit_len += line.len();
-        self.audit_next += 1;
-        self.last_audit = Some((rec.event, rec.detail));
-        Ok(())
-    }
-
-    /// Closes `audit.log` as the next segment (`audit.NNNNNN.log`); the next record starts a new
-    /// `audit.log` whose chain continues from the segment's last record.
-    fn rotate_audit(&mut self) -> Result<(), StoreError> {
-        let next = audit_segments(&self.dir)?.last().map_or(1, |(n, _)| n + 1);
-        let to = self.dir.join(audit_segment_name(next));
-        let from = self.dir.join(AUDIT);
-        rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            &from,
-            rustix::fs::CWD,
-            &to,
-            rustix::fs::RenameFlags::NOREPLACE,
-        )
-        .map_err(|e| io_err(&to)(io::Error::from(e)))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&self.dir))?;
-        self.audit_len = 0;
-        self.audit_prefix = blake3::Hasher::new();
-        Ok(())
-    }
-
-    /// Sets the size at which `audit.log` is closed as a segment (default
-    /// [`AUDIT_SEGMENT_BYTES`]); small values let tests and tools rotate often.
-    pub fn set_audit_segment_bytes(&mut self, bytes: usize) {
-        self.audit_segment_bytes = bytes.max(1);
-    }
-
-    /// Walks the whole audit chain, every closed segment (oldest first) and then `audit.log`:
-    /// each record canonical, indexed and chained to the one before, the first to the genesis.
-    /// If the oldest segments were archived away, the walk starts at the oldest one present
-    /// and says so.
-    pub fn verify_audit(&self) -> Result<AuditChain, StoreError> {
-        let mut files: Vec<(String, PathBuf)> = audit_segments(&self.dir)?
-            .into_iter()
-            .map(|(n, p)| (audit_segment_name(n), p))
-            .collect();
-        let first_segment = files.first().map(|(name, _)| name.clone());
-        files.push((AUDIT.to_owned(), self.dir.join(AUDIT)));
-        let mut chain = AuditChain {
-            segments: files.len() - 1,
-            records: 0,
-            broken: None,
-            starts_after: None,
-        };
-        let mut prev = Some(Blake3Digest::of(&self.genesis_bytes));
-        let mut n = 0u64;
-        if first_segment.is_some_and(|name| name != audit_segment_name(1)) {
-            prev = None;
-        }
-        for (name, path) in files {
-            let Some(bytes) = read_optional(&path, caps::LOG)? else {
-                continue;
-            };
-            for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-                if line.is_empty() {
-                    continue;
-                }
-                let rec = decode_value::<AuditRecord>("audit record", line)
-                    .ok()
-                    .filter(|r| to_jcs(r) == line);
-                let ok = match (&rec, prev) {
-                    (Some(r), Some(p)) => r.prev == p && r.index.get() == n + 1,
-                    // The oldest segments were archived: start from the first record present.
-                    (Some(r), None) => {
-                        chain.starts_after = Some(r.index.get() - 1);
-                        true
-                    }
-                    (None, _) => false,
-                };
-                if !ok {
-                    chain.broken = Some(format!("{name} line {} does not verify", i + 1));
-                    return Ok(chain);
-                }
-                chain.records += 1;
-                prev = Some(Blake3Digest::of(line));
-                n = rec.map_or(n + 1, |r| r.index.get());
-            }
-        }
-        Ok(chain)
     }
 
     /// Commits `updates` (a signed update, or a bundle's chain) through the gate, all or
@@ -1481,7 +769,7 @@ impl Store {
             error: e.to_string(),
             then,
         };
-        self.write_snapshot_and_watermark().map_err(|e| {
+        write_head_files(&self.dir, &self.state, self.log_head()).map_err(|e| {
             unfinished(
                 "writing the snapshot and watermark",
                 "the next open of the ledger finishes the commit from the log: fix the cause, then run rn member status",
@@ -1642,22 +930,11 @@ impl Store {
         Ok(())
     }
 
-    fn document_path(&self, hash: &Sha256Digest) -> PathBuf {
-        self.dir
-            .join(POLICY_DIR)
-            .join(format!("sha256-{}.json", &hash.to_string()[7..]))
-    }
-
     /// The held pinned document with this hash, if any (its hash re-checked; a file that is
     /// not a pinned document of that hash counts as not held). The store never reads the
     /// document's content: the policy layer does.
     pub fn pinned_document(&self, hash: &Sha256Digest) -> Result<Option<PinnedDoc>, StoreError> {
-        let Some(bytes) = read_optional(&self.document_path(hash), caps::POLICY)? else {
-            return Ok(None);
-        };
-        Ok(PinnedDoc::from_bytes(&bytes)
-            .ok()
-            .filter(|d| d.hash() == *hash))
+        Shelf::new(&self.dir).get(hash)
     }
 
     /// Hashes of the documents pinned by the committed updates after `since`, or by the
@@ -1683,33 +960,15 @@ impl Store {
     /// (others are ignored). Returns the hashes stored. Callers check what a document says
     /// before handing it here (the policy layer reads it; see `policy::read_carried`).
     pub fn store_documents(&mut self, docs: &[PinnedDoc]) -> Result<Vec<Sha256Digest>, StoreError> {
-        let pinned = self.pinned_since(0);
-        let mut stored = Vec::new();
-        for doc in docs {
-            let hash = doc.hash();
-            if !pinned.contains(&hash) || self.pinned_document(&hash)?.is_some() {
-                continue;
-            }
-            let dir = self.dir.join(POLICY_DIR);
-            if fs::symlink_metadata(&dir).is_err() {
-                fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&dir)
-                    .map_err(io_err(&dir))?;
-            }
-            let mut line = doc.bytes().to_vec();
-            line.push(b'\n');
-            files::write_atomic(&self.document_path(&hash), &line, 0o600, true)?;
-            stored.push(hash);
-        }
-        Ok(stored)
+        Shelf::new(&self.dir).put(docs, &self.pinned_since(0))
     }
 
     /// Held documents pinned by the updates after `since` or by the current state.
     fn documents_since(&self, since: u64) -> Vec<PinnedDoc> {
+        let shelf = Shelf::new(&self.dir);
         self.pinned_since(since)
             .iter()
-            .filter_map(|h| self.pinned_document(h).ok().flatten())
+            .filter_map(|h| shelf.get(h).ok().flatten())
             .collect()
     }
 
@@ -1742,7 +1001,7 @@ impl Store {
         };
         // Drop a torn tail, then move the watermark and snapshot to the verified head.
         self.truncate_log(self.verified_len)?;
-        self.write_snapshot_and_watermark()?;
+        write_head_files(&self.dir, &self.state, self.log_head())?;
         self.mode = Mode::Trusted;
         self.audit(
             now,
@@ -1801,27 +1060,41 @@ impl Store {
 
     /// The audit chain as found on open.
     pub fn audit_status(&self) -> &AuditStatus {
-        &self.audit_status
+        self.audit.status()
     }
 
     /// The audit records of every segment, oldest first (for `rn member log --audit`).
     pub fn audit_records(&self) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut paths: Vec<PathBuf> = audit_segments(&self.dir)?
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect();
-        paths.push(self.dir.join(AUDIT));
-        let mut out = Vec::new();
-        for path in paths {
-            let bytes = read_optional(&path, caps::LOG)?.unwrap_or_default();
-            out.extend(
-                bytes
-                    .split(|&b| b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .filter_map(|l| decode_value::<AuditRecord>("audit record", l).ok()),
-            );
-        }
-        Ok(out)
+        self.audit.records()
+    }
+
+    /// Walks the whole audit chain, every closed segment (oldest first) and then `audit.log`:
+    /// each record canonical, indexed and chained to the one before, the first to the genesis.
+    /// If the oldest segments were archived away, the walk starts at the oldest one present
+    /// and says so.
+    pub fn verify_audit(&self) -> Result<AuditChain, StoreError> {
+        self.audit.verify(&self.genesis_bytes)
+    }
+
+    /// Sets the size at which `audit.log` is closed as a segment (default
+    /// [`AUDIT_SEGMENT_BYTES`]); small values let tests and tools rotate often.
+    pub fn set_audit_segment_bytes(&mut self, bytes: usize) {
+        self.audit.set_segment_bytes(bytes);
+    }
+
+    /// Appends one hash-chained audit record (fsynced), at the current epoch.
+    fn audit(
+        &mut self,
+        now: u64,
+        event: AuditEvent,
+        source: Option<&str>,
+        update: Option<Sha256Digest>,
+        check: Option<String>,
+        detail: String,
+    ) -> Result<(), StoreError> {
+        let epoch = self.state.epoch();
+        self.audit
+            .append(now, epoch, event, source, update, check, detail)
     }
 
     /// What opening repaired (an unfinished commit, a torn tail, a stale snapshot).
