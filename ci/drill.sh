@@ -65,12 +65,12 @@ x() {
 }
 # xs WANT 'PIPELINE': like x, for a command line with pipes or redirections.
 xs() { XLINE=$2; x "$1" bash -o pipefail -c "$2"; }
-# want REGEX: what the last command printed (both streams) matches REGEX.
-want() { grep -Eiq -- "$1" <<<"$ALL" || die "expected output matching /$1/"; }
-# wantnot REGEX: it does not.
-wantnot() { ! grep -Eiq -- "$1" <<<"$ALL" || die "unexpected output matching /$1/"; }
-# is WHAT GOT EXPECTED: a value read off the network must be the expected one.
-is() { [ "$2" = "$3" ] || die "$1: got \"$2\", expected \"$3\""; printf '  ok: %s = %s\n' "$1" "$2" >>"$T"; }
+# The assertions are the end-to-end scripts' too (ci/assert-lib.sh: check, wait_for, is, want,
+# wantnot); in a drill a pass is noted in the transcript and a failure ends the drill.
+ok() { printf '  ok: %s\n' "$*" >>"$T"; }
+ko() { die "$*"; }
+# shellcheck source=ci/assert-lib.sh
+source "$REPO/ci/assert-lib.sh"
 
 # --- building blocks shared by the drills ----------------------------------------------------
 
@@ -411,7 +411,7 @@ drill_fleet-revocation() {
     printf '%s\n' "Host 10.99.0.*" "  User root" "  IdentityFile $W/ssh/operator" "  UserKnownHostsFile $W/ssh/known_hosts" \
         "  StrictHostKeyChecking accept-new" "  BatchMode yes" "  ConnectTimeout 5" >ssh/config
     pings() { ip netns exec "rnf-$1" ping -c1 -W1 "$2" >/dev/null 2>&1; }
-    wait_for 20 pings laptop 100.96.0.1 || die "laptop cannot reach web before the drill"
+    check "laptop reaches web before the drill" wait_for 20 pings laptop 100.96.0.1
     x 0 ip netns exec rnf-laptop ping -c1 -W2 100.96.0.1
     want "1 received"
 
@@ -435,8 +435,8 @@ drill_fleet-revocation() {
         is "$host epoch" "$(jq .epoch <<<"$OUT")" "$ep"
     done <fleet.txt
     for n in web db; do
-        wait_for 10 lacks_peer "rnf-$n" "rnf$n" "${KEY[laptop]}" ||
-            die "$n still has the laptop as a peer 10 s after the push"
+        check "$n dropped the laptop as a peer within 10 s of the push" \
+            wait_for 10 lacks_peer "rnf-$n" "rnf$n" "${KEY[laptop]}"
         x 0 ip netns exec rnf-op ssh -F ssh/config "10.99.0.${IDX[$n]}" rn node status --config "$W/$n/node.json"
         wantnot "laptop"
     done
@@ -444,7 +444,7 @@ drill_fleet-revocation() {
 
     step "closure: the laptop's traffic is cut; the rest of the mesh still talks"
     xs 0 "! ip netns exec rnf-laptop ping -c2 -W1 100.96.0.1"
-    wait_for 10 pings web 100.96.0.2 || die "web cannot reach db after the revocation"
+    check "web still reaches db after the revocation" wait_for 10 pings web 100.96.0.2
     x 0 ip netns exec rnf-web ping -c1 -W2 100.96.0.2
     x 0 rn node status --config laptop/node.json
     want "restricted"
@@ -482,7 +482,7 @@ drill_node-key-rotation() {
         PIDS+=($!)
     done
     pings() { ip netns exec "rnk-$1" ping -c1 -W1 "$2" >/dev/null 2>&1; }
-    wait_for 20 pings db 100.96.0.1 || die "db cannot reach web before the rotation"
+    check "db reaches web before the rotation" wait_for 20 pings db 100.96.0.1
     x 0 rn node status --config web/node.json --json
     is "web's key before" "$(jq -r .key <<<"$OUT")" "${KEY[web]}"
 
@@ -505,7 +505,7 @@ drill_node-key-rotation() {
     local sent got
     sent=$(awk '/packets transmitted/ {print $1}' ping.txt); got=$(awk '/packets transmitted/ {print $4}' ping.txt)
     printf '  pings db -> web during the rotation: %s sent, %s received\n' "$sent" "$got" >>"$T"
-    [ $((sent - got)) -le 2 ] || die "$((sent - got)) pings lost during the rotation (at most 2)"
+    check "at most 2 of $sent pings lost during the rotation (lost: $((sent - got)))" [ $((sent - got)) -le 2 ]
 
     step "confirm: web runs on the new key, db holds it, the staged file became the key file"
     x 0 rn node status --config web/node.json --json

@@ -57,28 +57,19 @@ cleanup_netns() {
     rm -f /var/run/wireguard/"${NS_PREFIX}"*.sock
 }
 
-# wait_for SECONDS CMD...: retry CMD every 50 ms until it succeeds or time runs out
-wait_for() {
-    local limit=$1; shift
-    local end=$(( $(date +%s%N) + limit * 1000000000 ))
-    while [ "$(date +%s%N)" -lt "$end" ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
 # lacks_peer NS IF KEY: the interface reads back, and KEY is not among its peers.
 # no_peers NS IF: the interface reads back, with no peers. (A failed read is never "no peer".)
 lacks_peer() { local p; p=$(ip netns exec "$1" timeout 5 wg show "$2" peers) || return 1; ! grep -qF "$3" <<<"$p"; }
 no_peers() { local p; p=$(ip netns exec "$1" timeout 5 wg show "$2" peers) || return 1; [ -z "$p" ]; }
 
-# --- test harness shared by the end-to-end scripts ---
+# --- the assertions (ci/assert-lib.sh): the end-to-end scripts print and count passes and
+# failures and go on; a script that defined its own ok/ko first (a drill) keeps them ---
 PASS=0
 FAIL=0
-ok() { echo "PASS $*"; PASS=$((PASS + 1)); }
-ko() { echo "FAIL $*"; FAIL=$((FAIL + 1)); }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; return 1; fi; }
+declare -F ok >/dev/null || ok() { echo "PASS $*"; PASS=$((PASS + 1)); }
+declare -F ko >/dev/null || ko() { echo "FAIL $*"; FAIL=$((FAIL + 1)); }
+# shellcheck source=ci/assert-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/assert-lib.sh"
 rn() { "$RN" "$@"; }
 inns() { local n=$1; shift; ip netns exec "${NS_PREFIX}-$n" "$@"; }
 
