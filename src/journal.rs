@@ -155,8 +155,19 @@ impl Journal {
                 error: e,
             })?;
         files::check_private(&lock_path, false)?;
-        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-            return Err(JournalError::Busy { path: lock_path });
+        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            // Another signer holds it: retry. Any other failure is an I/O error, not "busy".
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(JournalError::Busy { path: lock_path });
+            }
+            Err(e) => {
+                return Err(FileError::Io {
+                    path: lock_path,
+                    error: e.into(),
+                }
+                .into());
+            }
         }
         let mut entries = read_entries(&path)?;
         for e in read_entries(&Self::legacy_path(key_file))? {

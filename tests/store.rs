@@ -635,8 +635,10 @@ fn the_audit_log_rotates_into_linked_segments() {
     let mut s = open(&d).unwrap();
     s.set_audit_segment_bytes(2048);
     for _ in 0..40 {
-        s.apply(std::slice::from_ref(&forged), T0 + 300, "forged.json")
+        let e = s
+            .apply(std::slice::from_ref(&forged), T0 + 300, "forged.json")
             .unwrap_err();
+        assert_eq!(e.rejection().map(Rejection::name), Some("BelowThreshold"));
     }
     s.apply(stale, T0 + 300, "stale.json").unwrap();
     drop(s);
