@@ -222,8 +222,9 @@ impl Store {
             canonical[..canonical.len() - 1].to_vec(),
         );
         write_head_files(&store.dir, &store.state, store.log_head())?;
-        store.audit(
+        store.audit.append(
             now,
+            store.state.epoch(),
             AuditEvent::Bootstrap,
             None,
             None,
@@ -586,7 +587,15 @@ impl Store {
             write_head_files(&self.dir, &self.state, self.log_head())?;
         }
         for r in self.repairs.clone() {
-            self.audit(now, AuditEvent::Repaired, None, None, None, r.to_string())?;
+            self.audit.append(
+                now,
+                self.state.epoch(),
+                AuditEvent::Repaired,
+                None,
+                None,
+                None,
+                r.to_string(),
+            )?;
         }
         Ok(())
     }
@@ -647,8 +656,9 @@ impl Store {
 
     /// Enters restricted mode with `r`, auditing the transition.
     fn restrict(&mut self, now: u64, r: Restriction) -> Result<(), StoreError> {
-        self.audit(
+        self.audit.append(
             now,
+            self.state.epoch(),
             AuditEvent::Restricted,
             None,
             None,
@@ -777,8 +787,7 @@ impl Store {
             )
         })?;
         let hashes: Vec<String> = report.committed.iter().map(|h| h.short()).collect();
-        self.audit(
-            now,
+        self.audit.append(now, self.state.epoch(),
             AuditEvent::Commit,
             Some(source),
             report.committed.last().copied(),
@@ -830,8 +839,9 @@ impl Store {
         rejection: Rejection,
         unrecorded: Option<StoreError>,
     ) -> StoreError {
-        let audited = self.audit(
+        let audited = self.audit.append(
             now,
+            self.state.epoch(),
             if matches!(rejection, Rejection::Fork { .. }) {
                 AuditEvent::ForkEvidence
             } else {
@@ -1003,8 +1013,9 @@ impl Store {
         self.truncate_log(self.verified_len)?;
         write_head_files(&self.dir, &self.state, self.log_head())?;
         self.mode = Mode::Trusted;
-        self.audit(
+        self.audit.append(
             now,
+            self.state.epoch(),
             AuditEvent::Recovered,
             None,
             None,
@@ -1080,21 +1091,6 @@ impl Store {
     /// [`AUDIT_SEGMENT_BYTES`]); small values let tests and tools rotate often.
     pub fn set_audit_segment_bytes(&mut self, bytes: usize) {
         self.audit.set_segment_bytes(bytes);
-    }
-
-    /// Appends one hash-chained audit record (fsynced), at the current epoch.
-    fn audit(
-        &mut self,
-        now: u64,
-        event: AuditEvent,
-        source: Option<&str>,
-        update: Option<Sha256Digest>,
-        check: Option<String>,
-        detail: String,
-    ) -> Result<(), StoreError> {
-        let epoch = self.state.epoch();
-        self.audit
-            .append(now, epoch, event, source, update, check, detail)
     }
 
     /// What opening repaired (an unfinished commit, a torn tail, a stale snapshot).
