@@ -288,5 +288,4 @@ wait "${AGENT[a]}"; rc=$?
 check "device gone: agent a exited 75 (exit $rc)" [ "$rc" = 75 ]
 check "device gone: the agent said why" grep -q 'tunnel device stopped by itself' "$W/a/agent.log"
 check "device gone: a's interface is gone" wait_for 5 bash -c "! ip -n rnt-a link show rnta >/dev/null 2>&1"
-echo "e2e: $PASS passed, $FAIL failed"
-[ "$FAIL" = 0 ]
+summary e2e

@@ -121,5 +121,4 @@ check "a revoked client reaches nothing" bash -c "! ip netns exec rnr-laptop nc 
 check "rn node exit off: the running agent drops the 'not granted' note" wait_for 5 bash -c "! '$RN' node status --config '$W/ops/node.json' | grep -q 'not granted'"
 "$RN" node exit set exit --config "$W/ops/node.json" >/dev/null
 check "rn node exit set: the running agent takes the new choice" wait_for 5 bash -c "'$RN' node status --config '$W/ops/node.json' | grep -q 'chosen exit exit is not granted'"
-echo "e2e-routing: $PASS passed, $FAIL failed"
-[ "$FAIL" = 0 ]
+summary e2e-routing

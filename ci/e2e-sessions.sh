@@ -50,8 +50,7 @@ export WG_COLOR_MODE=never
 mkdir -p /run/rn # where the agents' control sockets go (a minimal guest may not have it)
 
 finish() {
-    echo "e2e-sessions ($BACKEND): $PASS passed, $FAIL failed"
-    [ "$FAIL" = 0 ]
+    summary "e2e-sessions ($BACKEND)"
     exit
 }
 

@@ -305,5 +305,4 @@ for n in a b c; do
     fi
 done
 note "done"
-echo "kernel-vm: $PASS passed, $FAIL failed"
-[ "$FAIL" = 0 ]
+summary kernel-vm

@@ -2,7 +2,7 @@
 # rn's kernel WireGuard backend, tested in a QEMU virtual machine (TCG: no /dev/kvm needed, and
 # no WireGuard module needed on this machine). Debian's cloud kernel, which has the module,
 # boots an initramfs holding busybox, the static rn, bash, ip, nft, wg, the modules the test
-# needs and ci/kernel-vm-guest.sh (with ci/netns-lib.sh, and ci/e2e-sessions.sh when present);
+# needs and ci/kernel-vm-guest.sh (with ci/netns-lib.sh and ci/assert-lib.sh, and ci/e2e-sessions.sh when present);
 # the guest runs the test in network namespaces, prints its results on the serial console and
 # powers off. Everything it needs it installs when missing (Debian 12, as root).
 #
@@ -171,7 +171,7 @@ for m in "${ORDER[@]}"; do
     esac
     echo "${m%.ko*}.ko" >>"$R/etc/kernel-vm.modules"
 done
-cp ci/netns-lib.sh ci/kernel-vm-guest.sh "$R/rn/ci/"
+cp ci/netns-lib.sh ci/assert-lib.sh ci/kernel-vm-guest.sh "$R/rn/ci/"
 SESSIONS=no
 if [ "${RN_VM_SESSIONS:-1}" != 0 ] && [ -f ci/e2e-sessions.sh ]; then
     cp ci/e2e-sessions.sh "$R/rn/ci/"
@@ -235,11 +235,12 @@ if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then say "FAIL: timed out after ${TIMEOUT
 result=$(grep -E '^kernel-vm: [0-9]+ passed, [0-9]+ failed$' "$LOG" | tail -1 || true)
 [ -n "$result" ] || { say "FAIL: the guest printed no result line"; exit 1; }
 failed=0
-grep -qE ' 0 failed$' <<<"$result" || failed=1
+# Nothing failed, and something was checked.
+grep -qE '^kernel-vm: [1-9][0-9]* passed, 0 failed$' <<<"$result" || failed=1
 if [ "$SESSIONS" = yes ]; then
     sres=$(grep -E '^e2e-sessions \(kernel\): [0-9]+ passed, [0-9]+ failed$' "$LOG" | tail -1 || true)
     if [ -z "$sres" ]; then say "FAIL: e2e-sessions printed no result line"; failed=1
-    else grep -qE ' 0 failed$' <<<"$sres" || failed=1; echo "$sres"; fi
+    else grep -qE '\): [1-9][0-9]* passed, 0 failed$' <<<"$sres" || failed=1; echo "$sres"; fi
 fi
 echo "$result"
 exit "$failed"

@@ -68,8 +68,10 @@ PASS=0
 FAIL=0
 declare -F ok >/dev/null || ok() { echo "PASS $*"; PASS=$((PASS + 1)); }
 declare -F ko >/dev/null || ko() { echo "FAIL $*"; FAIL=$((FAIL + 1)); }
+# summary NAME: the counts; success only when nothing failed and something was checked.
+summary() { echo "$1: $PASS passed, $FAIL failed"; [ "$FAIL" = 0 ] && [ "$PASS" -gt 0 ]; }
 # shellcheck source=ci/assert-lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/assert-lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/assert-lib.sh" || { echo "FAIL ci/assert-lib.sh cannot be read"; exit 1; }
 rn() { "$RN" "$@"; }
 inns() { local n=$1; shift; ip netns exec "${NS_PREFIX}-$n" "$@"; }
 
