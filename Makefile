@@ -38,9 +38,10 @@ test: test-deps
 	python3 ci/vectors_check.py
 	@if [ "$$(id -u)" = 0 ]; then \
 	  $(CARGO) build && bash ci/e2e-netns.sh target/debug/rn 10 && bash ci/e2e-routing.sh target/debug/rn && \
-	  bash ci/e2e-sessions.sh target/debug/rn userspace 10 && bash ci/e2e-sessions.sh target/debug/rn uapi 10; \
+	  bash ci/e2e-sessions.sh target/debug/rn userspace 10 && bash ci/e2e-sessions.sh target/debug/rn uapi 10 && \
+	  bash ci/e2e-push.sh target/debug/rn; \
 	else \
-	  echo "not root: skipping ci/e2e-netns.sh, ci/e2e-routing.sh and ci/e2e-sessions.sh (network namespaces, TUN and nftables need root)"; \
+	  echo "not root: skipping ci/e2e-netns.sh, ci/e2e-routing.sh, ci/e2e-sessions.sh and ci/e2e-push.sh (network namespaces, TUN, nftables and sshd need root)"; \
 	fi
 
 demo: build

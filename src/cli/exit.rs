@@ -21,6 +21,15 @@ pub fn code(err: &anyhow::Error) -> Exit {
         if cause.is::<Rejection>() {
             return Exit::Rejected;
         }
+        if let Some(e) = cause.downcast_ref::<super::member::push::PushFailed>() {
+            // A host that refused the ledger will refuse it again; one that was unreachable
+            // or slow may take it on a retry.
+            return if e.rejected > 0 {
+                Exit::Rejected
+            } else {
+                Exit::TempFail
+            };
+        }
         if cause.is::<DecodeError>() {
             return Exit::DataErr;
         }

@@ -5,6 +5,7 @@ mod init;
 pub mod input;
 pub mod ledger;
 mod propose;
+pub mod push;
 mod sign;
 mod verify;
 
@@ -33,6 +34,7 @@ enum MemberSub {
     Status(ledger::Status),
     Log(ledger::Log),
     Export(ledger::Export),
+    Push(push::Push),
     Recover(ledger::Recover),
 }
 
@@ -44,6 +46,7 @@ impl MemberCmd {
             MemberSub::Apply(c) => c.json,
             MemberSub::Status(c) => c.json,
             MemberSub::Log(c) => c.json,
+            MemberSub::Push(c) => c.json,
             MemberSub::Init(_)
             | MemberSub::Propose(_)
             | MemberSub::Sign(_)
@@ -67,6 +70,7 @@ impl MemberCmd {
             MemberSub::Status(c) => c.run(),
             MemberSub::Log(c) => c.run(),
             MemberSub::Export(c) => c.run(),
+            MemberSub::Push(c) => c.run(),
             MemberSub::Recover(c) => c.run(),
         }
     }
