@@ -67,12 +67,13 @@ boundary_check() {
     local src=$1 bad=0 hits rc rule paths pattern
     local rules=(
         "ledger/ policy/|wireguard|\bwg\b|defguard|TunnelBackend|BackendKind|FirewallKind|InterfaceIntent|RouteIntent|nftables"
-        "ledger/|crate::(policy|node|tunnel|firewall|cli)\b"
-        "policy/|crate::(node|tunnel|firewall|cli)\b"
+        "ledger/|crate::(policy|sync|node|tunnel|firewall|cli)\b"
+        "policy/|crate::(sync|node|tunnel|firewall|cli)\b"
+        "sync/|crate::(node|tunnel|firewall|cli)\b"
         "node/|crate::cli\b"
         "tunnel/ firewall/|crate::(node|cli)\b"
         "files.rs fault.rs clock.rs text.rs|crate::(ledger|policy|node|tunnel|firewall|cli|keys|journal)\b"
-        "ledger/ policy/ node/ tunnel/ firewall/ files.rs fault.rs clock.rs text.rs|use crate::\{"
+        "ledger/ policy/ sync/ node/ tunnel/ firewall/ files.rs fault.rs clock.rs text.rs|use crate::\{"
     )
     for rule in "${rules[@]}"; do
         paths=${rule%%|*}; pattern=${rule#*|}

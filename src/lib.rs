@@ -5,6 +5,7 @@
 //! - [`cli`]: the commands, their output and exit codes;
 //! - [`node`]: the agent that turns the ledger and policy into an interface and a filter;
 //! - [`tunnel`] and [`firewall`]: the WireGuard backends and nftables;
+//! - [`sync`]: distribution — the static layout a ledger is mirrored and served in;
 //! - [`policy`]: the default-deny rules over ledger identities;
 //! - [`ledger`]: formats, roots, the quorum gate and the state directory; [`keys`] and
 //!   [`journal`] (approver and node keys, the signer's equivocation journal);
@@ -21,5 +22,6 @@ pub mod keys;
 pub mod ledger;
 pub mod node;
 pub mod policy;
+pub mod sync;
 pub mod text;
 pub mod tunnel;

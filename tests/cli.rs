@@ -1558,3 +1558,83 @@ fn an_oversize_input_is_named_oversize_on_every_path() {
         assert_eq!(v["error"], "Oversize", "{args:?}: {}", r.stderr);
     }
 }
+
+#[test]
+fn publish_writes_a_mirror_layout_that_only_grows() {
+    let env = Env::new();
+    let root = two_ledgers(&env);
+    env.ok(&["member", "apply", "p.json", "--state-dir", "a"]);
+    let out = env.ok(&["member", "publish", "mirror", "--state-dir", "a"]);
+    assert!(
+        out.contains("published epoch 1") && out.contains("3 file(s) written, 0 unchanged"),
+        "{out}"
+    );
+    let head: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.path("mirror/rn/v1/head")).unwrap()).unwrap();
+    assert_eq!(head["kind"], "rn.head.v1");
+    assert_eq!(head["epoch"], 1);
+    assert_eq!(head["network_id"], "acme");
+    let status: serde_json::Value =
+        serde_json::from_str(&env.ok(&["member", "status", "--state-dir", "a", "--json"])).unwrap();
+    assert_eq!(head["root"], status["root"]);
+    // The genesis is the signed genesis, canonical.
+    let genesis = fs::read(env.path("mirror/rn/v1/genesis")).unwrap();
+    assert_eq!(genesis, fs::read(env.path("a/genesis.json")).unwrap());
+    // What the layout holds is what a reader applies: b catches up from the mirror's files.
+    env.ok(&["member", "apply", "mirror/rn/v1/log/1", "--state-dir", "b"]);
+    let b: serde_json::Value =
+        serde_json::from_str(&env.ok(&["member", "status", "--state-dir", "b", "--json"])).unwrap();
+    assert_eq!(b["root"], status["root"]);
+    // Publishing again writes nothing.
+    let out = env.ok(&["member", "publish", "mirror", "--state-dir", "a", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["written"].as_u64(), v["unchanged"].as_u64()),
+        (Some(0), Some(3))
+    );
+    let before: Vec<_> = ["head", "genesis", "log/1"]
+        .iter()
+        .map(|f| fs::read(env.path(&format!("mirror/rn/v1/{f}"))).unwrap())
+        .collect();
+    // A ledger behind the mirror may not move its head back.
+    env.ok(&[
+        "member",
+        "bootstrap",
+        "--genesis",
+        "genesis.json",
+        "--pin",
+        &root,
+        "--state-dir",
+        "c",
+    ]);
+    let r = env.rn(&["member", "publish", "mirror", "--state-dir", "c"]);
+    assert_eq!(r.code, 65, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("holds epoch 1, ahead of this ledger's epoch 0"),
+        "{}",
+        r.stderr
+    );
+    // Another network's ledger may not publish over it.
+    let other = Env::new();
+    other.found_with_ledger("x");
+    let mirror = env.path("mirror");
+    let r = other.rn(&[
+        "member",
+        "publish",
+        mirror.to_str().unwrap(),
+        "--state-dir",
+        "x",
+    ]);
+    assert_eq!(r.code, 65, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("publish into an empty directory"),
+        "{}",
+        r.stderr
+    );
+    let after: Vec<_> = ["head", "genesis", "log/1"]
+        .iter()
+        .map(|f| fs::read(env.path(&format!("mirror/rn/v1/{f}"))).unwrap())
+        .collect();
+    assert_eq!(before, after, "a refused publish changed the mirror");
+}

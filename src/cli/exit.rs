@@ -21,6 +21,13 @@ pub fn code(err: &anyhow::Error) -> Exit {
         if cause.is::<Rejection>() {
             return Exit::Rejected;
         }
+        if let Some(e) = cause.downcast_ref::<crate::sync::layout::PublishError>() {
+            return match e {
+                crate::sync::layout::PublishError::File(f) => file_exit(f),
+                // The directory holds something else: not this command's to overwrite.
+                _ => Exit::DataErr,
+            };
+        }
         if let Some(e) = cause.downcast_ref::<super::member::push::PushFailed>() {
             // A host that refused the ledger will refuse it again; one that was unreachable
             // or slow may take it on a retry.

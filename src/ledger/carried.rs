@@ -18,6 +18,32 @@ kind_marker!(
     /// `rn.bundle.v1`
     BundleKind = "rn.bundle.v1"
 );
+kind_marker!(
+    /// `rn.head.v1`
+    HeadKind = "rn.head.v1"
+);
+
+/// Where a served or published ledger stands (`rn/v1/head`): a hint for a reader deciding
+/// what to fetch, never trusted — what it fetches passes the gate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    /// `rn.head.v1`.
+    pub kind: HeadKind,
+    /// The network.
+    pub network_id: super::types::Id,
+    /// The epoch of the last update.
+    pub epoch: super::types::Uint,
+    /// The state root at that epoch.
+    pub root: Sha256Digest,
+    /// BLAKE3 of the log line at that epoch (of the signed genesis at 0).
+    pub log_head: super::types::Blake3Digest,
+}
+
+impl Document for Head {
+    const KIND: &'static str = HeadKind::KIND;
+    const CAP: usize = 4096;
+}
 
 /// A document the ledger pins by hash (today only `rn.policy.v1`), held as its canonical bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]

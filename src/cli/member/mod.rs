@@ -5,6 +5,7 @@ mod init;
 pub mod input;
 pub mod ledger;
 mod propose;
+mod publish;
 pub mod push;
 mod sign;
 mod verify;
@@ -34,6 +35,7 @@ enum MemberSub {
     Status(ledger::Status),
     Log(ledger::Log),
     Export(ledger::Export),
+    Publish(publish::Publish),
     Push(push::Push),
     Recover(ledger::Recover),
 }
@@ -46,6 +48,7 @@ impl MemberCmd {
             MemberSub::Apply(c) => c.json,
             MemberSub::Status(c) => c.json,
             MemberSub::Log(c) => c.json,
+            MemberSub::Publish(c) => c.json,
             MemberSub::Push(c) => c.json,
             MemberSub::Init(_)
             | MemberSub::Propose(_)
@@ -70,6 +73,7 @@ impl MemberCmd {
             MemberSub::Status(c) => c.run(),
             MemberSub::Log(c) => c.run(),
             MemberSub::Export(c) => c.run(),
+            MemberSub::Publish(c) => c.run(),
             MemberSub::Push(c) => c.run(),
             MemberSub::Recover(c) => c.run(),
         }

@@ -497,7 +497,8 @@ impl Store {
         }
     }
 
-    fn log_head(&self) -> Blake3Digest {
+    /// BLAKE3 of the last log line (of the signed genesis' canonical bytes at epoch 0).
+    pub fn log_head(&self) -> Blake3Digest {
         self.history
             .last()
             .map_or_else(|| Blake3Digest::of(&self.genesis_bytes), |c| c.line_hash)
@@ -974,7 +975,7 @@ impl Store {
     }
 
     /// Held documents pinned by the updates after `since` or by the current state.
-    fn documents_since(&self, since: u64) -> Vec<PinnedDoc> {
+    pub fn documents_since(&self, since: u64) -> Vec<PinnedDoc> {
         let shelf = Shelf::new(&self.dir);
         self.pinned_since(since)
             .iter()
