@@ -143,6 +143,20 @@ impl Env {
         ]);
     }
 
+    /// A ledger in `dir` bootstrapped from `genesis.json` with `root` pinned.
+    fn bootstrap(&self, root: &str, dir: &str) {
+        self.ok(&[
+            "member",
+            "bootstrap",
+            "--genesis",
+            "genesis.json",
+            "--pin",
+            root,
+            "--state-dir",
+            dir,
+        ]);
+    }
+
     fn node_key(&self, name: &str) -> String {
         self.ok(&["key", "gen-node", "--out", &format!("{name}.key")])
     }
@@ -881,16 +895,7 @@ fn bad_inputs_get_their_exit_code_and_write_nothing() {
 fn two_ledgers(env: &Env) -> String {
     let root = env.found();
     for d in ["a", "b"] {
-        env.ok(&[
-            "member",
-            "bootstrap",
-            "--genesis",
-            "genesis.json",
-            "--pin",
-            &root,
-            "--state-dir",
-            d,
-        ]);
+        env.bootstrap(&root, d);
     }
     let pk = env.node_key("web-1");
     env.ok(&[
@@ -1592,21 +1597,15 @@ fn publish_writes_a_mirror_layout_that_only_grows() {
         (v["written"].as_u64(), v["unchanged"].as_u64()),
         (Some(0), Some(3))
     );
-    let before: Vec<_> = ["head", "genesis", "log/1"]
-        .iter()
-        .map(|f| fs::read(env.path(&format!("mirror/rn/v1/{f}"))).unwrap())
-        .collect();
+    let mirror_files = || -> Vec<Vec<u8>> {
+        ["head", "genesis", "log/1"]
+            .iter()
+            .map(|f| fs::read(env.path(&format!("mirror/rn/v1/{f}"))).unwrap())
+            .collect()
+    };
+    let before = mirror_files();
     // A ledger behind the mirror may not move its head back.
-    env.ok(&[
-        "member",
-        "bootstrap",
-        "--genesis",
-        "genesis.json",
-        "--pin",
-        &root,
-        "--state-dir",
-        "c",
-    ]);
+    env.bootstrap(&root, "c");
     let r = env.rn(&["member", "publish", "mirror", "--state-dir", "c"]);
     assert_eq!(r.code, 65, "{}", r.stderr);
     assert!(
@@ -1632,9 +1631,9 @@ fn publish_writes_a_mirror_layout_that_only_grows() {
         "{}",
         r.stderr
     );
-    let after: Vec<_> = ["head", "genesis", "log/1"]
-        .iter()
-        .map(|f| fs::read(env.path(&format!("mirror/rn/v1/{f}"))).unwrap())
-        .collect();
-    assert_eq!(before, after, "a refused publish changed the mirror");
+    assert_eq!(
+        before,
+        mirror_files(),
+        "a refused publish changed the mirror"
+    );
 }
