@@ -176,14 +176,18 @@ fn run_bounded(mut cmd: Command, input: &[u8], timeout: Duration) -> std::io::Re
             let _ = s.write_all(&input);
         }
     });
+    // Each stream is read on its own thread and handed over by channel: a process the command
+    // left behind holding the pipe open (an ssh connection master) cannot hold up the push.
     let read = |r: Option<Box<dyn std::io::Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = Vec::new();
             if let Some(r) = r {
                 let _ = r.take(OUTPUT_CAP).read_to_end(&mut buf);
             }
-            buf
-        })
+            let _ = tx.send(buf);
+        });
+        rx
     };
     let out = read(child.stdout.take().map(|s| Box::new(s) as _));
     let err = read(child.stderr.take().map(|s| Box::new(s) as _));
@@ -200,11 +204,16 @@ fn run_bounded(mut cmd: Command, input: &[u8], timeout: Duration) -> std::io::Re
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let _ = writer.join();
+    // The streams close when the process ends; a descendant still holding them gets a second.
+    let grace = Instant::now() + Duration::from_secs(1);
+    let left = || grace.saturating_duration_since(Instant::now());
+    let stdout = out.recv_timeout(left()).unwrap_or_default();
+    let stderr = err.recv_timeout(left()).unwrap_or_default();
+    drop(writer);
     Ok(Finished {
         code: status.and_then(|s| s.code()),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        stdout,
+        stderr,
         timed_out,
     })
 }
@@ -435,6 +444,34 @@ impl Push {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_is_bounded_in_time_whatever_it_leaves_behind() {
+        let sh = |script: &str| {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(script);
+            c
+        };
+        // Reads its input and answers.
+        let t = Instant::now();
+        let f = run_bounded(sh("cat; echo done >&2"), b"bundle", Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            (
+                f.code,
+                f.stdout.as_slice(),
+                f.stderr.as_slice(),
+                f.timed_out
+            ),
+            (Some(0), &b"bundle"[..], &b"done\n"[..], false)
+        );
+        // Never answers: cut off at the deadline.
+        let f = run_bounded(sh("sleep 30"), b"", Duration::from_millis(300)).unwrap();
+        assert!(f.timed_out && f.code.is_none());
+        // Exits but leaves a process holding its output open: not waited for.
+        let f = run_bounded(sh("sleep 30 & exit 3"), b"", Duration::from_secs(5)).unwrap();
+        assert_eq!((f.code, f.timed_out), (Some(3), false));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
 
     #[test]
     fn the_hosts_file_is_read_strictly() {
