@@ -39,9 +39,9 @@ test: test-deps
 	@if [ "$$(id -u)" = 0 ]; then \
 	  $(CARGO) build && bash ci/e2e-netns.sh target/debug/rn 10 && bash ci/e2e-routing.sh target/debug/rn && \
 	  bash ci/e2e-sessions.sh target/debug/rn userspace 10 && bash ci/e2e-sessions.sh target/debug/rn uapi 10 && \
-	  bash ci/e2e-push.sh target/debug/rn; \
+	  bash ci/e2e-push.sh target/debug/rn && bash ci/e2e-mirror.sh target/debug/rn; \
 	else \
-	  echo "not root: skipping ci/e2e-netns.sh, ci/e2e-routing.sh, ci/e2e-sessions.sh and ci/e2e-push.sh (network namespaces, TUN, nftables and sshd need root)"; \
+	  echo "not root: skipping ci/e2e-netns.sh, ci/e2e-routing.sh, ci/e2e-sessions.sh, ci/e2e-push.sh and ci/e2e-mirror.sh (network namespaces, TUN, nftables, sshd and nginx need root)"; \
 	fi
 
 demo: build

@@ -154,6 +154,9 @@ fn measure(updates: usize) -> (f64, f64) {
         masquerade: false,
         fwmark: 51820,
         mtu: 1420,
+        mirrors: Vec::new(),
+        sync_interval: rn::node::config::DEFAULT_SYNC_INTERVAL,
+        ca_file: None,
     };
     let flags = Flags::new(|| std::process::exit(70));
     let stop = flags.stop.clone();

@@ -194,6 +194,9 @@ impl World {
             masquerade: false,
             fwmark: 51820,
             mtu: 1420,
+            mirrors: Vec::new(),
+            sync_interval: rn::node::config::DEFAULT_SYNC_INTERVAL,
+            ca_file: None,
         }
     }
 

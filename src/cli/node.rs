@@ -106,6 +106,15 @@ struct Init {
     /// the mesh interface's MTU, 1280-9000 (default 1420)
     #[argh(option, default = "crate::node::config::DEFAULT_MTU")]
     mtu: u32,
+    /// a mirror to catch the ledger up from (http:// or https:// base URL); repeatable
+    #[argh(option)]
+    mirror: Vec<String>,
+    /// seconds between catch-ups from the mirrors (default 30, at least 5)
+    #[argh(option, default = "crate::node::config::DEFAULT_SYNC_INTERVAL")]
+    sync_interval: u64,
+    /// the CA bundle for https:// mirrors (default: the system's)
+    #[argh(option)]
+    ca_file: Option<PathBuf>,
     /// where to write the config (default /etc/rn/node.json)
     #[argh(option, default = "default_config()")]
     config: PathBuf,
@@ -144,6 +153,9 @@ impl Init {
         self.state_dir = absolute(&self.state_dir)?;
         if let Some(k) = &self.key {
             self.key = Some(absolute(k)?);
+        }
+        if let Some(c) = &self.ca_file {
+            self.ca_file = Some(absolute(c)?);
         }
         let mut endpoints = BTreeMap::new();
         for e in &self.endpoint {
@@ -186,7 +198,16 @@ impl Init {
             masquerade: self.masquerade,
             fwmark: 51820,
             mtu: self.mtu,
+            mirrors: self.mirror.clone(),
+            sync_interval: self.sync_interval,
+            ca_file: self.ca_file.clone(),
         };
+        for m in &config.mirrors {
+            crate::sync::fetch::check_base(m).map_err(|e| usage(format!("--mirror: {e}")))?;
+        }
+        if config.sync_interval < 5 {
+            return Err(usage("--sync-interval must be at least 5 seconds"));
+        }
         if self.listen_port == 0 {
             return Err(usage("--listen-port 0: give a port, 1-65535"));
         }
@@ -378,6 +399,14 @@ impl Status {
         match v["exit"].as_str() {
             Some(e) => crate::outln!("exit       {e}"),
             None => crate::outln!("exit       none"),
+        }
+        for m in v["mirrors"].as_array().into_iter().flatten() {
+            crate::outln!(
+                "mirror     {} (every {} s): {}",
+                m["url"].as_str().unwrap_or("?"),
+                v["sync_interval"],
+                m["last_result"].as_str().unwrap_or("not tried yet")
+            );
         }
         for n in v["notes"].as_array().into_iter().flatten() {
             crate::outln!("note       {}", n.as_str().unwrap_or("?"));

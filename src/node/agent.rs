@@ -565,6 +565,15 @@ impl Agent {
                 self.dataplane.firewall_name()
             ),
         );
+        if !self.config.mirrors.is_empty() {
+            let (config, log, status, stop) = (
+                self.config.clone(),
+                self.log,
+                self.status.clone(),
+                flags.stop.clone(),
+            );
+            std::thread::spawn(move || super::mirrors::run(config, log, status, stop));
+        }
         // Stopping is bounded from the moment it is asked for: neither a backend that hangs
         // while tearing down nor a call that hangs in the loop keeps the agent (and its
         // interface name) alive.

@@ -64,6 +64,27 @@ pub struct NodeConfig {
     /// The mesh interface's MTU (WireGuard's usual 1420: 1500 less the largest overhead).
     #[serde(default = "default_mtu")]
     pub mtu: u32,
+    /// Mirrors to catch the ledger up from (`http://` or `https://` base URLs of the layout
+    /// `rn member publish` writes), tried every `sync_interval`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
+    /// Seconds between catch-ups from the mirrors (±20 %); at least 5.
+    #[serde(default = "default_sync_interval")]
+    pub sync_interval: u64,
+    /// The CA bundle for `https://` mirrors (default: the system's).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::ledger::canonical::present"
+    )]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How often a node catches up from its mirrors unless told otherwise: every 30 s.
+pub const DEFAULT_SYNC_INTERVAL: u64 = 30;
+
+fn default_sync_interval() -> u64 {
+    DEFAULT_SYNC_INTERVAL
 }
 
 fn default_fwmark() -> u32 {
@@ -146,6 +167,23 @@ impl NodeConfig {
                 detail: "listen_port must be 1-65535 (rn reads the port back: it cannot be left \
                          to the system)"
                     .into(),
+            });
+        }
+        for m in &c.mirrors {
+            if let Err(e) = crate::sync::fetch::check_base(m) {
+                return Err(ConfigError::Invalid {
+                    path: path.display().to_string(),
+                    detail: format!("mirrors: {e}"),
+                });
+            }
+        }
+        if c.sync_interval < 5 {
+            return Err(ConfigError::Invalid {
+                path: path.display().to_string(),
+                detail: format!(
+                    "sync_interval {} must be at least 5 seconds",
+                    c.sync_interval
+                ),
             });
         }
         if !(1280..=9000).contains(&c.mtu) {

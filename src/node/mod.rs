@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod config;
 pub mod control;
+pub mod mirrors;
 pub mod plan;
 pub mod reconcile;
 pub mod status;

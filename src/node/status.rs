@@ -38,6 +38,20 @@ pub enum NodeMode {
     Restricted,
 }
 
+/// One mirror as `rn node status` shows it: its URL and how the last catch-up from it went.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MirrorStatus {
+    /// The base URL.
+    pub url: String,
+    /// Unix time of the last attempt.
+    pub last_attempt: Option<u64>,
+    /// What it gave: `up to date at epoch N`, `applied K update(s), epoch A -> B`, or the
+    /// error.
+    pub last_result: Option<String>,
+    /// Unix time before which it is not asked again (after a failure), if any.
+    pub backoff_until: Option<u64>,
+}
+
 /// What the control socket reports.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Status {
@@ -73,6 +87,10 @@ pub struct Status {
     pub reconciles: u64,
     /// Drift corrections since start.
     pub drift_corrections: u64,
+    /// Seconds between catch-ups from the mirrors.
+    pub sync_interval: u64,
+    /// The mirrors and how the last catch-up from each went.
+    pub mirrors: Vec<MirrorStatus>,
     /// Compiler notes.
     pub notes: Vec<String>,
     /// Prefixes this node offers as a subnet router.

@@ -4,4 +4,5 @@
 //!
 //! Sits above the ledger and below the node and the command line.
 
+pub mod fetch;
 pub mod layout;
