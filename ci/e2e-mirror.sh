@@ -102,8 +102,8 @@ check "n3's status says the certificate failed" wait_for 10 bash -c "'$RN' node 
 check "n4's status names the refusal and backs the mirror off" \
     wait_for 15 bash -c "'$RN' node status --config '$W/n4/node.json' --json | jq -e '(.mirrors[0].last_result | test(\"update 4 of 4 .*rejected\")) and .mirrors[0].backoff_until != null' >/dev/null"
 check "n4 commits nothing from the lying mirror" [ "$(epoch "$W/n4/state")" = 0 ]
-check "n4's audit log records the rejection, naming the mirror" \
-    bash -c "'$RN' member log --audit --state-dir '$W/n4/state' | grep -q 'rejected.*from http://$LIAR'"
+check "n4's audit log records the rejection as BadSignature, naming the mirror" \
+    bash -c "'$RN' member log --audit --state-dir '$W/n4/state' | grep -Eq 'rejected +\[BadSignature\] .*from http://$LIAR'"
 
 # --- a change published later reaches the agents with no push: within two sync intervals ---
 rn member propose revoke-node n3 --state-dir "$W/op" --reason "retire n3" -o revoke-n3.json 2>/dev/null

@@ -769,8 +769,16 @@ fn the_proposal_editor_builds_what_the_gate_accepts() {
         other => panic!("{other:?}"),
     }
     // A validity beyond the network's maximum, and no op at all.
-    let mut b = ProposalBuilder::new(base, at);
-    assert!(matches!(b.ttl(0), Err(BuildError::Invalid(_))));
-    assert!(matches!(b.ttl(10_000_000), Err(BuildError::Invalid(_))));
-    assert!(matches!(b.build(), Err(BuildError::Invalid(_))));
+    let mut b = ProposalBuilder::new(base.clone(), at);
+    let invalid = |r: Result<(), BuildError>| match r {
+        Err(BuildError::Invalid(msg)) => msg,
+        other => panic!("{other:?}"),
+    };
+    let max = base.params().max_update_ttl_secs.get();
+    assert!(invalid(b.ttl(0).map(|_| ())).contains(&format!("max_update_ttl of {max} s, not 0 s")),);
+    assert!(invalid(b.ttl(max + 1).map(|_| ())).contains(&format!("not {} s", max + 1)));
+    assert_eq!(
+        invalid(b.build().map(|_| ())),
+        "a proposal needs at least one op"
+    );
 }

@@ -565,6 +565,10 @@ impl Agent {
                 self.dataplane.firewall_name()
             ),
         );
+        // The interval is the config's whether or not mirrors are listed (status never shows 0).
+        if let Ok(mut s) = self.status.lock() {
+            s.sync_interval = self.config.sync_interval;
+        }
         if !self.config.mirrors.is_empty() {
             let (config, log, status, stop) = (
                 self.config.clone(),
