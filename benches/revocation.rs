@@ -157,6 +157,8 @@ fn measure(updates: usize) -> (f64, f64) {
         mirrors: Vec::new(),
         sync_interval: rn::node::config::DEFAULT_SYNC_INTERVAL,
         ca_file: None,
+        serve_port: 0,
+        fanout: rn::node::config::DEFAULT_FANOUT,
     };
     let flags = Flags::new(|| std::process::exit(70));
     let stop = flags.stop.clone();

@@ -197,6 +197,8 @@ impl World {
             mirrors: Vec::new(),
             sync_interval: rn::node::config::DEFAULT_SYNC_INTERVAL,
             ca_file: None,
+            serve_port: 0,
+            fanout: rn::node::config::DEFAULT_FANOUT,
         }
     }
 
@@ -607,6 +609,7 @@ fn nftables_rendering_matches_the_golden_file() {
             inbound: &intents.inbound,
             forward: &intents.forward,
             masquerade: false,
+            serve: None,
         },
     );
     out.push_str("# --- restricted ---\n");

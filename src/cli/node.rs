@@ -31,6 +31,10 @@ pub struct NodeCmd {
 
 #[derive(FromArgs)]
 #[argh(subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; init's options are many"
+)]
 enum NodeSub {
     Init(Init),
     Run(Run),
@@ -115,6 +119,13 @@ struct Init {
     /// the CA bundle for https:// mirrors (default: the system's)
     #[argh(option)]
     ca_file: Option<PathBuf>,
+    /// TCP port to serve the ledger and endpoints on, on the overlay (default 51821; 0: do not
+    /// serve)
+    #[argh(option, default = "crate::node::config::DEFAULT_SERVE_PORT")]
+    serve_port: u16,
+    /// peers to pull from each interval and to notify after each commit, 0-64 (default 3)
+    #[argh(option, default = "crate::node::config::DEFAULT_FANOUT")]
+    fanout: u16,
     /// where to write the config (default /etc/rn/node.json)
     #[argh(option, default = "default_config()")]
     config: PathBuf,
@@ -201,12 +212,21 @@ impl Init {
             mirrors: self.mirror.clone(),
             sync_interval: self.sync_interval,
             ca_file: self.ca_file.clone(),
+            serve_port: self.serve_port,
+            fanout: self.fanout,
         };
         for m in &config.mirrors {
             crate::sync::fetch::check_base(m).map_err(|e| usage(format!("--mirror: {e}")))?;
         }
         if config.sync_interval < 5 {
             return Err(usage("--sync-interval must be at least 5 seconds"));
+        }
+        if config.fanout > crate::node::config::MAX_FANOUT {
+            return Err(usage(format!(
+                "--fanout {} must be at most {}",
+                config.fanout,
+                crate::node::config::MAX_FANOUT
+            )));
         }
         if self.listen_port == 0 {
             return Err(usage("--listen-port 0: give a port, 1-65535"));

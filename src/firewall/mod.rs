@@ -23,6 +23,8 @@ pub enum FilterIntent<'a> {
         forward: &'a [ForwardRule],
         /// Masquerade what is forwarded out of the mesh.
         masquerade: bool,
+        /// The ledger distribution port and the members admitted to it (spec §5a).
+        serve: Option<(u16, &'a [Cidr])>,
     },
     /// Restricted: nothing from the mesh.
     DropAll,
@@ -239,8 +241,17 @@ pub fn render(interface: &str, intent: &FilterIntent<'_>) -> String {
             inbound,
             forward,
             masquerade,
+            serve,
         } => {
             s.push_str("    ct state established,related accept\n    ct state invalid drop\n");
+            if let Some((port, members)) = serve {
+                for (_, m) in families(members, None) {
+                    let _ = writeln!(
+                        s,
+                        "    {m} tcp dport {port} accept comment \"rn ledger distribution: active members\""
+                    );
+                }
+            }
             for r in inbound.iter() {
                 for (v6, m) in families(&r.from, None) {
                     let _ = writeln!(

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::config::NodeConfig;
 use super::control;
+use super::distribute::{self, Event, LedgerHandler, MeshPeer, Shared};
 use super::plan::{Plan, plan};
 use super::reconcile::{Dataplane, Interface};
 use super::status::{Log, NodeMode, PeerStatus, Status};
@@ -73,6 +74,14 @@ pub struct Agent {
     drift_corrections: u64,
     apply_ms: Arc<AtomicU64>,
     config_path: Option<PathBuf>,
+    /// What the ledger server and the distribution thread see of the node.
+    shared: Arc<Mutex<Shared>>,
+    /// Set by the distribution thread when it learned endpoints: reconcile.
+    wake: Arc<AtomicBool>,
+    /// Tells the distribution thread of commits (while it runs).
+    events: Option<std::sync::mpsc::SyncSender<Event>>,
+    /// The ledger server (while the agent runs and serves).
+    server: Option<crate::sync::serve::Server>,
     /// The interface's lock, held while the agent lives (see [`lock_interface`]).
     _lock: Option<fs::File>,
 }
@@ -129,6 +138,10 @@ impl Agent {
             drift_corrections: 0,
             apply_ms: Arc::new(AtomicU64::new(0)),
             config_path: None,
+            shared: Arc::default(),
+            wake: Arc::default(),
+            events: None,
+            server: None,
             _lock: None,
         }
     }
@@ -228,10 +241,33 @@ impl Agent {
         {
             self.process_inbox(s);
         }
-        let plan = self.check_key(plan(&self.config, store.as_ref().map_err(Clone::clone)));
+        let mut plan = self.check_key(plan(&self.config, store.as_ref().map_err(Clone::clone)));
+        if let Ok(mut shared) = self.shared.lock() {
+            // Endpoints learned from peers, where node.json gives none.
+            for (id, p) in plan.peers.iter_mut() {
+                if p.endpoint.is_none()
+                    && let Some((ep, _, _)) = shared.learned.get(id)
+                {
+                    p.endpoint = Some(*ep);
+                }
+            }
+            match (&store, &plan.restricted) {
+                (Ok(s), None) => shared.snapshot.get_or_insert_default().refresh(s),
+                _ => shared.snapshot = None,
+            }
+        }
         self.ledger = store.ok().and_then(Store::into_cache);
         self.wanted = Some(plan.clone());
+        let before = self.dataplane.applied().map(|p| p.epoch);
         let error = self.enforce_or_restrict(plan);
+        // A new epoch enforced: tell peers.
+        if let (Some(before), Some(now)) = (before, self.dataplane.applied())
+            && now.restricted.is_none()
+            && now.epoch > before
+            && let Some(events) = &self.events
+        {
+            let _ = events.try_send(Event::Committed);
+        }
         self.apply_ms
             .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         self.publish(error);
@@ -397,7 +433,13 @@ impl Agent {
                 }
             })
             .collect();
+        self.share(plan, &observed);
         if let Ok(mut s) = self.status.lock() {
+            s.distribution.serving = self
+                .server
+                .as_ref()
+                .map(|srv| srv.bound().iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
             s.mode = if plan.restricted.is_some() {
                 NodeMode::Restricted
             } else {
@@ -430,6 +472,61 @@ impl Agent {
         }
         if let Some(path) = &self.metrics_file {
             let _ = files::write_atomic(path, self.metrics(plan).as_bytes(), 0o644, true);
+        }
+    }
+
+    /// Hands the server and the distribution thread what they need of the applied plan: the
+    /// peers, the members, the endpoints answer, where to listen (nothing when restricted).
+    fn share(
+        &self,
+        plan: &Plan,
+        observed: &HashMap<crate::ledger::types::TransportKey, crate::tunnel::ObservedPeer>,
+    ) {
+        let trusted = plan.restricted.is_none();
+        if let Ok(mut shared) = self.shared.lock() {
+            if !trusted {
+                shared.snapshot = None;
+            }
+            shared.members = plan
+                .serve
+                .iter()
+                .flat_map(|s| s.members.iter().map(|c| c.net().addr()))
+                .collect();
+            shared.peers = plan
+                .peers
+                .iter()
+                .map(|(id, p)| {
+                    let o = observed.get(&p.pubkey);
+                    MeshPeer {
+                        id: id.clone(),
+                        pubkey: p.pubkey,
+                        addresses: plan
+                            .peer_addresses
+                            .iter()
+                            .find(|(i, _)| i == id)
+                            .map(|(_, a)| a.clone())
+                            .unwrap_or_default(),
+                        endpoint: o.and_then(|o| o.endpoint).or(p.endpoint),
+                        last_handshake: o.and_then(|o| o.last_handshake),
+                        static_endpoint: self.config.endpoints.contains_key(id),
+                    }
+                })
+                .collect();
+            shared.endpoints = distribute::endpoints_answer(
+                observed
+                    .values()
+                    .filter_map(|o| Some((o.pubkey, o.endpoint?, o.last_handshake?))),
+            );
+        }
+        if let Some(server) = &self.server {
+            server.listen_on(match (&plan.serve, trusted) {
+                (Some(s), true) => plan
+                    .addresses
+                    .iter()
+                    .map(|a| std::net::SocketAddr::new(a.addr(), s.port))
+                    .collect(),
+                _ => Vec::new(),
+            });
         }
     }
 
@@ -473,10 +570,12 @@ impl Agent {
                         c.genesis_root,
                         c.node_id.clone(),
                         c.mtu,
+                        (c.serve_port, c.fanout, c.sync_interval),
+                        (c.mirrors.clone(), c.ca_file.clone()),
                     )
                 };
                 if fixed(&new) != fixed(&self.config) {
-                    self.log.event("warn", "the config changes the interface, port, backends, ledger or node: restart the agent to apply that");
+                    self.log.event("warn", "the config changes the interface, port, backends, ledger, node or distribution settings: restart the agent to apply that");
                 }
                 let c = &mut self.config;
                 c.exit = new.exit;
@@ -568,15 +667,33 @@ impl Agent {
         // The interval is the config's whether or not mirrors are listed (status never shows 0).
         if let Ok(mut s) = self.status.lock() {
             s.sync_interval = self.config.sync_interval;
+            s.distribution.serve_port = self.config.serve_port;
+            s.distribution.fanout = self.config.fanout;
         }
-        if !self.config.mirrors.is_empty() {
-            let (config, log, status, stop) = (
+        // Serving and pulling (spec §5a): the server answers on the overlay addresses once the
+        // node is trusted; the distribution thread pulls, notifies and learns endpoints.
+        let (events, received) = std::sync::mpsc::sync_channel(64);
+        if self.config.serve_port != 0 {
+            let handler = Arc::new(LedgerHandler::new(self.shared.clone(), events.clone()));
+            self.server = Some(crate::sync::serve::Server::spawn(
+                handler,
+                crate::sync::serve::Limits::default(),
+                flags.stop.clone(),
+            ));
+        }
+        if self.config.serve_port != 0 || !self.config.mirrors.is_empty() {
+            let (config, log, status, shared, wake, stop) = (
                 self.config.clone(),
                 self.log,
                 self.status.clone(),
+                self.shared.clone(),
+                self.wake.clone(),
                 flags.stop.clone(),
             );
-            std::thread::spawn(move || super::mirrors::run(config, log, status, stop));
+            self.events = Some(events);
+            std::thread::spawn(move || {
+                distribute::run(config, log, status, shared, received, wake, stop);
+            });
         }
         // Stopping is bounded from the moment it is asked for: neither a backend that hangs
         // while tearing down nor a call that hangs in the loop keeps the agent (and its
@@ -612,6 +729,7 @@ impl Agent {
                 break;
             }
             let reload = flags.reload.swap(false, Ordering::Relaxed);
+            changed |= self.wake.swap(false, Ordering::Relaxed);
             // The state directory is followed by its path: one moved away, replaced or
             // restored is watched anew and verified from the pin, like at a start.
             let id = dir_identity(&self.config.state_dir);

@@ -78,6 +78,31 @@ pub struct NodeConfig {
         deserialize_with = "crate::ledger::canonical::present"
     )]
     pub ca_file: Option<PathBuf>,
+    /// TCP port the agent serves its ledger and endpoints on, on its overlay addresses, to
+    /// active members only (0: serves nothing; then peers cannot pull from or notify it).
+    #[serde(default = "default_serve_port")]
+    pub serve_port: u16,
+    /// Peers pulled from every `sync_interval` and notified after each commit (0: none; the
+    /// node then hears of changes from mirrors, pushes and its inbox only).
+    #[serde(default = "default_fanout")]
+    pub fanout: u16,
+}
+
+/// The port agents serve the layout on unless told otherwise.
+pub const DEFAULT_SERVE_PORT: u16 = 51821;
+
+/// How many peers a node pulls from and notifies unless told otherwise.
+pub const DEFAULT_FANOUT: u16 = 3;
+
+/// The largest fanout accepted.
+pub const MAX_FANOUT: u16 = 64;
+
+fn default_serve_port() -> u16 {
+    DEFAULT_SERVE_PORT
+}
+
+fn default_fanout() -> u16 {
+    DEFAULT_FANOUT
 }
 
 /// How often a node catches up from its mirrors unless told otherwise: every 30 s.
@@ -184,6 +209,12 @@ impl NodeConfig {
                     "sync_interval {} must be at least 5 seconds",
                     c.sync_interval
                 ),
+            });
+        }
+        if c.fanout > MAX_FANOUT {
+            return Err(ConfigError::Invalid {
+                path: path.display().to_string(),
+                detail: format!("fanout {} must be at most {MAX_FANOUT}", c.fanout),
             });
         }
         if !(1280..=9000).contains(&c.mtu) {

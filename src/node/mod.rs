@@ -4,7 +4,7 @@
 pub mod agent;
 pub mod config;
 pub mod control;
-pub mod mirrors;
+pub mod distribute;
 pub mod plan;
 pub mod reconcile;
 pub mod status;

@@ -44,6 +44,19 @@ pub struct Plan {
     pub masquerade: bool,
     /// This node's transport key as the ledger holds it (none when restricted).
     pub key: Option<TransportKey>,
+    /// The ledger distribution this node serves (spec §5a), when it serves.
+    pub serve: Option<Serve>,
+    /// Each peer's overlay host addresses (where it serves the ledger).
+    pub peer_addresses: Vec<(Id, Vec<std::net::IpAddr>)>,
+}
+
+/// Serving the ledger on the overlay: the port, and who may connect to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Serve {
+    /// The TCP port (`serve_port`).
+    pub port: u16,
+    /// The host addresses of every other active member.
+    pub members: Vec<Cidr>,
 }
 
 impl Plan {
@@ -65,6 +78,8 @@ impl Plan {
             exit: None,
             masquerade: false,
             key: None,
+            serve: None,
+            peer_addresses: Vec::new(),
         }
     }
 }
@@ -116,6 +131,25 @@ pub fn plan(config: &NodeConfig, store: Result<&Store, String>) -> Plan {
         })
         .collect();
     let keepalive = (config.keepalive_secs > 0).then_some(config.keepalive_secs);
+    let host_addresses = |id: &Id| -> Vec<std::net::IpAddr> {
+        state
+            .node(id)
+            .map(|n| n.addresses.iter().map(|a| a.net().addr()).collect())
+            .unwrap_or_default()
+    };
+    let peer_addresses = intents
+        .peers
+        .iter()
+        .map(|p| (p.id.clone(), host_addresses(&p.id)))
+        .collect();
+    let serve = (config.serve_port != 0).then(|| Serve {
+        port: config.serve_port,
+        members: state
+            .nodes()
+            .filter(|n| n.status == NodeStatus::Active && n.id != config.node_id)
+            .flat_map(|n| n.addresses.iter().copied())
+            .collect(),
+    });
     let peers = intents
         .peers
         .iter()
@@ -177,5 +211,7 @@ pub fn plan(config: &NodeConfig, store: Result<&Store, String>) -> Plan {
         exit,
         masquerade: config.masquerade && (serve_routes || serve_exit),
         key: Some(me.pubkey),
+        serve,
+        peer_addresses,
     }
 }

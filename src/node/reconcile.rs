@@ -151,6 +151,7 @@ impl Dataplane {
                     && a.inbound == plan.inbound
                     && a.forward == plan.forward
                     && a.masquerade == plan.masquerade
+                    && a.serve == plan.serve
             });
         // Restricting: the filter closes first; if it cannot, the peers still go (below),
         // and the failure is reported after.
@@ -258,6 +259,7 @@ impl Dataplane {
                     inbound: &plan.inbound,
                     forward: &plan.forward,
                     masquerade: plan.masquerade,
+                    serve: plan.serve.as_ref().map(|s| (s.port, s.members.as_slice())),
                 },
             )?;
             done.filter = true;

@@ -52,6 +52,44 @@ pub struct MirrorStatus {
     pub backoff_until: Option<u64>,
 }
 
+/// An endpoint learned from a peer's `rn/v1/endpoints`.
+#[derive(Clone, Debug, Serialize)]
+pub struct LearnedEndpoint {
+    /// The peer it is for.
+    pub peer: Id,
+    /// The endpoint.
+    pub endpoint: String,
+    /// The overlay address of the peer that gave it.
+    pub from: String,
+    /// Unix time it was learned.
+    pub learned_at: u64,
+}
+
+/// How the ledger travels between this node and its peers (spec §5a).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Distribution {
+    /// The TCP port served on (0: not serving).
+    pub serve_port: u16,
+    /// Peers pulled from each interval and notified at a time.
+    pub fanout: u16,
+    /// The addresses served on now.
+    pub serving: Vec<String>,
+    /// Pulls from peers since start.
+    pub pulls: u64,
+    /// The last pull from a peer and what it gave.
+    pub last_pull: Option<String>,
+    /// Notifications sent since start.
+    pub notifications_sent: u64,
+    /// Of those, the ones whose receiver was behind.
+    pub notified_behind: u64,
+    /// Notifications received from peers that were ahead.
+    pub notifications_received: u64,
+    /// Peers not asked now, after a failure or a refused answer.
+    pub backed_off: Vec<String>,
+    /// Endpoints learned from peers.
+    pub learned_endpoints: Vec<LearnedEndpoint>,
+}
+
 /// What the control socket reports.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Status {
@@ -91,6 +129,8 @@ pub struct Status {
     pub sync_interval: u64,
     /// The mirrors and how the last catch-up from each went.
     pub mirrors: Vec<MirrorStatus>,
+    /// Serving, pulling from and notifying peers.
+    pub distribution: Distribution,
     /// Compiler notes.
     pub notes: Vec<String>,
     /// Prefixes this node offers as a subnet router.

@@ -18,6 +18,9 @@ use super::layout;
 /// Where the system keeps its CA bundle (Debian's `ca-certificates`).
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
+/// Time allowed to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The most updates one catch-up fetches; the next one goes on from there.
 pub const MAX_UPDATES_PER_PULL: u64 = 10_000;
 
@@ -92,6 +95,7 @@ impl Client {
             .build();
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(CONNECT_TIMEOUT)))
             .max_redirects(0)
             .https_only(false)
             .tls_config(tls)
@@ -119,6 +123,44 @@ impl Client {
             .read_to_vec()
             .map_err(|e| http(e.to_string()))?;
         Ok(Some(body))
+    }
+}
+
+impl Client {
+    /// Tells the agent at `base` that this ledger stands at `head` (`POST rn/v1/notify`):
+    /// `true` when it answered that it will pull (it was behind), `false` when it is not
+    /// behind.
+    pub fn notify(&self, base: &str, head: &Head) -> Result<bool, FetchError> {
+        let url = format!("{}/{}", base.trim_end_matches('/'), layout::notify_path());
+        let body = crate::ledger::canonical::to_jcs(head);
+        match self
+            .agent
+            .post(&url)
+            .content_type("application/json")
+            .send(&body[..])
+        {
+            Ok(r) => Ok(r.status().as_u16() == 202),
+            Err(e) => Err(FetchError::Http {
+                url,
+                detail: e.to_string(),
+            }),
+        }
+    }
+
+    /// The endpoints the agent at `base` sees (`GET rn/v1/endpoints`).
+    pub fn endpoints(&self, base: &str) -> Result<layout::Endpoints, FetchError> {
+        let rel = layout::endpoints_path();
+        let url = || format!("{}/{rel}", base.trim_end_matches('/'));
+        let bytes = self
+            .get(base, &rel, layout::ENDPOINTS_CAP)?
+            .ok_or_else(|| FetchError::Invalid {
+                url: url(),
+                detail: "no endpoints: not an rn agent".into(),
+            })?;
+        decode(&bytes).map_err(|e| FetchError::Invalid {
+            url: url(),
+            detail: e.to_string(),
+        })
     }
 }
 

@@ -9,9 +9,13 @@
 //!
 //! [`publish`] writes it from a verified store: append-only, so a mirror directory only ever
 //! gains epochs, and one that holds another history is refused rather than overwritten.
+//! [`Snapshot`] holds the same files in memory for an agent to serve; [`Endpoints`] is the
+//! `rn/v1/endpoints` answer agents add to it.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
+use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +23,7 @@ use crate::files::{self, FileError};
 use crate::ledger::canonical::{caps, decode, to_jcs};
 use crate::ledger::carried::{Head, HeadKind};
 use crate::ledger::store::Store;
-use crate::ledger::types::Sha256Digest;
+use crate::ledger::types::{Blake3Digest, Id, Sha256Digest, TransportKey};
 
 /// The layout's top directory under a base.
 pub const ROOT: &str = "rn/v1";
@@ -42,6 +46,52 @@ pub fn log_path(epoch: u64) -> String {
 /// `rn/v1/policy/<64 hex>`.
 pub fn policy_path(hash: &Sha256Digest) -> String {
     format!("{ROOT}/policy/{}", crate::text::hex(&hash.0))
+}
+
+/// `rn/v1/endpoints` (served by agents only).
+pub fn endpoints_path() -> String {
+    format!("{ROOT}/endpoints")
+}
+
+/// `rn/v1/notify` (POSTed to agents only).
+pub fn notify_path() -> String {
+    format!("{ROOT}/notify")
+}
+
+/// `rn.endpoints.v1`: the underlay endpoints an agent's WireGuard interface currently sees for
+/// its peers with a recent handshake. A hint, never trusted: it can at worst delay a handshake.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoints {
+    /// `rn.endpoints.v1`.
+    pub kind: EndpointsKind,
+    /// One entry per peer.
+    pub peers: Vec<EndpointSeen>,
+}
+
+crate::ledger::canonical::kind_marker!(
+    /// `rn.endpoints.v1`
+    EndpointsKind = "rn.endpoints.v1"
+);
+
+impl crate::ledger::canonical::Document for Endpoints {
+    const KIND: &'static str = EndpointsKind::KIND;
+    const CAP: usize = ENDPOINTS_CAP;
+}
+
+/// The largest endpoints answer read: 10,000 peers at ~130 bytes.
+pub const ENDPOINTS_CAP: usize = 2 * 1024 * 1024;
+
+/// One peer's endpoint as seen.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSeen {
+    /// The peer's WireGuard key.
+    pub pubkey: TransportKey,
+    /// Where its packets come from.
+    pub endpoint: SocketAddr,
+    /// Unix time of its last handshake.
+    pub seen_at: u64,
 }
 
 /// What [`publish`] did.
@@ -104,34 +154,107 @@ fn line<T: serde::Serialize>(v: &T) -> Vec<u8> {
     b
 }
 
-/// Writes (or completes) the layout of `store`'s verified ledger under `dir`: the genesis, one
-/// file per committed update, the pinned documents held, and last the head. Files already there
-/// with the same bytes are kept; a genesis or update with other bytes, a head of another
-/// network, or more epochs than this ledger has are refused before anything is written.
-pub fn publish(store: &Store, dir: &Path) -> Result<Published, PublishError> {
+/// The head of `store`'s verified ledger.
+fn head_of(store: &Store) -> Head {
     let state = store.state();
-    let ours = state.epoch().get();
-    let head = Head {
+    Head {
         kind: HeadKind,
         network_id: state.network_id().clone(),
         epoch: state.epoch(),
         root: state.root(),
         log_head: store.log_head(),
-    };
-    let mut files: Vec<(String, Vec<u8>, &'static str)> = Vec::new();
-    files.push((genesis_path(), line(store.genesis().signed()), "genesis"));
-    for c in store.history() {
+    }
+}
+
+/// The layout's files but the head, for `store`'s verified ledger from epoch `after` on
+/// (`None`: all, the genesis included): (path, bytes, what).
+fn files_of(store: &Store, after: Option<u64>) -> Vec<(String, Vec<u8>, &'static str)> {
+    let mut files = Vec::new();
+    if after.is_none() {
+        files.push((genesis_path(), line(store.genesis().signed()), "genesis"));
+    }
+    let from = after.unwrap_or(0);
+    for c in store
+        .history()
+        .iter()
+        .filter(|c| c.signed.update.epoch_new.get() > from)
+    {
         files.push((
             log_path(c.signed.update.epoch_new.get()),
             line(&c.signed),
             "update",
         ));
     }
-    for doc in store.documents_since(0) {
+    for doc in store.documents_since(from) {
         let mut bytes = doc.bytes().to_vec();
         bytes.push(b'\n');
         files.push((policy_path(&doc.hash()), bytes, "document"));
     }
+    files
+}
+
+/// The layout of a verified ledger in memory, as an agent serves it: refreshed after each
+/// commit by adding only what was appended (a ledger that is not a continuation of the one held
+/// is taken whole).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    network: Option<Id>,
+    epoch: u64,
+    log_head: Option<Blake3Digest>,
+    head: Option<Head>,
+    files: HashMap<String, Vec<u8>>,
+}
+
+impl Snapshot {
+    /// Brings the snapshot to `store`'s verified ledger.
+    pub fn refresh(&mut self, store: &Store) {
+        let head = head_of(store);
+        if self.log_head == Some(head.log_head) {
+            return;
+        }
+        // A continuation: same network, and the line held last is still at its epoch.
+        let continues = self.network.as_ref() == Some(&head.network_id)
+            && self.epoch < head.epoch.get()
+            && (self.epoch == 0
+                || store.history().iter().any(|c| {
+                    c.signed.update.epoch_new.get() == self.epoch
+                        && Some(c.line_hash) == self.log_head
+                }));
+        let after = if continues && self.head.is_some() {
+            Some(self.epoch)
+        } else {
+            self.files.clear();
+            None
+        };
+        for (rel, bytes, _) in files_of(store, after) {
+            self.files.insert(rel, bytes);
+        }
+        self.files.insert(head_path(), line(&head));
+        self.network = Some(head.network_id.clone());
+        self.epoch = head.epoch.get();
+        self.log_head = Some(head.log_head);
+        self.head = Some(head);
+    }
+
+    /// The file at `rel` (`rn/v1/…`), if held.
+    pub fn get(&self, rel: &str) -> Option<&[u8]> {
+        self.files.get(rel).map(Vec::as_slice)
+    }
+
+    /// The head held, once refreshed.
+    pub fn head(&self) -> Option<&Head> {
+        self.head.as_ref()
+    }
+}
+
+/// Writes (or completes) the layout of `store`'s verified ledger under `dir`: the genesis, one
+/// file per committed update, the pinned documents held, and last the head. Files already there
+/// with the same bytes are kept; a genesis or update with other bytes, a head of another
+/// network, or more epochs than this ledger has are refused before anything is written.
+pub fn publish(store: &Store, dir: &Path) -> Result<Published, PublishError> {
+    let head = head_of(store);
+    let ours = head.epoch.get();
+    let files = files_of(store, None);
     // Judge what is there before writing anything: the files this ledger would write first.
     let mut todo = Vec::new();
     let mut unchanged = 0;

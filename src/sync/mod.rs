@@ -6,3 +6,4 @@
 
 pub mod fetch;
 pub mod layout;
+pub mod serve;

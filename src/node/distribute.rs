@@ -1,0 +1,649 @@
+//! The mesh carries its own ledger (spec §5a). Each agent serves its verified ledger and the
+//! endpoints its interface sees, on its overlay addresses to active members only; a thread of
+//! its own catches the ledger up — at start, every `sync_interval` (±20 %) from the configured
+//! mirrors and `fanout` random peers, and at once when a peer notifies — notifies peers after
+//! each commit, and learns endpoints for peers it cannot reach. Whatever is fetched goes
+//! through the gate like any input; a source that fails or serves something refused is backed
+//! off, doubling up to ten minutes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::config::NodeConfig;
+use super::status::{LearnedEndpoint, Log, MirrorStatus, Status};
+use crate::ledger::canonical::decode;
+use crate::ledger::carried::Head;
+use crate::ledger::store::Store;
+use crate::ledger::types::{Id, TransportKey};
+use crate::sync::fetch::{self, Client};
+use crate::sync::layout::{self, EndpointSeen, Endpoints, EndpointsKind, Snapshot};
+use crate::sync::serve::{self, Request, Response};
+
+/// The longest a failing source is left alone.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// The first wait after a peer failed.
+const PEER_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Time allowed for one request to a mirror.
+const MIRROR_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Time allowed for one request to a peer (it is one hop away on the overlay).
+const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A handshake this recent is a live session (WireGuard rekeys every two minutes).
+pub const LIVE_SESSION: u64 = 180;
+
+/// A learned endpoint that gave no handshake in this long is dropped for another answer.
+const LEARNED_GRACE: u64 = 20;
+
+/// How often peers without a working endpoint are looked up.
+const LEARN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The least time between two pulls a notification from one source starts.
+const NOTIFY_PULL_GAP: Duration = Duration::from_secs(1);
+
+/// One peer as the distribution sees it.
+#[derive(Clone, Debug)]
+pub struct MeshPeer {
+    /// Its id.
+    pub id: Id,
+    /// Its WireGuard key.
+    pub pubkey: TransportKey,
+    /// Its overlay host addresses.
+    pub addresses: Vec<IpAddr>,
+    /// The endpoint in use or configured.
+    pub endpoint: Option<SocketAddr>,
+    /// Its last handshake.
+    pub last_handshake: Option<u64>,
+    /// Its endpoint is static (node.json).
+    pub static_endpoint: bool,
+}
+
+/// What the agent shares with the server and the distribution thread.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// The verified ledger's layout, while the node is trusted (`None`: serve nothing).
+    pub snapshot: Option<Snapshot>,
+    /// The `rn/v1/endpoints` answer.
+    pub endpoints: Vec<u8>,
+    /// The overlay addresses of the active members (who may connect).
+    pub members: HashSet<IpAddr>,
+    /// The peers.
+    pub peers: Vec<MeshPeer>,
+    /// Endpoints learned from peers: (endpoint, when learned, from whom).
+    pub learned: BTreeMap<Id, (SocketAddr, u64, IpAddr)>,
+}
+
+impl Shared {
+    /// The head served, if any.
+    fn head(&self) -> Option<Head> {
+        self.snapshot.as_ref().and_then(|s| s.head().cloned())
+    }
+}
+
+/// What reaches the distribution thread.
+#[derive(Debug)]
+pub enum Event {
+    /// A peer at this address says it is at this epoch, ahead of this node.
+    Notified(IpAddr, u64),
+    /// This node committed a new epoch.
+    Committed,
+}
+
+/// The `rn.endpoints.v1` answer for the peers an interface sees with a live session.
+pub fn endpoints_answer(seen: impl Iterator<Item = (TransportKey, SocketAddr, u64)>) -> Vec<u8> {
+    let now = crate::clock::now();
+    let mut peers: Vec<EndpointSeen> = seen
+        .filter(|(_, _, at)| now.saturating_sub(*at) <= LIVE_SESSION)
+        .map(|(pubkey, endpoint, seen_at)| EndpointSeen {
+            pubkey,
+            endpoint,
+            seen_at,
+        })
+        .collect();
+    peers.sort_by_key(|p| p.pubkey.to_string());
+    crate::ledger::canonical::to_jcs(&Endpoints {
+        kind: EndpointsKind,
+        peers,
+    })
+}
+
+/// Answers the layout, the endpoints and notifications, to active members only.
+pub struct LedgerHandler {
+    shared: Arc<Mutex<Shared>>,
+    events: SyncSender<Event>,
+    notified: AtomicU64,
+}
+
+impl LedgerHandler {
+    /// A handler over `shared`, passing notifications on to `events`.
+    pub fn new(shared: Arc<Mutex<Shared>>, events: SyncSender<Event>) -> LedgerHandler {
+        LedgerHandler {
+            shared,
+            events,
+            notified: AtomicU64::new(0),
+        }
+    }
+}
+
+impl serve::Handler for LedgerHandler {
+    fn handle(&self, r: &Request<'_>) -> Response {
+        let Ok(shared) = self.shared.lock() else {
+            return Response::status(503, "unavailable");
+        };
+        // The firewall admits active members only; so does the server, for hosts filtered
+        // by other means.
+        if !shared.members.contains(&r.peer.ip()) {
+            return Response::status(403, "active members only");
+        }
+        let Some(snapshot) = &shared.snapshot else {
+            return Response::status(503, "this node is not trusted: it serves nothing");
+        };
+        match (r.method, r.path) {
+            ("GET", p) if p == layout::endpoints_path() => Response::ok(shared.endpoints.clone()),
+            ("GET", p) => match snapshot.get(p) {
+                Some(b) => Response::ok(b.to_vec()),
+                None => Response::status(404, "not here"),
+            },
+            ("POST", p) if p == layout::notify_path() => {
+                let Ok(head) = decode::<Head>(r.body) else {
+                    return Response::status(400, "expected an rn.head.v1 document");
+                };
+                let ours = snapshot.head();
+                if ours.is_none_or(|o| o.network_id != head.network_id) {
+                    return Response::status(400, "another network");
+                }
+                if ours.is_some_and(|o| o.epoch >= head.epoch) {
+                    return Response::ok(b"{\"behind\":false}".to_vec());
+                }
+                match self
+                    .events
+                    .try_send(Event::Notified(r.peer.ip(), head.epoch.get()))
+                {
+                    Ok(()) | Err(TrySendError::Full(_)) => {
+                        self.notified.fetch_add(1, Ordering::Relaxed);
+                        Response {
+                            status: 202,
+                            body: b"{\"behind\":true}".to_vec(),
+                        }
+                    }
+                    Err(TrySendError::Disconnected(_)) => Response::status(503, "not pulling"),
+                }
+            }
+            _ => Response::status(405, "GET or POST rn/v1/notify"),
+        }
+    }
+}
+
+/// One source's catch-up: `Ok(text)` says what happened.
+fn catch_up(config: &NodeConfig, client: &Client, base: &str) -> Result<String, String> {
+    let now = crate::clock::now();
+    // Read where the ledger stands, and let it go while fetching.
+    let (network, ours) = {
+        let store = Store::open_trusted(&config.state_dir, Some(&config.genesis_root), now)
+            .map_err(|e| format!("ledger: {e}"))?;
+        (
+            store.state().network_id().clone(),
+            store.state().epoch().get(),
+        )
+    };
+    let Some(carried) =
+        fetch::fetch_beyond(client, base, &network, ours).map_err(|e| e.to_string())?
+    else {
+        return Ok(format!("up to date at epoch {ours}"));
+    };
+    let mut store = Store::open_trusted(&config.state_dir, Some(&config.genesis_root), now)
+        .map_err(|e| format!("ledger: {e}"))?;
+    let r = fetch::apply_fetched(&mut store, &carried, crate::clock::now(), base)
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "applied {} update(s), epoch {} -> {}",
+        r.committed.len(),
+        r.from_epoch,
+        r.to_epoch
+    ))
+}
+
+/// A random number below `n` (`n` > 0).
+fn below(n: usize) -> usize {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    (u64::from_le_bytes(b) % n as u64) as usize
+}
+
+/// `items` in random order.
+fn shuffled<T>(mut items: Vec<T>) -> Vec<T> {
+    for i in (1..items.len()).rev() {
+        items.swap(i, below(i + 1));
+    }
+    items
+}
+
+/// A factor in [0.8, 1.2) for the interval's jitter.
+fn jitter() -> f64 {
+    0.8 + below(10_000) as f64 / 10_000.0 * 0.4
+}
+
+/// A source's backoff: not before `until`; the next wait.
+#[derive(Clone, Copy, Debug)]
+struct Backoff {
+    until: Option<Instant>,
+    wait: Duration,
+}
+
+impl Backoff {
+    fn new(first: Duration) -> Backoff {
+        Backoff {
+            until: None,
+            wait: first,
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.until.is_none_or(|u| Instant::now() >= u)
+    }
+
+    /// Backs off; returns how long.
+    fn fail(&mut self) -> Duration {
+        let w = self.wait;
+        self.until = Some(Instant::now() + w);
+        self.wait = (w * 2).min(MAX_BACKOFF);
+        w
+    }
+}
+
+/// The distribution thread's state.
+struct Distributor {
+    config: NodeConfig,
+    log: Log,
+    status: Arc<Mutex<Status>>,
+    shared: Arc<Mutex<Shared>>,
+    wake: Arc<AtomicBool>,
+    mirrors: Option<Client>,
+    peers: Client,
+    mirror_backoff: Vec<Backoff>,
+    peer_backoff: HashMap<IpAddr, Backoff>,
+    last_notify_pull: HashMap<IpAddr, Instant>,
+    /// Learned endpoints that gave no handshake: (peer, endpoint).
+    failed: HashSet<(Id, SocketAddr)>,
+}
+
+impl Distributor {
+    fn base(&self, ip: IpAddr) -> String {
+        format!("http://{}", SocketAddr::new(ip, self.config.serve_port))
+    }
+
+    /// Peers with a way to reach them: a live session first, then any endpoint.
+    fn reachable(&self) -> Vec<MeshPeer> {
+        let now = crate::clock::now();
+        let peers = self
+            .shared
+            .lock()
+            .map(|s| s.peers.clone())
+            .unwrap_or_default();
+        let (mut live, rest): (Vec<_>, Vec<_>) = shuffled(peers)
+            .into_iter()
+            .filter(|p| p.endpoint.is_some() && !p.addresses.is_empty())
+            .partition(|p| {
+                p.last_handshake
+                    .is_some_and(|h| now.saturating_sub(h) <= LIVE_SESSION)
+            });
+        live.extend(rest);
+        live
+    }
+
+    /// Pulls from the peer at `ip`, unless it is backed off.
+    fn pull_peer(&mut self, id: Option<&Id>, ip: IpAddr, why: &str) {
+        let backoff = self
+            .peer_backoff
+            .entry(ip)
+            .or_insert(Backoff::new(PEER_BACKOFF));
+        if !backoff.ready() {
+            return;
+        }
+        let base = self.base(ip);
+        let result = catch_up(&self.config, &self.peers, &base);
+        let who = id.map_or_else(|| ip.to_string(), |id| format!("{id} ({ip})"));
+        let text = match &result {
+            Ok(text) => {
+                if text.starts_with("applied") {
+                    self.log
+                        .event("info", &format!("peer {who} ({why}): {text}"));
+                }
+                self.peer_backoff.remove(&ip);
+                text.clone()
+            }
+            Err(e) => {
+                let wait = self
+                    .peer_backoff
+                    .get_mut(&ip)
+                    .map_or(PEER_BACKOFF, Backoff::fail);
+                self.log.event(
+                    "warn",
+                    &format!(
+                        "peer {who} ({why}): {e}; not asked again for {} s",
+                        wait.as_secs()
+                    ),
+                );
+                format!("failed: {e}")
+            }
+        };
+        if let Ok(mut s) = self.status.lock() {
+            s.distribution.pulls += 1;
+            s.distribution.last_pull = Some(format!(
+                "{} {who} ({why}): {text}",
+                crate::clock::utc(crate::clock::now())
+            ));
+            s.distribution.backed_off = self
+                .peer_backoff
+                .iter()
+                .filter(|(_, b)| !b.ready())
+                .map(|(ip, _)| ip.to_string())
+                .collect();
+        }
+    }
+
+    /// Each mirror not backed off.
+    fn pull_mirrors(&mut self) {
+        let Some(client) = &self.mirrors else {
+            return;
+        };
+        for (i, base) in self.config.mirrors.iter().enumerate() {
+            if !self.mirror_backoff[i].ready() {
+                continue;
+            }
+            let result = catch_up(&self.config, client, base);
+            let now = crate::clock::now();
+            let (text, until) = match &result {
+                Ok(text) => {
+                    if text.starts_with("applied") {
+                        self.log.event("info", &format!("mirror {base}: {text}"));
+                    }
+                    self.mirror_backoff[i] = Backoff::new(self.interval());
+                    (text.clone(), None)
+                }
+                Err(e) => {
+                    let wait = self.mirror_backoff[i].fail();
+                    self.log.event(
+                        "warn",
+                        &format!("mirror {base}: {e}; next try in {} s", wait.as_secs()),
+                    );
+                    (format!("failed: {e}"), Some(now + wait.as_secs()))
+                }
+            };
+            if let Ok(mut s) = self.status.lock()
+                && let Some(m) = s.mirrors.get_mut(i)
+            {
+                m.last_attempt = Some(now);
+                m.last_result = Some(text);
+                m.backoff_until = until;
+            }
+        }
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(self.config.sync_interval)
+    }
+
+    /// The periodic round: the mirrors and `fanout` random reachable peers.
+    fn round(&mut self) {
+        self.pull_mirrors();
+        for p in self
+            .reachable()
+            .into_iter()
+            .take(usize::from(self.config.fanout))
+        {
+            self.pull_peer(Some(&p.id), p.addresses[0], "periodic");
+        }
+    }
+
+    /// After a commit: tells `fanout` random reachable peers at a time, for as long as some
+    /// of those told were behind (feedback: a rumour stops spreading once it meets peers that
+    /// know it).
+    fn notify(&mut self) {
+        let Some(head) = self.shared.lock().ok().and_then(|s| s.head()) else {
+            return;
+        };
+        let fanout = usize::from(self.config.fanout).max(1);
+        let peers = self.reachable();
+        let (mut sent, mut behind_total) = (0u64, 0u64);
+        for group in peers.chunks(fanout) {
+            let bases: Vec<String> = group.iter().map(|p| self.base(p.addresses[0])).collect();
+            let client = &self.peers;
+            let behind: usize = std::thread::scope(|scope| {
+                let handles: Vec<_> = bases
+                    .iter()
+                    .map(|b| scope.spawn(|| client.notify(b, &head)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|h| h.join().ok())
+                    .filter(|r| matches!(r, Ok(true)))
+                    .count()
+            });
+            sent += group.len() as u64;
+            behind_total += behind as u64;
+            if behind == 0 {
+                break;
+            }
+        }
+        if let Ok(mut s) = self.status.lock() {
+            s.distribution.notifications_sent += sent;
+            s.distribution.notified_behind += behind_total;
+        }
+    }
+
+    /// Looks up endpoints for peers without a static endpoint or a live session, from the
+    /// peers with a live session; the most recently seen answer wins, one that gave no
+    /// handshake is not taken again.
+    fn learn(&mut self) {
+        let now = crate::clock::now();
+        let (peers, learned) = match self.shared.lock() {
+            Ok(s) => (s.peers.clone(), s.learned.clone()),
+            Err(_) => return,
+        };
+        let live = |p: &MeshPeer| {
+            p.last_handshake
+                .is_some_and(|h| now.saturating_sub(h) <= LIVE_SESSION)
+        };
+        // A learned endpoint that gave no handshake within the grace is written off.
+        let mut forget = Vec::new();
+        for (id, (ep, at, _)) in &learned {
+            let peer = peers.iter().find(|p| &p.id == id);
+            if peer.is_none_or(|p| p.static_endpoint) {
+                forget.push(id.clone());
+            } else if peer.is_some_and(|p| !live(p)) && now.saturating_sub(*at) > LEARNED_GRACE {
+                self.failed.insert((id.clone(), *ep));
+                forget.push(id.clone());
+            }
+        }
+        let lacking: Vec<&MeshPeer> = peers
+            .iter()
+            .filter(|p| !p.static_endpoint && !live(p))
+            .filter(|p| !learned.contains_key(&p.id) || forget.contains(&p.id))
+            .collect();
+        let mut found: BTreeMap<Id, (SocketAddr, u64, IpAddr)> = BTreeMap::new();
+        if !lacking.is_empty() {
+            let sources: Vec<IpAddr> = shuffled(peers.iter().filter(|p| live(p)).collect())
+                .into_iter()
+                .filter_map(|p| p.addresses.first().copied())
+                .filter(|ip| self.peer_backoff.get(ip).is_none_or(Backoff::ready))
+                .take(usize::from(self.config.fanout).max(1))
+                .collect();
+            for ip in sources {
+                let answer = match self.peers.endpoints(&self.base(ip)) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let wait = self
+                            .peer_backoff
+                            .entry(ip)
+                            .or_insert(Backoff::new(PEER_BACKOFF))
+                            .fail();
+                        self.log.event(
+                            "warn",
+                            &format!(
+                                "endpoints from {ip}: {e}; not asked again for {} s",
+                                wait.as_secs()
+                            ),
+                        );
+                        continue;
+                    }
+                };
+                for seen in answer.peers {
+                    let Some(p) = lacking.iter().find(|p| p.pubkey == seen.pubkey) else {
+                        continue;
+                    };
+                    // A claim from the future counts as now.
+                    let at = seen.seen_at.min(now);
+                    if self.failed.contains(&(p.id.clone(), seen.endpoint))
+                        || seen.endpoint.ip().is_unspecified()
+                        || seen.endpoint.port() == 0
+                    {
+                        continue;
+                    }
+                    if found.get(&p.id).is_none_or(|(_, t, _)| at > *t) {
+                        found.insert(p.id.clone(), (seen.endpoint, at, ip));
+                    }
+                }
+            }
+        }
+        if forget.is_empty() && found.is_empty() {
+            return;
+        }
+        let mut shown = Vec::new();
+        if let Ok(mut s) = self.shared.lock() {
+            for id in &forget {
+                s.learned.remove(id);
+            }
+            for (id, (ep, _, from)) in &found {
+                s.learned.insert(id.clone(), (*ep, now, *from));
+                self.log.event(
+                    "info",
+                    &format!("endpoint for {id}: {ep} (from the peer at {from})"),
+                );
+            }
+            shown = s
+                .learned
+                .iter()
+                .map(|(id, (ep, at, from))| LearnedEndpoint {
+                    peer: id.clone(),
+                    endpoint: ep.to_string(),
+                    from: from.to_string(),
+                    learned_at: *at,
+                })
+                .collect();
+        }
+        if let Ok(mut s) = self.status.lock() {
+            s.distribution.learned_endpoints = shown;
+        }
+        self.wake.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs until `stop`: catches up at start, every interval and on notifications, notifies
+/// after commits, learns endpoints.
+pub fn run(
+    config: NodeConfig,
+    log: Log,
+    status: Arc<Mutex<Status>>,
+    shared: Arc<Mutex<Shared>>,
+    events: Receiver<Event>,
+    wake: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) {
+    let mirrors = if config.mirrors.is_empty() {
+        None
+    } else {
+        match Client::new(config.ca_file.as_deref(), MIRROR_TIMEOUT) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log.event("warn", &format!("mirrors: {e}; not catching up from them"));
+                None
+            }
+        }
+    };
+    let peers = match Client::new(None, PEER_TIMEOUT) {
+        Ok(c) => c,
+        Err(e) => {
+            log.event("error", &format!("peers: {e}; not distributing"));
+            return;
+        }
+    };
+    let interval = Duration::from_secs(config.sync_interval);
+    if let Ok(mut s) = status.lock() {
+        s.mirrors = config
+            .mirrors
+            .iter()
+            .map(|m| MirrorStatus {
+                url: m.clone(),
+                ..MirrorStatus::default()
+            })
+            .collect();
+    }
+    let mut d = Distributor {
+        mirror_backoff: vec![Backoff::new(interval); config.mirrors.len()],
+        config,
+        log,
+        status,
+        shared,
+        wake,
+        mirrors,
+        peers,
+        peer_backoff: HashMap::new(),
+        last_notify_pull: HashMap::new(),
+        failed: HashSet::new(),
+    };
+    let by_peers = d.config.serve_port != 0 && d.config.fanout > 0;
+    // The first round waits for the first reconcile to list the peers.
+    let mut next_round = Instant::now() + Duration::from_secs(1);
+    let mut next_learn = Instant::now() + Duration::from_secs(1);
+    while !stop.load(Ordering::Relaxed) {
+        match events.recv_timeout(Duration::from_millis(250)) {
+            Ok(Event::Notified(ip, epoch)) if by_peers => {
+                let ours = d
+                    .shared
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.head())
+                    .map_or(0, |h| h.epoch.get());
+                let recent = d
+                    .last_notify_pull
+                    .get(&ip)
+                    .is_some_and(|t| t.elapsed() < NOTIFY_PULL_GAP);
+                if let Ok(mut s) = d.status.lock() {
+                    s.distribution.notifications_received += 1;
+                }
+                if epoch > ours && !recent {
+                    d.last_notify_pull.insert(ip, Instant::now());
+                    let id = d.shared.lock().ok().and_then(|s| {
+                        s.peers
+                            .iter()
+                            .find(|p| p.addresses.contains(&ip))
+                            .map(|p| p.id.clone())
+                    });
+                    d.pull_peer(id.as_ref(), ip, "notified");
+                }
+            }
+            Ok(Event::Committed) if by_peers => d.notify(),
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if Instant::now() >= next_round {
+            if by_peers {
+                d.round();
+            } else {
+                d.pull_mirrors();
+            }
+            next_round = Instant::now() + interval.mul_f64(jitter());
+        }
+        if by_peers && Instant::now() >= next_learn {
+            d.learn();
+            next_learn = Instant::now() + LEARN_INTERVAL;
+        }
+    }
+}
