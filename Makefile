@@ -40,9 +40,9 @@ test: test-deps
 	  $(CARGO) build && bash ci/e2e-netns.sh target/debug/rn 10 && bash ci/e2e-routing.sh target/debug/rn && \
 	  bash ci/e2e-sessions.sh target/debug/rn userspace 10 && bash ci/e2e-sessions.sh target/debug/rn uapi 10 && \
 	  bash ci/e2e-push.sh target/debug/rn && bash ci/e2e-mirror.sh target/debug/rn && \
-	  bash ci/e2e-mesh.sh target/debug/rn 12 5; \
+	  bash ci/e2e-mesh.sh target/debug/rn 12 5 && bash ci/e2e-liar.sh target/debug/rn; \
 	else \
-	  echo "not root: skipping ci/e2e-netns.sh, ci/e2e-routing.sh, ci/e2e-sessions.sh, ci/e2e-push.sh, ci/e2e-mirror.sh and ci/e2e-mesh.sh (network namespaces, TUN, nftables, sshd and nginx need root)"; \
+	  echo "not root: skipping ci/e2e-netns.sh, ci/e2e-routing.sh, ci/e2e-sessions.sh, ci/e2e-push.sh, ci/e2e-mirror.sh, ci/e2e-mesh.sh and ci/e2e-liar.sh (network namespaces, TUN, nftables, sshd and nginx need root)"; \
 	fi
 
 demo: build

@@ -201,6 +201,9 @@ fn catch_up(config: &NodeConfig, client: &Client, base: &str) -> Result<String, 
         .map_err(|e| format!("ledger: {e}"))?;
     let r = fetch::apply_fetched(&mut store, &carried, crate::clock::now(), base)
         .map_err(|e| e.to_string())?;
+    if r.committed.is_empty() {
+        return Ok(format!("nothing new at epoch {}", r.to_epoch));
+    }
     Ok(format!(
         "applied {} update(s), epoch {} -> {}",
         r.committed.len(),
@@ -269,6 +272,9 @@ struct Distributor {
     mirror_backoff: Vec<Backoff>,
     peer_backoff: HashMap<IpAddr, Backoff>,
     last_notify_pull: HashMap<IpAddr, Instant>,
+    /// Notifications that came within [`NOTIFY_PULL_GAP`] of a pull from their source: the
+    /// epoch claimed, pulled for when the gap has passed.
+    pending: HashMap<IpAddr, u64>,
     /// Learned endpoints that gave no handshake: (peer, endpoint).
     failed: HashSet<(Id, SocketAddr)>,
 }
@@ -339,12 +345,23 @@ impl Distributor {
                 "{} {who} ({why}): {text}",
                 crate::clock::utc(crate::clock::now())
             ));
-            s.distribution.backed_off = self
-                .peer_backoff
-                .iter()
-                .filter(|(_, b)| !b.ready())
-                .map(|(ip, _)| ip.to_string())
-                .collect();
+        }
+        self.show_backoff();
+    }
+
+    /// The peers backed off now, in the status.
+    fn show_backoff(&self) {
+        let mut now: Vec<String> = self
+            .peer_backoff
+            .iter()
+            .filter(|(_, b)| !b.ready())
+            .map(|(ip, _)| ip.to_string())
+            .collect();
+        now.sort();
+        if let Ok(mut s) = self.status.lock()
+            && s.distribution.backed_off != now
+        {
+            s.distribution.backed_off = now;
         }
     }
 
@@ -388,6 +405,48 @@ impl Distributor {
 
     fn interval(&self) -> Duration {
         Duration::from_secs(self.config.sync_interval)
+    }
+
+    /// Pulls from each source that notified an epoch beyond this node's, at most once per
+    /// [`NOTIFY_PULL_GAP`] per source (a notification within the gap waits for it).
+    fn pull_notified(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let ours = self
+            .shared
+            .lock()
+            .ok()
+            .and_then(|s| s.head())
+            .map_or(0, |h| h.epoch.get());
+        let due: Vec<IpAddr> = self
+            .pending
+            .iter()
+            .filter(|(ip, epoch)| {
+                **epoch <= ours
+                    || self
+                        .last_notify_pull
+                        .get(ip)
+                        .is_none_or(|t| t.elapsed() >= NOTIFY_PULL_GAP)
+            })
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in due {
+            let Some(epoch) = self.pending.remove(&ip) else {
+                continue;
+            };
+            if epoch <= ours {
+                continue;
+            }
+            self.last_notify_pull.insert(ip, Instant::now());
+            let id = self.shared.lock().ok().and_then(|s| {
+                s.peers
+                    .iter()
+                    .find(|p| p.addresses.contains(&ip))
+                    .map(|p| p.id.clone())
+            });
+            self.pull_peer(id.as_ref(), ip, "notified");
+        }
     }
 
     /// The periodic round: the mirrors and `fanout` random reachable peers.
@@ -596,6 +655,7 @@ pub fn run(
         peers,
         peer_backoff: HashMap::new(),
         last_notify_pull: HashMap::new(),
+        pending: HashMap::new(),
         failed: HashSet::new(),
     };
     let by_peers = d.config.serve_port != 0 && d.config.fanout > 0;
@@ -605,34 +665,18 @@ pub fn run(
     while !stop.load(Ordering::Relaxed) {
         match events.recv_timeout(Duration::from_millis(250)) {
             Ok(Event::Notified(ip, epoch)) if by_peers => {
-                let ours = d
-                    .shared
-                    .lock()
-                    .ok()
-                    .and_then(|s| s.head())
-                    .map_or(0, |h| h.epoch.get());
-                let recent = d
-                    .last_notify_pull
-                    .get(&ip)
-                    .is_some_and(|t| t.elapsed() < NOTIFY_PULL_GAP);
                 if let Ok(mut s) = d.status.lock() {
                     s.distribution.notifications_received += 1;
                 }
-                if epoch > ours && !recent {
-                    d.last_notify_pull.insert(ip, Instant::now());
-                    let id = d.shared.lock().ok().and_then(|s| {
-                        s.peers
-                            .iter()
-                            .find(|p| p.addresses.contains(&ip))
-                            .map(|p| p.id.clone())
-                    });
-                    d.pull_peer(id.as_ref(), ip, "notified");
-                }
+                let e = d.pending.entry(ip).or_insert(epoch);
+                *e = (*e).max(epoch);
             }
             Ok(Event::Committed) if by_peers => d.notify(),
             Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
+        d.pull_notified();
+        d.show_backoff();
         if Instant::now() >= next_round {
             if by_peers {
                 d.round();

@@ -175,9 +175,11 @@ pub fn check_base(base: &str) -> Result<(), FetchError> {
     }
 }
 
-/// What the base holds beyond `ours`: the updates after it (at most
-/// [`MAX_UPDATES_PER_PULL`], consecutive from `ours + 1`, stopping at the first missing one)
-/// and the pinned documents they name. `None` when the base is not ahead.
+/// What the base holds beyond `ours`: the update at `ours` itself (so that the gate sees
+/// whether the base's history is this ledger's: a quorum-signed other update there is fork
+/// evidence), the updates after it (at most [`MAX_UPDATES_PER_PULL`], consecutive from
+/// `ours + 1`, stopping at the first missing one) and the pinned documents they name. `None`
+/// when the base is not ahead.
 pub fn fetch_beyond(
     client: &Client,
     base: &str,
@@ -210,9 +212,12 @@ pub fn fetch_beyond(
         return Ok(None);
     }
     let mut updates: Vec<SignedUpdate> = Vec::new();
-    for epoch in ours + 1..=theirs.min(ours + MAX_UPDATES_PER_PULL) {
+    for epoch in ours.max(1)..=theirs.min(ours + MAX_UPDATES_PER_PULL) {
         let rel = layout::log_path(epoch);
         let Some(bytes) = client.get(base, &rel, caps::UPDATE)? else {
+            if epoch == ours {
+                continue;
+            }
             break;
         };
         let su: SignedUpdate = decode(&bytes).map_err(|e| FetchError::Invalid {
