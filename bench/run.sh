@@ -45,6 +45,9 @@ cargo bench --bench policy
 echo "== 8. revocation latency on a 10,000-update ledger vs a 10-update one (1,000 nodes, memory backend)"
 cargo bench --bench revocation 2>/dev/null
 
+echo "== 9b. one commit's spread over a simulated mesh of 1,000 and 10,000 nodes (the agents' spreading rule)"
+cargo bench --bench gossip 2>/dev/null
+
 if [ "$ROOT" = 1 ]; then
     source ci/netns-lib.sh
     need_root_tools
@@ -62,6 +65,11 @@ if [ "$ROOT" = 1 ]; then
     E2E_LATENCY_OUT=$PWD/$TMP/latency.json bash ci/e2e-netns.sh "$RN" 20 | tail -4
     row "revocation latency p50, file landing -> peer gone (20 runs)" ms "$(jq .p50_ms "$TMP/latency.json")" null 1000
     row "revocation latency p95, file landing -> peer gone (20 runs)" ms "$(jq .p95_ms "$TMP/latency.json")" null 1000
+    echo "== 9a. one revocation applied on one node, spread by the mesh to the last of 4, 8 and 16 nodes"
+    for n in 4 8 16; do
+        MESH_SPREAD_ONLY=1 MESH_SPREAD_OUT=$PWD/$TMP/spread-$n.json bash ci/e2e-mesh.sh "$RN" "$n" 5 | tail -2
+        row "revocation spread, applied on one of $n nodes -> the last (p95 of 5 runs)" ms "$(jq .p95_ms "$TMP/spread-$n.json")" null 5000
+    done
 else
     echo "== 5. and 6. need root: not run"
     not_run "reconcile 1,000 peers into a userspace interface: rn backend (vs wg setconf)" ms 1.2 "needs root"
@@ -69,6 +77,9 @@ else
     not_run "one peer added into a 1,000-peer userspace interface: rn read-back + diff + apply (vs wg set)" ms 1.5 "needs root"
     not_run "revocation latency p50, file landing -> peer gone (20 runs)" ms 1000 "needs root"
     not_run "revocation latency p95, file landing -> peer gone (20 runs)" ms 1000 "needs root"
+    for n in 4 8 16; do
+        not_run "revocation spread, applied on one of $n nodes -> the last (p95 of 5 runs)" ms 5000 "needs root"
+    done
 fi
 
 echo "== 7. static binary size; agent idle for 60 s with a 1,000-node ledger"

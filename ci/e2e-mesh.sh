@@ -89,6 +89,8 @@ check "nodes learned endpoints from peers" [ "$learned" -gt 0 ]
 check "n1 serves the ledger on its overlay address" bash -c "'$RN' node status --config '$W/n1/node.json' --json | jq -e '.distribution.serving == [\"$(ov 1):51821\"]' >/dev/null"
 check "n1's firewall admits the distribution port from members only" bash -c \
     "ip netns exec rnd-n1 nft list table inet rn | grep -q 'tcp dport 51821 accept comment \"rn ledger distribution: active members\"'"
+check "rn node status says what n2 serves and how it syncs" bash -c "'$RN' node status --config '$W/n2/node.json' >'$W/n2.status' &&
+    grep -qx 'serves     $(ov 2):51821 (active members only)' '$W/n2.status' && grep -q '^sync       3 peer(s) every 30 s and on notifications' '$W/n2.status'"
 
 # --- a revocation applied on ONE node reaches every other (the revoked node is restored by
 # the operator's push to it and to n2 between runs) ---

@@ -622,3 +622,96 @@ fn nftables_rendering_matches_the_golden_file() {
     assert_eq!(out, std::fs::read_to_string(&path).unwrap());
     assert!(matches!(pinned.view(), PolicyView::Held(_)));
 }
+
+#[test]
+fn the_ledger_server_answers_active_members_only_and_passes_notifications_on() {
+    use rn::ledger::canonical::{decode, to_jcs};
+    use rn::ledger::carried::Head;
+    use rn::node::distribute::{Event, LedgerHandler, Shared};
+    use rn::sync::layout::Snapshot;
+    use rn::sync::serve::{Handler, Request};
+    use std::net::SocketAddr;
+
+    let w = World::new();
+    let store = Store::open(&w.dir, None, w.at()).unwrap();
+    let epoch = store.state().epoch().get();
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let h = LedgerHandler::new(shared.clone(), tx);
+    let member: SocketAddr = "100.96.0.2:40000".parse().unwrap();
+    let stranger: SocketAddr = "100.96.0.99:40000".parse().unwrap();
+    let ask = |method: &str, path: &str, body: &[u8], peer: SocketAddr| {
+        let r = h.handle(&Request {
+            method,
+            path,
+            body,
+            peer,
+        });
+        (r.status, r.body)
+    };
+    // Nobody is a member before the first plan; then a member finds a node that serves nothing
+    // while it is not trusted.
+    assert_eq!(ask("GET", "rn/v1/head", b"", member).0, 403);
+    shared.lock().unwrap().members.insert(member.ip());
+    assert_eq!(ask("GET", "rn/v1/head", b"", member).0, 503);
+    let mut snapshot = Snapshot::default();
+    snapshot.refresh(&store);
+    shared.lock().unwrap().snapshot = Some(snapshot);
+    let (status, body) = ask("GET", "rn/v1/head", b"", member);
+    assert_eq!(status, 200);
+    let head: Head = decode(&body).unwrap();
+    assert_eq!((head.epoch.get(), head.root), (epoch, store.state().root()));
+    let (status, body) = ask("GET", &format!("rn/v1/log/{epoch}"), b"", member);
+    assert_eq!(status, 200);
+    let mut line = to_jcs(&store.history().last().unwrap().signed);
+    line.push(b'\n');
+    assert_eq!(body, line);
+    assert_eq!(
+        ask("GET", &format!("rn/v1/log/{}", epoch + 1), b"", member).0,
+        404
+    );
+    assert_eq!(ask("GET", "rn/v1/head", b"", stranger).0, 403);
+    // A notification of a later epoch is passed on (202); of this epoch it is answered 200;
+    // another network's or a malformed one is refused.
+    let mut ahead = head.clone();
+    ahead.epoch = common::u(epoch + 1);
+    assert_eq!(ask("POST", "rn/v1/notify", &to_jcs(&ahead), member).0, 202);
+    assert!(
+        matches!(rx.try_recv(), Ok(Event::Notified(ip, e)) if ip == member.ip() && e == epoch + 1)
+    );
+    assert_eq!(ask("POST", "rn/v1/notify", &to_jcs(&head), member).0, 200);
+    let mut other = ahead.clone();
+    other.network_id = "other".parse().unwrap();
+    assert_eq!(ask("POST", "rn/v1/notify", &to_jcs(&other), member).0, 400);
+    assert_eq!(ask("POST", "rn/v1/notify", b"{}", member).0, 400);
+    assert_eq!(
+        ask("POST", "rn/v1/notify", &to_jcs(&ahead), stranger).0,
+        403
+    );
+    assert!(
+        rx.try_recv().is_err(),
+        "only the one notification is passed on"
+    );
+    assert_eq!(ask("POST", "rn/v1/head", b"", member).0, 405);
+}
+
+#[test]
+fn the_endpoints_answer_lists_live_sessions_only() {
+    use rn::node::distribute::{LIVE_SESSION, endpoints_answer};
+    use rn::sync::layout::Endpoints;
+    let now = rn::clock::now();
+    let (a, b) = (common::node_key("a", 0), common::node_key("b", 0));
+    let bytes = endpoints_answer(
+        [
+            (a, "10.0.0.1:51820".parse().unwrap(), now - 5),
+            (b, "10.0.0.2:51820".parse().unwrap(), now - LIVE_SESSION - 1),
+        ]
+        .into_iter(),
+    );
+    let e: Endpoints = rn::ledger::canonical::decode(&bytes).unwrap();
+    assert_eq!(e.peers.len(), 1);
+    assert_eq!(
+        (e.peers[0].pubkey, e.peers[0].endpoint.to_string()),
+        (a, "10.0.0.1:51820".into())
+    );
+}

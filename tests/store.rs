@@ -782,3 +782,57 @@ fn the_proposal_editor_builds_what_the_gate_accepts() {
         "a proposal needs at least one op"
     );
 }
+
+#[test]
+fn an_agents_snapshot_holds_what_publish_writes_whether_built_whole_or_by_appending() {
+    use rn::sync::layout::{Snapshot, publish};
+    let d = ledger(0);
+    let mut appended = Snapshot::default();
+    appended.refresh(&open(&d).unwrap());
+    let chain = common::chain();
+    for (i, su) in chain.updates.iter().enumerate() {
+        let mut store = open(&d).unwrap();
+        store
+            .apply(
+                std::slice::from_ref(su),
+                T0 + 100 * (i as u64 + 1) + 10,
+                "test",
+            )
+            .unwrap();
+        appended.refresh(&store);
+    }
+    let store = open(&d).unwrap();
+    let mut whole = Snapshot::default();
+    whole.refresh(&store);
+    let out = tempfile::tempdir().unwrap();
+    let published = publish(&store, out.path()).unwrap();
+    assert!(published.written > 2, "{published:?}");
+    let mut files = 0;
+    let mut stack = vec![out.path().to_owned()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p
+                .strip_prefix(out.path())
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let bytes = fs::read(&p).unwrap();
+            assert_eq!(appended.get(&rel), Some(&bytes[..]), "{rel} (appended)");
+            assert_eq!(whole.get(&rel), Some(&bytes[..]), "{rel} (whole)");
+            files += 1;
+        }
+    }
+    assert_eq!(files, published.written + published.unchanged);
+    // Another history (a ledger behind this one) is taken whole: nothing of the longer one stays.
+    let behind = ledger(1);
+    appended.refresh(&open(&behind).unwrap());
+    let last = store.state().epoch().get();
+    assert!(appended.get(&format!("rn/v1/log/{last}")).is_none());
+    assert_eq!(appended.head().map(|h| h.epoch.get()), Some(1));
+}

@@ -428,6 +428,45 @@ impl Status {
                 m["last_result"].as_str().unwrap_or("not tried yet")
             );
         }
+        let d = &v["distribution"];
+        let serving: Vec<&str> = d["serving"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str())
+            .collect();
+        match d["serve_port"].as_u64() {
+            Some(0) | None => crate::outln!("serves     nothing (serve_port 0)"),
+            Some(port) if serving.is_empty() => {
+                crate::outln!(
+                    "serves     nothing now (port {port}: not trusted, or no address yet)"
+                )
+            }
+            Some(_) => crate::outln!("serves     {} (active members only)", serving.join(" ")),
+        }
+        crate::outln!(
+            "sync       {} peer(s) every {} s and on notifications; {} pull(s), {} notification(s) sent ({} behind), {} received",
+            d["fanout"],
+            v["sync_interval"],
+            d["pulls"],
+            d["notifications_sent"],
+            d["notified_behind"],
+            d["notifications_received"]
+        );
+        if let Some(p) = d["last_pull"].as_str() {
+            crate::outln!("last pull  {p}");
+        }
+        for b in d["backed_off"].as_array().into_iter().flatten() {
+            crate::outln!("backed off {}", b.as_str().unwrap_or("?"));
+        }
+        for e in d["learned_endpoints"].as_array().into_iter().flatten() {
+            crate::outln!(
+                "endpoint   {} {} (learned from {})",
+                e["peer"].as_str().unwrap_or("?"),
+                e["endpoint"].as_str().unwrap_or("?"),
+                e["from"].as_str().unwrap_or("?")
+            );
+        }
         for n in v["notes"].as_array().into_iter().flatten() {
             crate::outln!("note       {}", n.as_str().unwrap_or("?"));
         }

@@ -310,3 +310,46 @@ pub fn render(interface: &str, intent: &FilterIntent<'_>) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_distribution_port_is_admitted_from_members_before_the_default_deny() {
+        let members: Vec<Cidr> = ["100.96.0.2/32", "fd00::2/128"]
+            .iter()
+            .map(|c| c.parse().expect("a cidr"))
+            .collect();
+        let with = render(
+            "rn0",
+            &FilterIntent::Rules {
+                inbound: &[],
+                forward: &[],
+                masquerade: false,
+                serve: Some((51821, &members)),
+            },
+        );
+        let v4 = with
+            .find("ip saddr { 100.96.0.2/32 } tcp dport 51821 accept")
+            .expect("the v4 rule");
+        let v6 = with
+            .find("ip6 saddr { fd00::2/128 } tcp dport 51821 accept")
+            .expect("the v6 rule");
+        let deny = with
+            .find("counter drop comment \"default deny\"")
+            .expect("deny");
+        assert!(v4 < deny && v6 < deny, "{with}");
+        let without = render(
+            "rn0",
+            &FilterIntent::Rules {
+                inbound: &[],
+                forward: &[],
+                masquerade: false,
+                serve: None,
+            },
+        );
+        assert!(!without.contains("51821"), "{without}");
+        assert!(!render("rn0", &FilterIntent::DropAll).contains("51821"));
+    }
+}

@@ -468,14 +468,15 @@ impl Distributor {
         let Some(head) = self.shared.lock().ok().and_then(|s| s.head()) else {
             return;
         };
-        let fanout = usize::from(self.config.fanout).max(1);
-        let peers = self.reachable();
-        let (mut sent, mut behind_total) = (0u64, 0u64);
-        for group in peers.chunks(fanout) {
-            let bases: Vec<String> = group.iter().map(|p| self.base(p.addresses[0])).collect();
-            let client = &self.peers;
-            let behind: usize = std::thread::scope(|scope| {
-                let handles: Vec<_> = bases
+        let bases: Vec<String> = self
+            .reachable()
+            .iter()
+            .map(|p| self.base(p.addresses[0]))
+            .collect();
+        let client = &self.peers;
+        let done = crate::sync::gossip::spread(bases, usize::from(self.config.fanout), |group| {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = group
                     .iter()
                     .map(|b| scope.spawn(|| client.notify(b, &head)))
                     .collect();
@@ -484,16 +485,11 @@ impl Distributor {
                     .filter_map(|h| h.join().ok())
                     .filter(|r| matches!(r, Ok(true)))
                     .count()
-            });
-            sent += group.len() as u64;
-            behind_total += behind as u64;
-            if behind == 0 {
-                break;
-            }
-        }
+            })
+        });
         if let Ok(mut s) = self.status.lock() {
-            s.distribution.notifications_sent += sent;
-            s.distribution.notified_behind += behind_total;
+            s.distribution.notifications_sent += done.told as u64;
+            s.distribution.notified_behind += done.behind as u64;
         }
     }
 

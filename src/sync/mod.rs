@@ -5,5 +5,6 @@
 //! Sits above the ledger and below the node and the command line.
 
 pub mod fetch;
+pub mod gossip;
 pub mod layout;
 pub mod serve;
