@@ -602,14 +602,22 @@ fn nftables_rendering_matches_the_golden_file() {
     let w = World::new();
     let store = Store::open(&w.dir, None, w.at()).unwrap();
     let pinned = PinnedPolicy::load(&store).unwrap();
-    let intents = compile(pinned.view(), store.state(), &"n2".parse().unwrap(), None);
+    let n2 = "n2".parse().unwrap();
+    let intents = compile(pinned.view(), store.state(), &n2, None);
+    // The ledger distribution port, from every other active member (as the plan gives it).
+    let members: Vec<_> = store
+        .state()
+        .nodes()
+        .filter(|n| n.status == rn::ledger::model::NodeStatus::Active && n.id != n2)
+        .flat_map(|n| n.addresses.iter().copied())
+        .collect();
     let mut out = render(
         "rn0",
         &FilterIntent::Rules {
             inbound: &intents.inbound,
             forward: &intents.forward,
             masquerade: false,
-            serve: None,
+            serve: Some((51821, &members)),
         },
     );
     out.push_str("# --- restricted ---\n");

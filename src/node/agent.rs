@@ -260,7 +260,11 @@ impl Agent {
         self.wanted = Some(plan.clone());
         let before = self.dataplane.applied().map(|p| p.epoch);
         let error = self.enforce_or_restrict(plan);
-        // A new epoch enforced: tell peers.
+        self.apply_ms
+            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.publish(error);
+        // A new epoch enforced: tell peers (after publishing, so the peers told are this
+        // epoch's: a peer just revoked is not among them).
         if let (Some(before), Some(now)) = (before, self.dataplane.applied())
             && now.restricted.is_none()
             && now.epoch > before
@@ -268,9 +272,6 @@ impl Agent {
         {
             let _ = events.try_send(Event::Committed);
         }
-        self.apply_ms
-            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        self.publish(error);
     }
 
     /// The node's key against the ledger's: the same, the plan stands; the staged next key

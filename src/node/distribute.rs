@@ -35,6 +35,10 @@ const MIRROR_TIMEOUT: Duration = Duration::from_secs(20);
 /// Time allowed for one request to a peer (it is one hop away on the overlay).
 const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Time allowed for one notification: a peer that does not answer at once is left to its
+/// periodic pull.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A handshake this recent is a live session (WireGuard rekeys every two minutes).
 pub const LIVE_SESSION: u64 = 180;
 
@@ -269,6 +273,7 @@ struct Distributor {
     wake: Arc<AtomicBool>,
     mirrors: Option<Client>,
     peers: Client,
+    notifier: Client,
     mirror_backoff: Vec<Backoff>,
     peer_backoff: HashMap<IpAddr, Backoff>,
     last_notify_pull: HashMap<IpAddr, Instant>,
@@ -473,7 +478,7 @@ impl Distributor {
             .iter()
             .map(|p| self.base(p.addresses[0]))
             .collect();
-        let client = &self.peers;
+        let client = &self.notifier;
         let done = crate::sync::gossip::spread(bases, usize::from(self.config.fanout), |group| {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = group
@@ -622,9 +627,12 @@ pub fn run(
             }
         }
     };
-    let peers = match Client::new(None, PEER_TIMEOUT) {
-        Ok(c) => c,
-        Err(e) => {
+    let (peers, notifier) = match (
+        Client::new(None, PEER_TIMEOUT),
+        Client::new(None, NOTIFY_TIMEOUT),
+    ) {
+        (Ok(p), Ok(n)) => (p, n),
+        (Err(e), _) | (_, Err(e)) => {
             log.event("error", &format!("peers: {e}; not distributing"));
             return;
         }
@@ -649,6 +657,7 @@ pub fn run(
         wake,
         mirrors,
         peers,
+        notifier,
         peer_backoff: HashMap::new(),
         last_notify_pull: HashMap::new(),
         pending: HashMap::new(),
