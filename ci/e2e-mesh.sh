@@ -123,6 +123,11 @@ for r in $(seq "$RUNS"); do
     [ "$r" = 1 ] && check "no node keeps a peer for the revoked node" wait_for 10 bash -c \
         "for i in \$(seq $((N - 1))); do ip netns exec rnd-n\$i wg show rndn\$i peers | grep -qF '${KEY[$VICTIM]}' && exit 1; done; exit 0"
     rn member propose restore-node "$VICTIM" --state-dir "$W/op" --reason "spread $r restore" -o "$W/res$r.json" 2>/dev/null && sign2 "$W/res$r.json"
+    # The operator tells the revoked node itself (the mesh cannot): it is restricted and
+    # serves nothing, then restored.
+    deliver "$W/rev$r.json" "$VICTIM"
+    [ "$r" = 1 ] && check "the revoked node is restricted and serves nothing" wait_for 10 bash -c \
+        "'$RN' node status --config '$W/$VICTIM/node.json' --json | jq -e '.mode == \"restricted\" and .distribution.serving == []' >/dev/null"
     deliver "$W/res$r.json" n2 "$VICTIM"
     want=$(op_epoch)
     wait_for 30 bash -c "for i in \$(seq $N); do [ \"\$('$RN' node status --config '$W/n'\$i/node.json --json | jq -r .epoch)\" = $want ] || exit 1; done" ||
