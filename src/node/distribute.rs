@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,15 +29,20 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// The first wait after a peer failed.
 const PEER_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Time allowed for one request to a mirror.
-const MIRROR_TIMEOUT: Duration = Duration::from_secs(20);
+/// Time allowed for one request to a mirror, and to connect to it.
+const MIRROR_TIMEOUT: (Duration, Duration) = (Duration::from_secs(20), Duration::from_secs(5));
 
-/// Time allowed for one request to a peer (it is one hop away on the overlay).
-const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for one request to a peer, and to connect to it (it is one hop away on the
+/// overlay).
+const PEER_TIMEOUT: (Duration, Duration) = (Duration::from_secs(10), Duration::from_secs(2));
 
-/// Time allowed for one notification: a peer that does not answer at once is left to its
-/// periodic pull.
-const NOTIFY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time allowed for one notification, and to connect: a peer that does not answer at once is
+/// left to its periodic pull.
+const NOTIFY_TIMEOUT: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(1));
+
+/// Commits from the distribution's sources, one at a time: fetches run in parallel, applies
+/// do not wait on each other's lock of the state directory.
+static APPLY: Mutex<()> = Mutex::new(());
 
 /// A handshake this recent is a live session (WireGuard rekeys every two minutes).
 pub const LIVE_SESSION: u64 = 180;
@@ -201,6 +206,7 @@ fn catch_up(config: &NodeConfig, client: &Client, base: &str) -> Result<String, 
     else {
         return Ok(format!("up to date at epoch {ours}"));
     };
+    let _one = APPLY.lock();
     let mut store = Store::open_trusted(&config.state_dir, Some(&config.genesis_root), now)
         .map_err(|e| format!("ledger: {e}"))?;
     let r = fetch::apply_fetched(&mut store, &carried, crate::clock::now(), base)
@@ -264,6 +270,16 @@ impl Backoff {
     }
 }
 
+/// What a periodic round hands back, source by source.
+enum Done {
+    /// A peer: its id and address, and what the pull gave.
+    Peer(Id, IpAddr, Result<String, String>),
+    /// Mirror `i`, and what the catch-up gave.
+    Mirror(usize, Result<String, String>),
+    /// Every source of the round answered or gave up.
+    RoundOver,
+}
+
 /// The distribution thread's state.
 struct Distributor {
     config: NodeConfig,
@@ -317,10 +333,21 @@ impl Distributor {
         if !backoff.ready() {
             return;
         }
-        let base = self.base(ip);
-        let result = catch_up(&self.config, &self.peers, &base);
+        let result = catch_up(&self.config, &self.peers, &self.base(ip));
+        self.record_peer(id, ip, why, &result);
+    }
+
+    /// What a pull from the peer at `ip` gave: logged, in the status, and the peer backed off
+    /// when it failed.
+    fn record_peer(
+        &mut self,
+        id: Option<&Id>,
+        ip: IpAddr,
+        why: &str,
+        result: &Result<String, String>,
+    ) {
         let who = id.map_or_else(|| ip.to_string(), |id| format!("{id} ({ip})"));
-        let text = match &result {
+        let text = match result {
             Ok(text) => {
                 if text.starts_with("applied") {
                     self.log
@@ -332,8 +359,9 @@ impl Distributor {
             Err(e) => {
                 let wait = self
                     .peer_backoff
-                    .get_mut(&ip)
-                    .map_or(PEER_BACKOFF, Backoff::fail);
+                    .entry(ip)
+                    .or_insert(Backoff::new(PEER_BACKOFF))
+                    .fail();
                 self.log.event(
                     "warn",
                     &format!(
@@ -371,40 +399,36 @@ impl Distributor {
     }
 
     /// Each mirror not backed off.
-    fn pull_mirrors(&mut self) {
-        let Some(client) = &self.mirrors else {
+    /// What a catch-up from mirror `i` gave: logged, in the status, and the mirror backed off
+    /// when it failed.
+    fn record_mirror(&mut self, i: usize, result: &Result<String, String>) {
+        let Some(base) = self.config.mirrors.get(i).cloned() else {
             return;
         };
-        for (i, base) in self.config.mirrors.iter().enumerate() {
-            if !self.mirror_backoff[i].ready() {
-                continue;
-            }
-            let result = catch_up(&self.config, client, base);
-            let now = crate::clock::now();
-            let (text, until) = match &result {
-                Ok(text) => {
-                    if text.starts_with("applied") {
-                        self.log.event("info", &format!("mirror {base}: {text}"));
-                    }
-                    self.mirror_backoff[i] = Backoff::new(self.interval());
-                    (text.clone(), None)
+        let now = crate::clock::now();
+        let (text, until) = match result {
+            Ok(text) => {
+                if text.starts_with("applied") {
+                    self.log.event("info", &format!("mirror {base}: {text}"));
                 }
-                Err(e) => {
-                    let wait = self.mirror_backoff[i].fail();
-                    self.log.event(
-                        "warn",
-                        &format!("mirror {base}: {e}; next try in {} s", wait.as_secs()),
-                    );
-                    (format!("failed: {e}"), Some(now + wait.as_secs()))
-                }
-            };
-            if let Ok(mut s) = self.status.lock()
-                && let Some(m) = s.mirrors.get_mut(i)
-            {
-                m.last_attempt = Some(now);
-                m.last_result = Some(text);
-                m.backoff_until = until;
+                self.mirror_backoff[i] = Backoff::new(self.interval());
+                (text.clone(), None)
             }
+            Err(e) => {
+                let wait = self.mirror_backoff[i].fail();
+                self.log.event(
+                    "warn",
+                    &format!("mirror {base}: {e}; next try in {} s", wait.as_secs()),
+                );
+                (format!("failed: {e}"), Some(now + wait.as_secs()))
+            }
+        };
+        if let Ok(mut s) = self.status.lock()
+            && let Some(m) = s.mirrors.get_mut(i)
+        {
+            m.last_attempt = Some(now);
+            m.last_result = Some(text);
+            m.backoff_until = until;
         }
     }
 
@@ -455,14 +479,64 @@ impl Distributor {
     }
 
     /// The periodic round: the mirrors and `fanout` random reachable peers.
-    fn round(&mut self) {
-        self.pull_mirrors();
-        for p in self
-            .reachable()
-            .into_iter()
-            .take(usize::from(self.config.fanout))
-        {
-            self.pull_peer(Some(&p.id), p.addresses[0], "periodic");
+    ///
+    /// It runs on a thread of its own, every source at once, and hands back what each gave,
+    /// so that a slow or dead source never holds up notifications.
+    fn start_round(&self, by_peers: bool, done: Sender<Done>) {
+        let mirrors: Vec<(usize, String)> = self
+            .config
+            .mirrors
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.mirror_backoff[*i].ready())
+            .map(|(i, m)| (i, m.clone()))
+            .collect();
+        let peers: Vec<(Id, IpAddr)> = if by_peers {
+            self.reachable()
+                .into_iter()
+                .take(usize::from(self.config.fanout))
+                .map(|p| (p.id.clone(), p.addresses[0]))
+                .filter(|(_, ip)| self.peer_backoff.get(ip).is_none_or(Backoff::ready))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let (config, mirror_client, peer_client) = (
+            self.config.clone(),
+            self.mirrors.clone(),
+            self.peers.clone(),
+        );
+        let port = self.config.serve_port;
+        std::thread::spawn(move || {
+            std::thread::scope(|scope| {
+                if let Some(client) = &mirror_client {
+                    for (i, base) in &mirrors {
+                        let (config, done) = (&config, done.clone());
+                        scope.spawn(move || {
+                            let _ = done.send(Done::Mirror(*i, catch_up(config, client, base)));
+                        });
+                    }
+                }
+                for (id, ip) in peers {
+                    let (config, client, done) = (&config, &peer_client, done.clone());
+                    scope.spawn(move || {
+                        let base = format!("http://{}", SocketAddr::new(ip, port));
+                        let _ = done.send(Done::Peer(id, ip, catch_up(config, client, &base)));
+                    });
+                }
+            });
+            let _ = done.send(Done::RoundOver);
+        });
+    }
+
+    /// Takes what the round in flight has finished.
+    fn take_round(&mut self, done: &Receiver<Done>, in_flight: &mut bool) {
+        while let Ok(d) = done.try_recv() {
+            match d {
+                Done::Peer(id, ip, result) => self.record_peer(Some(&id), ip, "periodic", &result),
+                Done::Mirror(i, result) => self.record_mirror(i, &result),
+                Done::RoundOver => *in_flight = false,
+            }
         }
     }
 
@@ -527,7 +601,8 @@ impl Distributor {
             .filter(|p| !p.static_endpoint && !live(p))
             .filter(|p| !learned.contains_key(&p.id) || forget.contains(&p.id))
             .collect();
-        let mut found: BTreeMap<Id, (SocketAddr, u64, IpAddr)> = BTreeMap::new();
+        // Per peer: the endpoint, when seen, from whom, and whether it gave no handshake before.
+        let mut found: BTreeMap<Id, (SocketAddr, u64, IpAddr, bool)> = BTreeMap::new();
         if !lacking.is_empty() {
             let sources: Vec<IpAddr> = shuffled(peers.iter().filter(|p| live(p)).collect())
                 .into_iter()
@@ -560,14 +635,17 @@ impl Distributor {
                     };
                     // A claim from the future counts as now.
                     let at = seen.seen_at.min(now);
-                    if self.failed.contains(&(p.id.clone(), seen.endpoint))
-                        || seen.endpoint.ip().is_unspecified()
-                        || seen.endpoint.port() == 0
-                    {
+                    if seen.endpoint.ip().is_unspecified() || seen.endpoint.port() == 0 {
                         continue;
                     }
-                    if found.get(&p.id).is_none_or(|(_, t, _)| at > *t) {
-                        found.insert(p.id.clone(), (seen.endpoint, at, ip));
+                    // An endpoint that gave no handshake before is taken again only when no
+                    // other is offered (the peer may have been down, not the answer wrong).
+                    let failed = self.failed.contains(&(p.id.clone(), seen.endpoint));
+                    let better = |(_, t, _, f): &(SocketAddr, u64, IpAddr, bool)| {
+                        (*f && !failed) || (*f == failed && at > *t)
+                    };
+                    if found.get(&p.id).is_none_or(better) {
+                        found.insert(p.id.clone(), (seen.endpoint, at, ip, failed));
                     }
                 }
             }
@@ -580,7 +658,7 @@ impl Distributor {
             for id in &forget {
                 s.learned.remove(id);
             }
-            for (id, (ep, _, from)) in &found {
+            for (id, (ep, _, from, _)) in &found {
                 s.learned.insert(id.clone(), (*ep, now, *from));
                 self.log.event(
                     "info",
@@ -619,7 +697,11 @@ pub fn run(
     let mirrors = if config.mirrors.is_empty() {
         None
     } else {
-        match Client::new(config.ca_file.as_deref(), MIRROR_TIMEOUT) {
+        match Client::new(
+            config.ca_file.as_deref(),
+            MIRROR_TIMEOUT.0,
+            MIRROR_TIMEOUT.1,
+        ) {
             Ok(c) => Some(c),
             Err(e) => {
                 log.event("warn", &format!("mirrors: {e}; not catching up from them"));
@@ -628,8 +710,8 @@ pub fn run(
         }
     };
     let (peers, notifier) = match (
-        Client::new(None, PEER_TIMEOUT),
-        Client::new(None, NOTIFY_TIMEOUT),
+        Client::new(None, PEER_TIMEOUT.0, PEER_TIMEOUT.1),
+        Client::new(None, NOTIFY_TIMEOUT.0, NOTIFY_TIMEOUT.1),
     ) {
         (Ok(p), Ok(n)) => (p, n),
         (Err(e), _) | (_, Err(e)) => {
@@ -667,6 +749,8 @@ pub fn run(
     // The first round waits for the first reconcile to list the peers.
     let mut next_round = Instant::now() + Duration::from_secs(1);
     let mut next_learn = Instant::now() + Duration::from_secs(1);
+    let (done, round) = std::sync::mpsc::channel();
+    let mut in_flight = false;
     while !stop.load(Ordering::Relaxed) {
         match events.recv_timeout(Duration::from_millis(250)) {
             Ok(Event::Notified(ip, epoch)) if by_peers => {
@@ -680,14 +764,12 @@ pub fn run(
             Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
+        d.take_round(&round, &mut in_flight);
         d.pull_notified();
         d.show_backoff();
-        if Instant::now() >= next_round {
-            if by_peers {
-                d.round();
-            } else {
-                d.pull_mirrors();
-            }
+        if Instant::now() >= next_round && !in_flight {
+            d.start_round(by_peers, done.clone());
+            in_flight = true;
             next_round = Instant::now() + interval.mul_f64(jitter());
         }
         if by_peers && Instant::now() >= next_learn {

@@ -18,9 +18,6 @@ use super::layout;
 /// Where the system keeps its CA bundle (Debian's `ca-certificates`).
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// Time allowed to connect.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// The most updates one catch-up fetches; the next one goes on from there.
 pub const MAX_UPDATES_PER_PULL: u64 = 10_000;
 
@@ -60,14 +57,19 @@ pub enum FetchError {
 }
 
 /// A bounded HTTP(S) client for the layout.
+#[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
 }
 
 impl Client {
     /// A client trusting the CAs in `ca_file` (default: the system bundle, when present) for
-    /// `https://`, each request bounded by `timeout` in all.
-    pub fn new(ca_file: Option<&Path>, timeout: Duration) -> Result<Client, FetchError> {
+    /// `https://`, each request bounded by `timeout` in all and `connect` to connect.
+    pub fn new(
+        ca_file: Option<&Path>,
+        timeout: Duration,
+        connect: Duration,
+    ) -> Result<Client, FetchError> {
         let path = ca_file.unwrap_or(Path::new(SYSTEM_CA_BUNDLE));
         let certs = match std::fs::read(path) {
             Ok(pem) => ureq::tls::parse_pem(&pem)
@@ -95,7 +97,7 @@ impl Client {
             .build();
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
-            .timeout_connect(Some(timeout.min(CONNECT_TIMEOUT)))
+            .timeout_connect(Some(timeout.min(connect)))
             .max_redirects(0)
             .https_only(false)
             .tls_config(tls)
