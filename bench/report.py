@@ -13,7 +13,7 @@ import sys
 
 BEGIN, END = "<!-- bench:results -->", "<!-- /bench:results -->"
 # Gate at 3 sizes, load, bulk, policy, reconcile, revocation p50 and p95, size, idle RSS and CPU.
-EXPECTED_ROWS = 16
+EXPECTED_ROWS = 27
 
 
 def fmt(v):
