@@ -704,6 +704,78 @@ fn the_ledger_server_answers_active_members_only_and_passes_notifications_on() {
 }
 
 #[test]
+fn a_pull_stops_fetching_at_its_deadline_and_gates_what_it_has() {
+    use rn::node::distribute::{LedgerHandler, Shared};
+    use rn::sync::fetch::{Client, fetch_beyond, fetch_head};
+    use rn::sync::layout::Snapshot;
+    use rn::sync::serve::{Limits, Server};
+    use std::net::{SocketAddr, TcpListener};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let w = World::new();
+    let store = Store::open(&w.dir, None, w.at()).unwrap();
+    let (network, epoch) = (
+        store.state().network_id().clone(),
+        store.state().epoch().get(),
+    );
+    assert_eq!(epoch, 2, "two updates: the nodes, then the policy");
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let mut snapshot = Snapshot::default();
+    snapshot.refresh(&store);
+    drop(store);
+    let addr: SocketAddr = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    {
+        let mut s = shared.lock().unwrap();
+        s.snapshot = Some(snapshot);
+        s.members.insert(addr.ip());
+    }
+    let (tx, _rx) = std::sync::mpsc::sync_channel(4);
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = Server::spawn(
+        Arc::new(LedgerHandler::new(shared, tx)),
+        Limits::default(),
+        stop.clone(),
+    );
+    server.listen_on(vec![addr]);
+    let t = Instant::now();
+    while server.bound().is_empty() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let client = Client::new(None, Duration::from_secs(5), Duration::from_secs(2)).unwrap();
+    let base = format!("http://{addr}");
+    let head = fetch_head(&client, &base, &network).unwrap();
+    assert_eq!(head.epoch.get(), 2);
+    assert!(fetch_head(&client, &base, &"other".parse().unwrap()).is_err());
+    // With time to spare: both updates and the policy the second pins.
+    let all = fetch_beyond(
+        &client,
+        &base,
+        0,
+        2,
+        Instant::now() + Duration::from_secs(30),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!((all.updates.len(), all.documents.len()), (2, 1));
+    // Out of time: the first update only, which the gate can take on its own.
+    let first = fetch_beyond(&client, &base, 0, 2, Instant::now())
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.updates.len(), first.documents.len()), (1, 0));
+    assert_eq!(first.updates[0].update.epoch_new.get(), 1);
+    // Nothing beyond the head.
+    assert!(
+        fetch_beyond(&client, &base, 2, 2, Instant::now())
+            .unwrap()
+            .is_none()
+    );
+    stop.store(true, Ordering::Relaxed);
+}
+
+#[test]
 fn the_endpoints_answer_lists_live_sessions_only() {
     use rn::node::distribute::{LIVE_SESSION, endpoints_answer};
     use rn::sync::layout::Endpoints;

@@ -270,6 +270,9 @@ impl Agent {
             && now.epoch > before
             && let Some(events) = &self.events
         {
+            if let Ok(mut shared) = self.shared.lock() {
+                shared.committed = true;
+            }
             let _ = events.try_send(Event::Committed);
         }
     }

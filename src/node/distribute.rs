@@ -17,7 +17,7 @@ use super::config::NodeConfig;
 use super::status::{LearnedEndpoint, Log, MirrorStatus, Status};
 use crate::ledger::canonical::decode;
 use crate::ledger::carried::Head;
-use crate::ledger::store::Store;
+use crate::ledger::store::{Store, StoreError};
 use crate::ledger::types::{Id, TransportKey};
 use crate::sync::fetch::{self, Client};
 use crate::sync::layout::{self, EndpointSeen, Endpoints, EndpointsKind, Snapshot};
@@ -39,6 +39,16 @@ const PEER_TIMEOUT: (Duration, Duration) = (Duration::from_secs(10), Duration::f
 /// Time allowed for one notification, and to connect: a peer that does not answer at once is
 /// left to its periodic pull.
 const NOTIFY_TIMEOUT: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(1));
+
+/// The longest one pull from a peer fetches for (each request has its own bound too): what
+/// it has then goes to the gate, and the next pull goes on from there.
+const PEER_PULL: Duration = Duration::from_secs(60);
+
+/// The longest one catch-up from a mirror fetches for.
+const MIRROR_PULL: Duration = Duration::from_secs(120);
+
+/// Notified pulls running at once; further notifications wait for one to end.
+const MAX_NOTIFIED_PULLS: usize = 4;
 
 /// Commits from the distribution's sources, one at a time: fetches run in parallel, applies
 /// do not wait on each other's lock of the state directory.
@@ -86,6 +96,10 @@ pub struct Shared {
     pub peers: Vec<MeshPeer>,
     /// Endpoints learned from peers: (endpoint, when learned, from whom).
     pub learned: BTreeMap<Id, (SocketAddr, u64, IpAddr)>,
+    /// The agent enforced a new epoch and published it: peers are to be told. Set with
+    /// [`Event::Committed`], which only wakes the distribution: an event can be lost to a full
+    /// queue, the flag cannot.
+    pub committed: bool,
 }
 
 impl Shared {
@@ -189,28 +203,92 @@ impl serve::Handler for LedgerHandler {
     }
 }
 
-/// One source's catch-up: `Ok(text)` says what happened.
-fn catch_up(config: &NodeConfig, client: &Client, base: &str) -> Result<String, String> {
-    let now = crate::clock::now();
-    // Read where the ledger stands, and let it go while fetching.
-    let (network, ours) = {
-        let store = Store::open_trusted(&config.state_dir, Some(&config.genesis_root), now)
-            .map_err(|e| format!("ledger: {e}"))?;
-        (
-            store.state().network_id().clone(),
-            store.state().epoch().get(),
+/// Why a catch-up did not succeed.
+#[derive(Debug)]
+struct Failure {
+    /// What went wrong.
+    text: String,
+    /// It was the source's doing (it failed, lied or served something refused), so it is
+    /// backed off; otherwise it was this node's (its ledger could not be read or taken).
+    by_source: bool,
+}
+
+impl Failure {
+    fn source(text: impl ToString) -> Failure {
+        Failure {
+            text: text.to_string(),
+            by_source: true,
+        }
+    }
+
+    fn local(text: impl ToString) -> Failure {
+        Failure {
+            text: text.to_string(),
+            by_source: false,
+        }
+    }
+}
+
+/// One source's catch-up: `Ok(text)` says what happened. `known` is the head this node
+/// serves, when it serves one: a source whose head is not beyond it costs one small request
+/// and no read of the ledger. `claimed` is the epoch the source notified: a source that
+/// claimed to be ahead and is not has failed. The fetch stops at `deadline`.
+fn catch_up(
+    config: &NodeConfig,
+    client: &Client,
+    base: &str,
+    known: Option<&Head>,
+    claimed: Option<u64>,
+    deadline: Instant,
+) -> Result<String, Failure> {
+    let open = || {
+        Store::open_trusted(
+            &config.state_dir,
+            Some(&config.genesis_root),
+            crate::clock::now(),
         )
+        .map_err(|e| Failure::local(format!("ledger: {e}")))
     };
+    let network = match known {
+        Some(h) => h.network_id.clone(),
+        None => open()?.state().network_id().clone(),
+    };
+    let head = fetch::fetch_head(client, base, &network).map_err(Failure::source)?;
+    let theirs = head.epoch.get();
+    let not_ahead = |ours: u64| match claimed {
+        Some(c) if c > theirs => Err(Failure::source(format!(
+            "notified epoch {c}, but serves a head at epoch {theirs}, not beyond this node's {ours}"
+        ))),
+        _ => Ok(format!("up to date at epoch {ours}")),
+    };
+    if let Some(h) = known
+        && theirs <= h.epoch.get()
+    {
+        return not_ahead(h.epoch.get());
+    }
+    // Where the ledger stands exactly (the served head may lag a commit); let it go while
+    // fetching.
+    let ours = open()?.state().epoch().get();
+    if theirs <= ours {
+        return not_ahead(ours);
+    }
     let Some(carried) =
-        fetch::fetch_beyond(client, base, &network, ours).map_err(|e| e.to_string())?
+        fetch::fetch_beyond(client, base, ours, theirs, deadline).map_err(Failure::source)?
     else {
         return Ok(format!("up to date at epoch {ours}"));
     };
     let _one = APPLY.lock();
-    let mut store = Store::open_trusted(&config.state_dir, Some(&config.genesis_root), now)
-        .map_err(|e| format!("ledger: {e}"))?;
-    let r = fetch::apply_fetched(&mut store, &carried, crate::clock::now(), base)
-        .map_err(|e| e.to_string())?;
+    let mut store = open()?;
+    let r =
+        fetch::apply_fetched(&mut store, &carried, crate::clock::now(), base).map_err(
+            |e| match e {
+                // The gate refused what the source served.
+                fetch::FetchError::Store(StoreError::Rejected { .. }) => Failure::source(e),
+                // This node's ledger could not take it (busy, a file, restricted meanwhile).
+                fetch::FetchError::Store(_) => Failure::local(e),
+                e => Failure::source(e),
+            },
+        )?;
     if r.committed.is_empty() {
         return Ok(format!("nothing new at epoch {}", r.to_epoch));
     }
@@ -270,12 +348,24 @@ impl Backoff {
     }
 }
 
+/// How an endpoint answer ranks: the smaller, the better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank {
+    /// The endpoint gave no handshake before.
+    failed: bool,
+    /// Answers from its source that gave no handshake since one did.
+    strikes: u32,
+    /// How long ago the source saw it (fresher is better).
+    older: std::cmp::Reverse<u64>,
+}
+
 /// What a periodic round hands back, source by source.
 enum Done {
-    /// A peer: its id and address, and what the pull gave.
-    Peer(Id, IpAddr, Result<String, String>),
+    /// A peer: its id when known, its address, why it was pulled from, and what the pull
+    /// gave.
+    Peer(Option<Id>, IpAddr, &'static str, Result<String, Failure>),
     /// Mirror `i`, and what the catch-up gave.
-    Mirror(usize, Result<String, String>),
+    Mirror(usize, Result<String, Failure>),
     /// Every source of the round answered or gave up.
     RoundOver,
 }
@@ -298,6 +388,13 @@ struct Distributor {
     pending: HashMap<IpAddr, u64>,
     /// Learned endpoints that gave no handshake: (peer, endpoint).
     failed: HashSet<(Id, SocketAddr)>,
+    /// Per source of endpoint answers: how many of its answers gave no handshake since one
+    /// last did. Answers from sources with fewer are preferred.
+    strikes: HashMap<IpAddr, u32>,
+    /// The sources a notified pull is running for.
+    notified_running: HashSet<IpAddr>,
+    /// Where finished pulls and rounds are handed back.
+    done: Sender<Done>,
 }
 
 impl Distributor {
@@ -324,27 +421,14 @@ impl Distributor {
         live
     }
 
-    /// Pulls from the peer at `ip`, unless it is backed off.
-    fn pull_peer(&mut self, id: Option<&Id>, ip: IpAddr, why: &str) {
-        let backoff = self
-            .peer_backoff
-            .entry(ip)
-            .or_insert(Backoff::new(PEER_BACKOFF));
-        if !backoff.ready() {
-            return;
-        }
-        let result = catch_up(&self.config, &self.peers, &self.base(ip));
-        self.record_peer(id, ip, why, &result);
-    }
-
     /// What a pull from the peer at `ip` gave: logged, in the status, and the peer backed off
-    /// when it failed.
+    /// when it failed by its own doing.
     fn record_peer(
         &mut self,
         id: Option<&Id>,
         ip: IpAddr,
         why: &str,
-        result: &Result<String, String>,
+        result: &Result<String, Failure>,
     ) {
         let who = id.map_or_else(|| ip.to_string(), |id| format!("{id} ({ip})"));
         let text = match result {
@@ -356,7 +440,7 @@ impl Distributor {
                 self.peer_backoff.remove(&ip);
                 text.clone()
             }
-            Err(e) => {
+            Err(f) if f.by_source => {
                 let wait = self
                     .peer_backoff
                     .entry(ip)
@@ -365,11 +449,17 @@ impl Distributor {
                 self.log.event(
                     "warn",
                     &format!(
-                        "peer {who} ({why}): {e}; not asked again for {} s",
+                        "peer {who} ({why}): {}; not asked again for {} s",
+                        f.text,
                         wait.as_secs()
                     ),
                 );
-                format!("failed: {e}")
+                format!("failed: {}", f.text)
+            }
+            Err(f) => {
+                self.log
+                    .event("warn", &format!("pull from peer {who} ({why}): {}", f.text));
+                format!("failed here: {}", f.text)
             }
         };
         if let Ok(mut s) = self.status.lock() {
@@ -401,7 +491,7 @@ impl Distributor {
     /// Each mirror not backed off.
     /// What a catch-up from mirror `i` gave: logged, in the status, and the mirror backed off
     /// when it failed.
-    fn record_mirror(&mut self, i: usize, result: &Result<String, String>) {
+    fn record_mirror(&mut self, i: usize, result: &Result<String, Failure>) {
         let Some(base) = self.config.mirrors.get(i).cloned() else {
             return;
         };
@@ -414,13 +504,22 @@ impl Distributor {
                 self.mirror_backoff[i] = Backoff::new(self.interval());
                 (text.clone(), None)
             }
-            Err(e) => {
+            Err(f) if f.by_source => {
                 let wait = self.mirror_backoff[i].fail();
                 self.log.event(
                     "warn",
-                    &format!("mirror {base}: {e}; next try in {} s", wait.as_secs()),
+                    &format!(
+                        "mirror {base}: {}; next try in {} s",
+                        f.text,
+                        wait.as_secs()
+                    ),
                 );
-                (format!("failed: {e}"), Some(now + wait.as_secs()))
+                (format!("failed: {}", f.text), Some(now + wait.as_secs()))
+            }
+            Err(f) => {
+                self.log
+                    .event("warn", &format!("catch-up from mirror {base}: {}", f.text));
+                (format!("failed here: {}", f.text), None)
             }
         };
         if let Ok(mut s) = self.status.lock()
@@ -436,53 +535,76 @@ impl Distributor {
         Duration::from_secs(self.config.sync_interval)
     }
 
-    /// Pulls from each source that notified an epoch beyond this node's, at most once per
-    /// [`NOTIFY_PULL_GAP`] per source (a notification within the gap waits for it).
+    /// The head this node serves, if it serves one.
+    fn known(&self) -> Option<Head> {
+        self.shared.lock().ok().and_then(|s| s.head())
+    }
+
+    /// Pulls, each on a thread of its own, from each source that notified an epoch beyond
+    /// this node's: at most once per [`NOTIFY_PULL_GAP`] per source (a notification within
+    /// the gap waits for it), one pull per source and [`MAX_NOTIFIED_PULLS`] in all at a time.
     fn pull_notified(&mut self) {
         if self.pending.is_empty() {
             return;
         }
-        let ours = self
-            .shared
-            .lock()
-            .ok()
-            .and_then(|s| s.head())
-            .map_or(0, |h| h.epoch.get());
-        let due: Vec<IpAddr> = self
+        let known = self.known();
+        let ours = known.as_ref().map_or(0, |h| h.epoch.get());
+        self.pending.retain(|_, epoch| *epoch > ours);
+        let due: Vec<(IpAddr, u64)> = self
             .pending
             .iter()
-            .filter(|(ip, epoch)| {
-                **epoch <= ours
-                    || self
+            .filter(|(ip, _)| {
+                !self.notified_running.contains(ip)
+                    && self
                         .last_notify_pull
                         .get(ip)
                         .is_none_or(|t| t.elapsed() >= NOTIFY_PULL_GAP)
             })
-            .map(|(ip, _)| *ip)
+            .map(|(ip, epoch)| (*ip, *epoch))
             .collect();
-        for ip in due {
-            let Some(epoch) = self.pending.remove(&ip) else {
-                continue;
-            };
-            if epoch <= ours {
+        for (ip, epoch) in due {
+            if self.notified_running.len() >= MAX_NOTIFIED_PULLS {
+                break;
+            }
+            self.pending.remove(&ip);
+            if self.peer_backoff.get(&ip).is_some_and(|b| !b.ready()) {
                 continue;
             }
             self.last_notify_pull.insert(ip, Instant::now());
+            self.notified_running.insert(ip);
             let id = self.shared.lock().ok().and_then(|s| {
                 s.peers
                     .iter()
                     .find(|p| p.addresses.contains(&ip))
                     .map(|p| p.id.clone())
             });
-            self.pull_peer(id.as_ref(), ip, "notified");
+            let (config, client, done, known) = (
+                self.config.clone(),
+                self.peers.clone(),
+                self.done.clone(),
+                known.clone(),
+            );
+            let base = self.base(ip);
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + PEER_PULL;
+                let result = catch_up(
+                    &config,
+                    &client,
+                    &base,
+                    known.as_ref(),
+                    Some(epoch),
+                    deadline,
+                );
+                let _ = done.send(Done::Peer(id, ip, "notified", result));
+            });
         }
     }
 
-    /// The periodic round: the mirrors and `fanout` random reachable peers.
+    /// The periodic round: the mirrors and `fanout` random reachable peers not backed off.
     ///
     /// It runs on a thread of its own, every source at once, and hands back what each gave,
     /// so that a slow or dead source never holds up notifications.
-    fn start_round(&self, by_peers: bool, done: Sender<Done>) {
+    fn start_round(&self, by_peers: bool) {
         let mirrors: Vec<(usize, String)> = self
             .config
             .mirrors
@@ -494,26 +616,31 @@ impl Distributor {
         let peers: Vec<(Id, IpAddr)> = if by_peers {
             self.reachable()
                 .into_iter()
-                .take(usize::from(self.config.fanout))
                 .map(|p| (p.id.clone(), p.addresses[0]))
                 .filter(|(_, ip)| self.peer_backoff.get(ip).is_none_or(Backoff::ready))
+                .take(usize::from(self.config.fanout))
                 .collect()
         } else {
             Vec::new()
         };
-        let (config, mirror_client, peer_client) = (
+        let (config, mirror_client, peer_client, known, done) = (
             self.config.clone(),
             self.mirrors.clone(),
             self.peers.clone(),
+            self.known(),
+            self.done.clone(),
         );
         let port = self.config.serve_port;
         std::thread::spawn(move || {
+            let known = known.as_ref();
             std::thread::scope(|scope| {
                 if let Some(client) = &mirror_client {
                     for (i, base) in &mirrors {
                         let (config, done) = (&config, done.clone());
                         scope.spawn(move || {
-                            let _ = done.send(Done::Mirror(*i, catch_up(config, client, base)));
+                            let deadline = Instant::now() + MIRROR_PULL;
+                            let result = catch_up(config, client, base, known, None, deadline);
+                            let _ = done.send(Done::Mirror(*i, result));
                         });
                     }
                 }
@@ -521,7 +648,9 @@ impl Distributor {
                     let (config, client, done) = (&config, &peer_client, done.clone());
                     scope.spawn(move || {
                         let base = format!("http://{}", SocketAddr::new(ip, port));
-                        let _ = done.send(Done::Peer(id, ip, catch_up(config, client, &base)));
+                        let deadline = Instant::now() + PEER_PULL;
+                        let result = catch_up(config, client, &base, known, None, deadline);
+                        let _ = done.send(Done::Peer(Some(id), ip, "periodic", result));
                     });
                 }
             });
@@ -529,11 +658,16 @@ impl Distributor {
         });
     }
 
-    /// Takes what the round in flight has finished.
-    fn take_round(&mut self, done: &Receiver<Done>, in_flight: &mut bool) {
+    /// Takes what the pulls and the round in flight have finished.
+    fn take_done(&mut self, done: &Receiver<Done>, in_flight: &mut bool) {
         while let Ok(d) = done.try_recv() {
             match d {
-                Done::Peer(id, ip, result) => self.record_peer(Some(&id), ip, "periodic", &result),
+                Done::Peer(id, ip, why, result) => {
+                    if why == "notified" {
+                        self.notified_running.remove(&ip);
+                    }
+                    self.record_peer(id.as_ref(), ip, why, &result);
+                }
                 Done::Mirror(i, result) => self.record_mirror(i, &result),
                 Done::RoundOver => *in_flight = false,
             }
@@ -585,24 +719,37 @@ impl Distributor {
             p.last_handshake
                 .is_some_and(|h| now.saturating_sub(h) <= LIVE_SESSION)
         };
-        // A learned endpoint that gave no handshake within the grace is written off.
+        // A learned endpoint that gave no handshake within the grace is written off, and
+        // counts against the peer that gave it; one that did clears its source's count.
         let mut forget = Vec::new();
-        for (id, (ep, at, _)) in &learned {
+        for (id, (ep, at, from)) in &learned {
             let peer = peers.iter().find(|p| &p.id == id);
             if peer.is_none_or(|p| p.static_endpoint) {
                 forget.push(id.clone());
-            } else if peer.is_some_and(|p| !live(p)) && now.saturating_sub(*at) > LEARNED_GRACE {
+            } else if peer.is_some_and(live) {
+                self.strikes.remove(from);
+            } else if now.saturating_sub(*at) > LEARNED_GRACE {
                 self.failed.insert((id.clone(), *ep));
+                *self.strikes.entry(*from).or_default() += 1;
                 forget.push(id.clone());
             }
         }
+        // Only what is still wanted is remembered: write-offs for peers without a session,
+        // counts for peers that are still peers (and neither beyond a bound).
+        self.failed
+            .retain(|(id, _)| peers.iter().any(|p| &p.id == id && !live(p)));
+        if self.failed.len() > 64 + 16 * peers.len() {
+            self.failed.clear();
+        }
+        self.strikes
+            .retain(|ip, _| peers.iter().any(|p| p.addresses.contains(ip)));
         let lacking: Vec<&MeshPeer> = peers
             .iter()
             .filter(|p| !p.static_endpoint && !live(p))
             .filter(|p| !learned.contains_key(&p.id) || forget.contains(&p.id))
             .collect();
-        // Per peer: the endpoint, when seen, from whom, and whether it gave no handshake before.
-        let mut found: BTreeMap<Id, (SocketAddr, u64, IpAddr, bool)> = BTreeMap::new();
+        // Per peer, the best answer: the endpoint, when seen, from whom, and its rank.
+        let mut found: BTreeMap<Id, (SocketAddr, u64, IpAddr, Rank)> = BTreeMap::new();
         if !lacking.is_empty() {
             let sources: Vec<IpAddr> = shuffled(peers.iter().filter(|p| live(p)).collect())
                 .into_iter()
@@ -610,8 +757,24 @@ impl Distributor {
                 .filter(|ip| self.peer_backoff.get(ip).is_none_or(Backoff::ready))
                 .take(usize::from(self.config.fanout).max(1))
                 .collect();
-            for ip in sources {
-                let answer = match self.peers.endpoints(&self.base(ip)) {
+            // Every source at once: the slowest bounds the lookup, not their sum.
+            let client = &self.peers;
+            let answers: Vec<(IpAddr, Result<Endpoints, fetch::FetchError>)> =
+                std::thread::scope(|scope| {
+                    let asked: Vec<_> = sources
+                        .iter()
+                        .map(|&ip| {
+                            let base = self.base(ip);
+                            (ip, scope.spawn(move || client.endpoints(&base)))
+                        })
+                        .collect();
+                    asked
+                        .into_iter()
+                        .filter_map(|(ip, h)| h.join().ok().map(|r| (ip, r)))
+                        .collect()
+                });
+            for (ip, answer) in answers {
+                let answer = match answer {
                     Ok(a) => a,
                     Err(e) => {
                         let wait = self
@@ -639,13 +802,15 @@ impl Distributor {
                         continue;
                     }
                     // An endpoint that gave no handshake before is taken again only when no
-                    // other is offered (the peer may have been down, not the answer wrong).
-                    let failed = self.failed.contains(&(p.id.clone(), seen.endpoint));
-                    let better = |(_, t, _, f): &(SocketAddr, u64, IpAddr, bool)| {
-                        (*f && !failed) || (*f == failed && at > *t)
+                    // other is offered (the peer may have been down, not the answer wrong);
+                    // then answers from sources whose answers failed less; then the freshest.
+                    let rank = Rank {
+                        failed: self.failed.contains(&(p.id.clone(), seen.endpoint)),
+                        strikes: self.strikes.get(&ip).copied().unwrap_or(0),
+                        older: std::cmp::Reverse(at),
                     };
-                    if found.get(&p.id).is_none_or(better) {
-                        found.insert(p.id.clone(), (seen.endpoint, at, ip, failed));
+                    if found.get(&p.id).is_none_or(|(_, _, _, r)| rank < *r) {
+                        found.insert(p.id.clone(), (seen.endpoint, at, ip, rank));
                     }
                 }
             }
@@ -730,6 +895,7 @@ pub fn run(
             })
             .collect();
     }
+    let (done, finished) = std::sync::mpsc::channel();
     let mut d = Distributor {
         mirror_backoff: vec![Backoff::new(interval); config.mirrors.len()],
         config,
@@ -744,31 +910,48 @@ pub fn run(
         last_notify_pull: HashMap::new(),
         pending: HashMap::new(),
         failed: HashSet::new(),
+        strikes: HashMap::new(),
+        notified_running: HashSet::new(),
+        done,
     };
     let by_peers = d.config.serve_port != 0 && d.config.fanout > 0;
     // The first round waits for the first reconcile to list the peers.
     let mut next_round = Instant::now() + Duration::from_secs(1);
     let mut next_learn = Instant::now() + Duration::from_secs(1);
-    let (done, round) = std::sync::mpsc::channel();
     let mut in_flight = false;
     while !stop.load(Ordering::Relaxed) {
-        match events.recv_timeout(Duration::from_millis(250)) {
-            Ok(Event::Notified(ip, epoch)) if by_peers => {
-                if let Ok(mut s) = d.status.lock() {
-                    s.distribution.notifications_received += 1;
+        // Everything queued, notifications from one source folded into one pending pull.
+        let mut next = events.recv_timeout(Duration::from_millis(250));
+        loop {
+            match next {
+                Ok(Event::Notified(ip, epoch)) if by_peers => {
+                    if let Ok(mut s) = d.status.lock() {
+                        s.distribution.notifications_received += 1;
+                    }
+                    let e = d.pending.entry(ip).or_insert(epoch);
+                    *e = (*e).max(epoch);
                 }
-                let e = d.pending.entry(ip).or_insert(epoch);
-                *e = (*e).max(epoch);
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
             }
-            Ok(Event::Committed) if by_peers => d.notify(),
-            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
+            match events.try_recv() {
+                Ok(e) => next = Ok(e),
+                Err(_) => break,
+            }
         }
-        d.take_round(&round, &mut in_flight);
+        let committed = d
+            .shared
+            .lock()
+            .map(|mut s| std::mem::take(&mut s.committed))
+            .unwrap_or(false);
+        if committed && by_peers {
+            d.notify();
+        }
+        d.take_done(&finished, &mut in_flight);
         d.pull_notified();
         d.show_backoff();
         if Instant::now() >= next_round && !in_flight {
-            d.start_round(by_peers, done.clone());
+            d.start_round(by_peers);
             in_flight = true;
             next_round = Instant::now() + interval.mul_f64(jitter());
         }

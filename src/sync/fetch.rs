@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::ledger::canonical::{caps, decode};
 use crate::ledger::carried::{Carried, Head, PinnedDoc};
@@ -20,6 +20,10 @@ pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// The most updates one catch-up fetches; the next one goes on from there.
 pub const MAX_UPDATES_PER_PULL: u64 = 10_000;
+
+/// The most bytes one catch-up fetches beyond its first update and document (each is capped
+/// on its own): what a source can make a node hold before the gate has judged any of it.
+pub const MAX_BYTES_PER_PULL: usize = 64 << 20;
 
 /// Why a fetch or a catch-up failed.
 #[derive(Debug, thiserror::Error)]
@@ -177,17 +181,12 @@ pub fn check_base(base: &str) -> Result<(), FetchError> {
     }
 }
 
-/// What the base holds beyond `ours`: the update at `ours` itself (so that the gate sees
-/// whether the base's history is this ledger's: a quorum-signed other update there is fork
-/// evidence), the updates after it (at most [`MAX_UPDATES_PER_PULL`], consecutive from
-/// `ours + 1`, stopping at the first missing one) and the pinned documents they name. `None`
-/// when the base is not ahead.
-pub fn fetch_beyond(
+/// The base's head (`rn/v1/head`), which must name `network`.
+pub fn fetch_head(
     client: &Client,
     base: &str,
     network: &crate::ledger::types::Id,
-    ours: u64,
-) -> Result<Option<Carried>, FetchError> {
+) -> Result<Head, FetchError> {
     check_base(base)?;
     let head_url = || format!("{base}/{}", layout::head_path());
     let Some(bytes) = client.get(base, &layout::head_path(), 4096)? else {
@@ -209,12 +208,35 @@ pub fn fetch_beyond(
             ),
         });
     }
-    let theirs = head.epoch.get();
+    Ok(head)
+}
+
+/// What the base holds beyond `ours`, up to its head's epoch `theirs`: the update at `ours`
+/// itself (so that the gate sees whether the base's history is this ledger's: a
+/// quorum-signed other update there is fork evidence), the updates after it (consecutive
+/// from `ours + 1`, stopping at the first missing one) and the pinned documents they name,
+/// the last pinned first. One pull holds at most [`MAX_UPDATES_PER_PULL`] updates and,
+/// beyond its first update and first document, stops fetching at [`MAX_BYTES_PER_PULL`] or
+/// at `deadline`: what it has then goes to the gate, and the next pull goes on from there.
+/// `None` when the base holds nothing beyond `ours`.
+pub fn fetch_beyond(
+    client: &Client,
+    base: &str,
+    ours: u64,
+    theirs: u64,
+    deadline: Instant,
+) -> Result<Option<Carried>, FetchError> {
+    check_base(base)?;
     if theirs <= ours {
         return Ok(None);
     }
+    let mut used = 0usize;
+    let spent = |used: usize| used >= MAX_BYTES_PER_PULL || Instant::now() >= deadline;
     let mut updates: Vec<SignedUpdate> = Vec::new();
     for epoch in ours.max(1)..=theirs.min(ours + MAX_UPDATES_PER_PULL) {
+        if !updates.is_empty() && spent(used) {
+            break;
+        }
         let rel = layout::log_path(epoch);
         let Some(bytes) = client.get(base, &rel, caps::UPDATE)? else {
             if epoch == ours {
@@ -222,6 +244,7 @@ pub fn fetch_beyond(
             }
             break;
         };
+        used += bytes.len();
         let su: SignedUpdate = decode(&bytes).map_err(|e| FetchError::Invalid {
             url: format!("{base}/{rel}"),
             detail: e.to_string(),
@@ -237,20 +260,29 @@ pub fn fetch_beyond(
     if updates.is_empty() {
         return Ok(None);
     }
-    let mut documents = Vec::new();
-    let pinned: Vec<Sha256Digest> = updates
+    // Each document once, the one in force after the chain first.
+    let mut pinned: Vec<Sha256Digest> = Vec::new();
+    for op in updates
         .iter()
-        .flat_map(|su| su.update.ops.iter())
-        .filter_map(|op| match op {
-            Op::SetPolicy { policy } => *policy,
-            _ => None,
-        })
-        .collect();
+        .rev()
+        .flat_map(|su| su.update.ops.iter().rev())
+    {
+        if let Op::SetPolicy { policy: Some(hash) } = op
+            && !pinned.contains(hash)
+        {
+            pinned.push(*hash);
+        }
+    }
+    let mut documents = Vec::new();
     for hash in pinned {
+        if !documents.is_empty() && spent(used) {
+            break;
+        }
         let rel = layout::policy_path(&hash);
         // A document the base does not hold leaves the node's policy "pinned, not held"
         // (everything denied) until some source supplies it.
         if let Some(bytes) = client.get(base, &rel, caps::POLICY)? {
+            used += bytes.len();
             let doc = PinnedDoc::from_bytes(&bytes)
                 .ok()
                 .filter(|d| d.hash() == hash)

@@ -180,19 +180,33 @@ fn accept_loop(
                     drop(stream);
                     continue;
                 }
-                active.fetch_add(1, Ordering::Relaxed);
-                let (handler, done) = (handler.clone(), active.clone());
-                let spawned = std::thread::Builder::new()
+                let slot = Slot::take(&active);
+                let handler = handler.clone();
+                // A thread that cannot start drops its closure, and with it the slot.
+                let _ = std::thread::Builder::new()
                     .stack_size(256 * 1024)
                     .spawn(move || {
+                        let _slot = slot;
                         serve_one(handler.as_ref(), limits, stream, peer);
-                        done.fetch_sub(1, Ordering::Relaxed);
                     });
-                if spawned.is_err() {
-                    active.fetch_sub(1, Ordering::Relaxed);
-                }
             }
         }
+    }
+}
+
+/// One of the connections at once, given back when dropped (however its thread ends).
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(active: &Arc<AtomicUsize>) -> Slot {
+        active.fetch_add(1, Ordering::Relaxed);
+        Slot(active.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -220,11 +234,19 @@ fn serve_one(handler: &dyn Handler, limits: Limits, mut stream: TcpStream, peer:
     )
     .into_bytes();
     out.extend_from_slice(&response.body);
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() || stream.set_write_timeout(Some(left)).is_err() {
-        return;
+    // The deadline bounds the whole answer, not each write: a reader that takes a little at
+    // a time is cut off when it runs out.
+    let mut rest = &out[..];
+    while !rest.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_write_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.write(&rest[..rest.len().min(16 * 1024)]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => rest = &rest[n..],
+        }
     }
-    let _ = stream.write_all(&out);
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
@@ -383,5 +405,60 @@ mod tests {
         let again = exchange(addr, b"GET /rn/v1/head HTTP/1.1\r\n\r\n");
         assert!(again.starts_with("HTTP/1.1 200 "), "{again}");
         stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Answers 32 MiB to every request.
+    struct Big;
+
+    impl Handler for Big {
+        fn handle(&self, _: &Request<'_>) -> Response {
+            Response::ok(vec![b'x'; 32 << 20])
+        }
+    }
+
+    #[test]
+    fn a_reader_that_takes_a_little_at_a_time_is_cut_at_the_deadline() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let limits = Limits {
+            connections: 1,
+            deadline: Duration::from_millis(600),
+            ..Limits::default()
+        };
+        let server = Server::spawn(Arc::new(Big), limits, stop.clone());
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        server.listen_on(vec![addr]);
+        let t = Instant::now();
+        while server.bound().is_empty() && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The one connection allowed reads 4 KiB every 20 ms: each write makes progress, so
+        // only a deadline over the whole answer ends it.
+        let trickle = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            s.write_all(b"GET /big HTTP/1.1\r\n\r\n").expect("write");
+            let mut buf = [0u8; 4096];
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(3) {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        // Its slot is free again while it still reads: another request is answered.
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        s.write_all(b"GET /big HTTP/1.1\r\n\r\n").expect("write");
+        let mut first = [0u8; 15];
+        let got = s.read_exact(&mut first).map(|_| first);
+        assert_eq!(
+            got.ok().as_ref().map(|b| &b[..]),
+            Some(&b"HTTP/1.1 200 OK"[..])
+        );
+        stop.store(true, Ordering::Relaxed);
+        trickle.join().expect("the reader ends");
     }
 }
