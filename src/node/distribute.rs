@@ -355,7 +355,7 @@ struct Rank {
     failed: bool,
     /// Answers from its source that gave no handshake since one did.
     strikes: u32,
-    /// How long ago the source saw it (fresher is better).
+    /// When the source saw it (later is better).
     older: std::cmp::Reverse<u64>,
 }
 
@@ -391,8 +391,12 @@ struct Distributor {
     /// Per source of endpoint answers: how many of its answers gave no handshake since one
     /// last did. Answers from sources with fewer are preferred.
     strikes: HashMap<IpAddr, u32>,
+    /// Peers whose learned endpoint gave a session.
+    worked: HashSet<Id>,
     /// The sources a notified pull is running for.
     notified_running: HashSet<IpAddr>,
+    /// The peers the periodic round in flight is pulling from.
+    round_peers: HashSet<IpAddr>,
     /// Where finished pulls and rounds are handed back.
     done: Sender<Done>,
 }
@@ -554,7 +558,9 @@ impl Distributor {
             .pending
             .iter()
             .filter(|(ip, _)| {
+                // A source the round is pulling from waits for that pull.
                 !self.notified_running.contains(ip)
+                    && !self.round_peers.contains(ip)
                     && self
                         .last_notify_pull
                         .get(ip)
@@ -585,7 +591,7 @@ impl Distributor {
                 known.clone(),
             );
             let base = self.base(ip);
-            std::thread::spawn(move || {
+            let spawned = std::thread::Builder::new().spawn(move || {
                 let deadline = Instant::now() + PEER_PULL;
                 let result = catch_up(
                     &config,
@@ -597,6 +603,13 @@ impl Distributor {
                 );
                 let _ = done.send(Done::Peer(id, ip, "notified", result));
             });
+            if let Err(e) = spawned {
+                self.notified_running.remove(&ip);
+                self.log.event(
+                    "warn",
+                    &format!("pull from {ip} (notified): no thread: {e}"),
+                );
+            }
         }
     }
 
@@ -604,7 +617,7 @@ impl Distributor {
     ///
     /// It runs on a thread of its own, every source at once, and hands back what each gave,
     /// so that a slow or dead source never holds up notifications.
-    fn start_round(&self, by_peers: bool) {
+    fn start_round(&mut self, by_peers: bool) -> bool {
         let mirrors: Vec<(usize, String)> = self
             .config
             .mirrors
@@ -617,12 +630,16 @@ impl Distributor {
             self.reachable()
                 .into_iter()
                 .map(|p| (p.id.clone(), p.addresses[0]))
-                .filter(|(_, ip)| self.peer_backoff.get(ip).is_none_or(Backoff::ready))
+                .filter(|(_, ip)| {
+                    self.peer_backoff.get(ip).is_none_or(Backoff::ready)
+                        && !self.notified_running.contains(ip)
+                })
                 .take(usize::from(self.config.fanout))
                 .collect()
         } else {
             Vec::new()
         };
+        self.round_peers = peers.iter().map(|(_, ip)| *ip).collect();
         let (config, mirror_client, peer_client, known, done) = (
             self.config.clone(),
             self.mirrors.clone(),
@@ -631,7 +648,7 @@ impl Distributor {
             self.done.clone(),
         );
         let port = self.config.serve_port;
-        std::thread::spawn(move || {
+        let spawned = std::thread::Builder::new().spawn(move || {
             let known = known.as_ref();
             std::thread::scope(|scope| {
                 if let Some(client) = &mirror_client {
@@ -656,6 +673,12 @@ impl Distributor {
             });
             let _ = done.send(Done::RoundOver);
         });
+        if let Err(e) = &spawned {
+            self.round_peers.clear();
+            self.log
+                .event("warn", &format!("periodic pull: no thread: {e}"));
+        }
+        spawned.is_ok()
     }
 
     /// Takes what the pulls and the round in flight have finished.
@@ -665,11 +688,16 @@ impl Distributor {
                 Done::Peer(id, ip, why, result) => {
                     if why == "notified" {
                         self.notified_running.remove(&ip);
+                    } else {
+                        self.round_peers.remove(&ip);
                     }
                     self.record_peer(id.as_ref(), ip, why, &result);
                 }
                 Done::Mirror(i, result) => self.record_mirror(i, &result),
-                Done::RoundOver => *in_flight = false,
+                Done::RoundOver => {
+                    self.round_peers.clear();
+                    *in_flight = false;
+                }
             }
         }
     }
@@ -707,8 +735,8 @@ impl Distributor {
     }
 
     /// Looks up endpoints for peers without a static endpoint or a live session, from the
-    /// peers with a live session; the most recently seen answer wins, one that gave no
-    /// handshake is not taken again.
+    /// peers with a live session: the best-ranked answer wins ([`Rank`]); one that gave no
+    /// handshake counts against its source and is taken again only when no other is offered.
     fn learn(&mut self) {
         let now = crate::clock::now();
         let (peers, learned) = match self.shared.lock() {
@@ -721,6 +749,7 @@ impl Distributor {
         };
         // A learned endpoint that gave no handshake within the grace is written off, and
         // counts against the peer that gave it; one that did clears its source's count.
+        // One that worked and whose session lapsed later is dropped, not written off.
         let mut forget = Vec::new();
         for (id, (ep, at, from)) in &learned {
             let peer = peers.iter().find(|p| &p.id == id);
@@ -728,16 +757,21 @@ impl Distributor {
                 forget.push(id.clone());
             } else if peer.is_some_and(live) {
                 self.strikes.remove(from);
+                self.worked.insert(id.clone());
+            } else if self.worked.remove(id) {
+                forget.push(id.clone());
             } else if now.saturating_sub(*at) > LEARNED_GRACE {
                 self.failed.insert((id.clone(), *ep));
                 *self.strikes.entry(*from).or_default() += 1;
                 forget.push(id.clone());
             }
         }
-        // Only what is still wanted is remembered: write-offs for peers without a session,
-        // counts for peers that are still peers (and neither beyond a bound).
+        // Only what is still wanted is remembered: write-offs and counts for peers that are
+        // still peers (and the write-offs within a bound).
         self.failed
-            .retain(|(id, _)| peers.iter().any(|p| &p.id == id && !live(p)));
+            .retain(|(id, _)| peers.iter().any(|p| &p.id == id));
+        self.worked
+            .retain(|id| learned.contains_key(id) && !forget.contains(id));
         if self.failed.len() > 64 + 16 * peers.len() {
             self.failed.clear();
         }
@@ -911,7 +945,9 @@ pub fn run(
         pending: HashMap::new(),
         failed: HashSet::new(),
         strikes: HashMap::new(),
+        worked: HashSet::new(),
         notified_running: HashSet::new(),
+        round_peers: HashSet::new(),
         done,
     };
     let by_peers = d.config.serve_port != 0 && d.config.fanout > 0;
@@ -951,13 +987,46 @@ pub fn run(
         d.pull_notified();
         d.show_backoff();
         if Instant::now() >= next_round && !in_flight {
-            d.start_round(by_peers);
-            in_flight = true;
+            in_flight = d.start_round(by_peers);
             next_round = Instant::now() + interval.mul_f64(jitter());
         }
         if by_peers && Instant::now() >= next_learn {
             d.learn();
             next_learn = Instant::now() + LEARN_INTERVAL;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Reverse;
+
+    fn rank(failed: bool, strikes: u32, seen_at: u64) -> Rank {
+        Rank {
+            failed,
+            strikes,
+            older: Reverse(seen_at),
+        }
+    }
+
+    #[test]
+    fn an_endpoint_answer_ranks_by_write_off_then_its_source_then_freshness() {
+        // Not written off beats written off, however stale and struck.
+        assert!(rank(false, 9, 100) < rank(true, 0, 900));
+        // A source whose answers worked beats a fresher claim from one whose did not: a liar
+        // that says "seen just now" wins once, not every time.
+        assert!(rank(false, 0, 100) < rank(false, 1, 900));
+        // Between equals, the fresher.
+        assert!(rank(false, 1, 900) < rank(false, 1, 100));
+        let mut answers = [
+            rank(true, 0, 950),
+            rank(false, 2, 990),
+            rank(false, 0, 500),
+            rank(false, 0, 800),
+        ];
+        answers.sort();
+        assert_eq!(answers[0], rank(false, 0, 800));
+        assert_eq!(answers[3], rank(true, 0, 950));
     }
 }

@@ -21,8 +21,8 @@ pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// The most updates one catch-up fetches; the next one goes on from there.
 pub const MAX_UPDATES_PER_PULL: u64 = 10_000;
 
-/// The most bytes one catch-up fetches beyond its first update and document (each is capped
-/// on its own): what a source can make a node hold before the gate has judged any of it.
+/// The most bytes one catch-up fetches beyond its first new update and first document (each
+/// is capped on its own): what a source can make a node hold before the gate has judged any of it.
 pub const MAX_BYTES_PER_PULL: usize = 64 << 20;
 
 /// Why a fetch or a catch-up failed.
@@ -216,8 +216,9 @@ pub fn fetch_head(
 /// quorum-signed other update there is fork evidence), the updates after it (consecutive
 /// from `ours + 1`, stopping at the first missing one) and the pinned documents they name,
 /// the last pinned first. One pull holds at most [`MAX_UPDATES_PER_PULL`] updates and,
-/// beyond its first update and first document, stops fetching at [`MAX_BYTES_PER_PULL`] or
-/// at `deadline`: what it has then goes to the gate, and the next pull goes on from there.
+/// beyond the first update after `ours` and its first document, stops fetching at
+/// [`MAX_BYTES_PER_PULL`] or at `deadline`: what it has then goes to the gate, and the next
+/// pull goes on from there.
 /// `None` when the base holds nothing beyond `ours`.
 pub fn fetch_beyond(
     client: &Client,
@@ -234,7 +235,8 @@ pub fn fetch_beyond(
     let spent = |used: usize| used >= MAX_BYTES_PER_PULL || Instant::now() >= deadline;
     let mut updates: Vec<SignedUpdate> = Vec::new();
     for epoch in ours.max(1)..=theirs.min(ours + MAX_UPDATES_PER_PULL) {
-        if !updates.is_empty() && spent(used) {
+        // Stopping early keeps at least one update beyond `ours`: every pull gets somewhere.
+        if epoch > ours + 1 && spent(used) {
             break;
         }
         let rel = layout::log_path(epoch);
