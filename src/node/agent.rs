@@ -28,6 +28,9 @@ use crate::ledger::canonical::caps;
 use crate::ledger::store::{Mode, Store, StoreCache, StoreError};
 use crate::tunnel::{self, BackendKind, DeviceStop, TunnelBackend};
 
+/// Where a greeting after a re-key is sent (RFC 863's discard port): nothing listens there.
+const DISCARD_PORT: u16 = 9;
+
 /// How long a clean stop may take before the agent exits anyway.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -241,7 +244,9 @@ impl Agent {
         {
             self.process_inbox(s);
         }
+        let key_before = self.dataplane.public_key();
         let mut plan = self.check_key(plan(&self.config, store.as_ref().map_err(Clone::clone)));
+        let rekeyed = self.dataplane.public_key() != key_before;
         if let Ok(mut shared) = self.shared.lock() {
             // Endpoints learned from peers, where node.json gives none.
             for (id, p) in plan.peers.iter_mut() {
@@ -262,7 +267,11 @@ impl Agent {
         let error = self.enforce_or_restrict(plan);
         self.apply_ms
             .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let enforced = error.is_none();
         self.publish(error);
+        if rekeyed && enforced {
+            self.greet_peers();
+        }
         // A new epoch enforced: tell peers (after publishing, so the peers told are this
         // epoch's: a peer just revoked is not among them).
         if let (Some(before), Some(now)) = (before, self.dataplane.applied())
@@ -274,6 +283,39 @@ impl Agent {
                 shared.committed = true;
             }
             let _ = events.try_send(Event::Committed);
+        }
+    }
+
+    /// After this node's own key changed: one empty datagram to each peer's overlay address,
+    /// so that the interface starts a handshake under the new key at once. A peer that took
+    /// the new key first has already tried to reach this node under it and, refused while the
+    /// old key was in force, would otherwise wait for WireGuard's retry (5 s). What the peer's
+    /// firewall does with the datagram does not matter; the handshake is the point. Not with
+    /// the memory backend, which has no interface to route through.
+    fn greet_peers(&self) {
+        if self.config.backend == BackendKind::Memory {
+            return;
+        }
+        let Some(plan) = &self.wanted else {
+            return;
+        };
+        for (id, addresses) in &plan.peer_addresses {
+            let Some(ip) = addresses.first() else {
+                continue;
+            };
+            let local: std::net::IpAddr = if ip.is_ipv4() {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            };
+            let sent = std::net::UdpSocket::bind((local, 0))
+                .and_then(|s| s.send_to(&[], (*ip, DISCARD_PORT)));
+            if let Err(e) = sent {
+                self.log.event(
+                    "warn",
+                    &format!("new key: could not start a handshake with {id} ({ip}): {e}"),
+                );
+            }
         }
     }
 
