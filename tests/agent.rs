@@ -748,7 +748,13 @@ fn a_pull_stops_fetching_at_its_deadline_and_gates_what_it_has() {
     let base = format!("http://{addr}");
     let head = fetch_head(&client, &base, &network).unwrap();
     assert_eq!(head.epoch.get(), 2);
-    assert!(fetch_head(&client, &base, &"other".parse().unwrap()).is_err());
+    let other = fetch_head(&client, &base, &"other".parse().unwrap()).unwrap_err();
+    assert!(
+        other
+            .to_string()
+            .ends_with(&format!("the layout is of network {network}, not other")),
+        "{other}"
+    );
     // With time to spare: both updates and the policy the second pins.
     let all = fetch_beyond(
         &client,

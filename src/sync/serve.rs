@@ -332,8 +332,16 @@ mod tests {
     }
 
     fn start(limits: Limits) -> (Server, SocketAddr, Arc<AtomicBool>) {
+        start_with(Arc::new(Echo), limits)
+    }
+
+    /// A server with `handler` on a free loopback port, listening.
+    fn start_with(
+        handler: Arc<dyn Handler>,
+        limits: Limits,
+    ) -> (Server, SocketAddr, Arc<AtomicBool>) {
         let stop = Arc::new(AtomicBool::new(false));
-        let server = Server::spawn(Arc::new(Echo), limits, stop.clone());
+        let server = Server::spawn(handler, limits, stop.clone());
         // A free port: bind, note it, let it go.
         let addr = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -418,21 +426,12 @@ mod tests {
 
     #[test]
     fn a_reader_that_takes_a_little_at_a_time_is_cut_at_the_deadline() {
-        let stop = Arc::new(AtomicBool::new(false));
         let limits = Limits {
             connections: 1,
             deadline: Duration::from_millis(600),
             ..Limits::default()
         };
-        let server = Server::spawn(Arc::new(Big), limits, stop.clone());
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port");
-        server.listen_on(vec![addr]);
-        let t = Instant::now();
-        while server.bound().is_empty() && t.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (_server, addr, stop) = start_with(Arc::new(Big), limits);
         // The one connection allowed reads 4 KiB every 20 ms: each write makes progress, so
         // only a deadline over the whole answer ends it.
         let trickle = std::thread::spawn(move || {
