@@ -113,7 +113,7 @@ struct Init {
     /// a mirror to catch the ledger up from (http:// or https:// base URL); repeatable
     #[argh(option)]
     mirror: Vec<String>,
-    /// seconds between catch-ups from the mirrors (default 30, at least 5)
+    /// seconds between catch-ups from the mirrors and peers (default 30, at least 5)
     #[argh(option, default = "crate::node::config::DEFAULT_SYNC_INTERVAL")]
     sync_interval: u64,
     /// the CA bundle for https:// mirrors (default: the system's)

@@ -68,7 +68,7 @@ pub struct NodeConfig {
     /// `rn member publish` writes), tried every `sync_interval`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<String>,
-    /// Seconds between catch-ups from the mirrors (±20 %); at least 5.
+    /// Seconds between catch-ups from the mirrors and peers (±20 %); at least 5.
     #[serde(default = "default_sync_interval")]
     pub sync_interval: u64,
     /// The CA bundle for `https://` mirrors (default: the system's).

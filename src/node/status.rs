@@ -125,7 +125,7 @@ pub struct Status {
     pub reconciles: u64,
     /// Drift corrections since start.
     pub drift_corrections: u64,
-    /// Seconds between catch-ups from the mirrors.
+    /// Seconds between catch-ups from the mirrors and peers.
     pub sync_interval: u64,
     /// The mirrors and how the last catch-up from each went.
     pub mirrors: Vec<MirrorStatus>,
