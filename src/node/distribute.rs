@@ -393,8 +393,8 @@ struct Distributor {
     strikes: HashMap<IpAddr, u32>,
     /// Peers whose learned endpoint gave a session.
     worked: HashSet<Id>,
-    /// The sources a notified pull is running for.
-    notified_running: HashSet<IpAddr>,
+    /// The sources a notified pull is running for, and the epoch each notified.
+    notified_running: HashMap<IpAddr, u64>,
     /// The peers the periodic round in flight is pulling from.
     round_peers: HashSet<IpAddr>,
     /// Where finished pulls and rounds are handed back.
@@ -559,7 +559,7 @@ impl Distributor {
             .iter()
             .filter(|(ip, _)| {
                 // A source the round is pulling from waits for that pull.
-                !self.notified_running.contains(ip)
+                !self.notified_running.contains_key(ip)
                     && !self.round_peers.contains(ip)
                     && self
                         .last_notify_pull
@@ -577,7 +577,7 @@ impl Distributor {
                 continue;
             }
             self.last_notify_pull.insert(ip, Instant::now());
-            self.notified_running.insert(ip);
+            self.notified_running.insert(ip, epoch);
             let id = self.shared.lock().ok().and_then(|s| {
                 s.peers
                     .iter()
@@ -632,7 +632,7 @@ impl Distributor {
                 .map(|p| (p.id.clone(), p.addresses[0]))
                 .filter(|(_, ip)| {
                     self.peer_backoff.get(ip).is_none_or(Backoff::ready)
-                        && !self.notified_running.contains(ip)
+                        && !self.notified_running.contains_key(ip)
                 })
                 .take(usize::from(self.config.fanout))
                 .collect()
@@ -687,7 +687,15 @@ impl Distributor {
             match d {
                 Done::Peer(id, ip, why, result) => {
                     if why == "notified" {
-                        self.notified_running.remove(&ip);
+                        // A pull this node could not finish itself (its ledger busy) is
+                        // tried again after the gap: the notification is not used up.
+                        let epoch = self.notified_running.remove(&ip);
+                        if let (Some(epoch), Err(f)) = (epoch, &result)
+                            && !f.by_source
+                        {
+                            let e = self.pending.entry(ip).or_insert(epoch);
+                            *e = (*e).max(epoch);
+                        }
                     } else {
                         self.round_peers.remove(&ip);
                     }
@@ -946,7 +954,7 @@ pub fn run(
         failed: HashSet::new(),
         strikes: HashMap::new(),
         worked: HashSet::new(),
-        notified_running: HashSet::new(),
+        notified_running: HashMap::new(),
         round_peers: HashSet::new(),
         done,
     };
