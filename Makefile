@@ -4,7 +4,7 @@ CARGO ?= cargo
 TARGET := x86_64-unknown-linux-gnu
 STATIC := target/$(TARGET)/release/rn
 
-.PHONY: all build release test test-deps demo bench bless clean gates drill fuzz
+.PHONY: all build release test test-deps demo bench bless clean gates drill fuzz man
 
 all: build
 
@@ -44,6 +44,12 @@ test: test-deps
 	else \
 	  echo "not root: skipping ci/e2e-netns.sh, ci/e2e-routing.sh, ci/e2e-sessions.sh, ci/e2e-push.sh, ci/e2e-mirror.sh, ci/e2e-mesh.sh and ci/e2e-liar.sh (network namespaces, TUN, nftables, sshd and nginx need root)"; \
 	fi
+
+## The manual page, from the parser's own metadata (`rn man`); `man -l target/man/rn.1` reads it.
+man: build
+	mkdir -p target/man
+	target/release/rn man > target/man/rn.1
+	@echo "target/man/rn.1: $$(grep -c '^\.SS' target/man/rn.1) commands"
 
 demo: build
 	bash ci/demo.sh target/release/rn

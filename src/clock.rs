@@ -30,3 +30,34 @@ pub fn utc(secs: u64) -> String {
         rem % 60
     )
 }
+
+/// A span of time as a person reads it: the two largest units, rounded down ("59m 59s",
+/// "6d 23h", "45s").
+pub fn show_span(secs: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)];
+    let first = UNITS
+        .iter()
+        .position(|&(_, n)| secs >= n)
+        .unwrap_or(UNITS.len() - 1);
+    let (unit, n) = UNITS[first];
+    let mut text = format!("{}{unit}", secs / n);
+    if let Some(&(next, m)) = UNITS.get(first + 1) {
+        let rest = secs % n / m;
+        if rest > 0 {
+            text.push_str(&format!(" {rest}{next}"));
+        }
+    }
+    text
+}
+
+/// A unix time as UTC and relative to `now`: "2026-12-02 12:00:00 UTC (in 59m 59s)" or "(…
+/// ago)".
+pub fn when(at: u64, now: u64) -> String {
+    if at == now {
+        format!("{} (now)", utc(at))
+    } else if at > now {
+        format!("{} (in {})", utc(at), show_span(at - now))
+    } else {
+        format!("{} ({} ago)", utc(at), show_span(now - at))
+    }
+}

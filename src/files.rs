@@ -10,10 +10,20 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     /// The input does not exist.
-    #[error("{path}: no such file")]
+    #[error("{path}: no such file{}", missing_hint(path))]
     Missing {
         /// The path.
         path: PathBuf,
+    },
+    /// An output's directory does not exist: rn creates files, never directories.
+    #[error(
+        "cannot write {path}: directory {dir} does not exist; create it first (mkdir -p -m 700 {dir})"
+    )]
+    NoDir {
+        /// The output path.
+        path: PathBuf,
+        /// Its missing directory.
+        dir: PathBuf,
     },
     /// Unsafe ownership, mode or type.
     #[error("{path}: {problem}; fix: {fix}")]
@@ -58,6 +68,16 @@ pub enum FileError {
         /// The error.
         error: io::Error,
     },
+}
+
+/// What a missing input's error adds: whether its directory exists, so a typo in the name
+/// and a wrong directory read differently.
+fn missing_hint(path: &Path) -> String {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) if dir.is_dir() => format!(" (directory {} has no such entry)", dir.display()),
+        Some(dir) => format!(" (directory {} does not exist either)", dir.display()),
+        None => String::from(" in the current directory"),
+    }
 }
 
 impl FileError {
@@ -255,7 +275,16 @@ pub fn write_atomic_with(
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.map_err(|e| FileError::io(path, e))
+    result.map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound && !dir.is_dir() {
+            FileError::NoDir {
+                path: path.to_owned(),
+                dir: dir.clone(),
+            }
+        } else {
+            FileError::io(path, e)
+        }
+    })
 }
 
 /// What a directory entry is, for messages.

@@ -7,9 +7,11 @@ use rn::cli::{self, Exit};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    // Errors are JSON whenever --json is on the command line, even one the parser refused.
+    let json_asked = args.iter().skip(1).any(|a| a == "--json");
     let code = match cli::parse(&args) {
         Ok(command) => {
-            let json = command.json();
+            let json = command.json() || json_asked;
             match command.run() {
                 Ok(code) => code,
                 Err(err) => match err.downcast_ref() {
@@ -20,6 +22,9 @@ fn main() -> ExitCode {
                     _ => {
                         let code = cli::exit::code(&err);
                         cli::output::report_error(&err, code, json);
+                        if code == Exit::Usage && !json {
+                            eprintln!("Run {} --help for usage.", cli::command_path(&args));
+                        }
                         code
                     }
                 },
@@ -27,13 +32,23 @@ fn main() -> ExitCode {
         }
         Err(early) => {
             if early.status.is_ok() {
-                rn::outln!("{}", early.output);
+                rn::outln!("{}", cli::help::fix_usage(&early.output));
                 Exit::Ok
             } else {
-                eprintln!(
-                    "rn: usage: {}\nRun rn --help for more information.",
-                    rn::cli::output::escape_untrusted(early.output.trim(), true)
-                );
+                let message = rn::cli::output::escape_untrusted(early.output.trim(), true);
+                if json_asked {
+                    let v = serde_json::json!({
+                        "error": "Usage",
+                        "message": message,
+                        "exit": Exit::Usage as u8,
+                    });
+                    eprintln!("{v}");
+                } else {
+                    eprintln!(
+                        "rn: usage: {message}\nRun {} --help for usage.",
+                        cli::command_path(&args)
+                    );
+                }
                 Exit::Usage
             }
         }

@@ -1316,6 +1316,33 @@ fn node_init_refuses_bad_interface_names_and_writes_absolute_paths() {
     assert!(again.stderr.contains(&next), "{}", again.stderr);
     let forced = env.ok(&["node", "rekey", "--config", "node/node.json", "--force"]);
     assert_ne!(forced, next);
+
+    // On a node, `rn member …` finds the ledger through the configuration ($RN_CONFIG here),
+    // from any directory; `rn node status` without one says which flag to pass.
+    let elsewhere = env.path("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    let with_config = |args: &[&str], config: Option<&Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rn"));
+        c.args(args).current_dir(&elsewhere).env_remove("RN_CONFIG");
+        if let Some(p) = config {
+            c.env("RN_CONFIG", p);
+        }
+        Run::from(c.output().unwrap())
+    };
+    let r = with_config(
+        &["member", "status", "--json"],
+        Some(&env.path("node/node.json")),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let s: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(s["network_id"], "acme");
+    let r = with_config(&["node", "status"], Some(&env.path("missing.json")));
+    assert_eq!(r.code, 66, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("pass --config FILE or set RN_CONFIG"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -1636,4 +1663,200 @@ fn publish_writes_a_mirror_layout_that_only_grows() {
         mirror_files(),
         "a refused publish changed the mirror"
     );
+}
+
+#[test]
+fn operator_conveniences_version_completions_several_ops_show_and_filters() {
+    let env = Env::new();
+    // Version: crate version and a commit (or "unknown" outside a checkout).
+    let v = env.ok(&["--version"]);
+    assert!(
+        v.starts_with(&format!("rn {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+
+    // Completions from the parser's metadata: bash completes `rn member pro` to `propose`.
+    let script = env.ok(&["completions", "bash"]);
+    fs::write(env.path("rn.bash"), &script).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(
+            "source ./rn.bash; COMP_WORDS=(rn member pro); COMP_CWORD=2; _rn; echo \"${COMPREPLY[@]}\"",
+        )
+        .current_dir(env.path(""))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "propose");
+    for shell in ["zsh", "fish"] {
+        assert!(
+            env.ok(&["completions", shell]).contains("propose"),
+            "{shell}"
+        );
+    }
+    let bad = env.rn(&["completions", "tcsh"]);
+    assert_eq!(bad.code, 64, "{}", bad.stderr);
+    let man = env.ok(&["man"]);
+    assert!(man.starts_with(".TH RN 1"), "{}", &man[..40]);
+    assert!(man.contains(".SS \"rn member propose revoke\\-node\""));
+
+    // Required options are shown as required; each op says what it does.
+    let help = env.ok(&["member", "init", "--help"]);
+    assert!(help.contains(" --approver <ID:ROLE:PUBKEY>... "), "{help}");
+    let help = env.ok(&["member", "propose", "--help"]);
+    assert!(
+        help.starts_with("Usage: rn member propose -o <output> "),
+        "{help}"
+    );
+    assert!(help.contains("set-policy"), "{help}");
+    let help = env.ok(&["member", "propose", "revoke-node", "--help"]);
+    assert!(help.contains("every peer drops it"), "{help}");
+
+    // With --json anywhere, even a refused command line reports JSON.
+    let r = env.rn(&["member", "status", "--json", "--bogus"]);
+    assert_eq!(r.code, 64);
+    let e: serde_json::Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert_eq!(e["error"], "Usage");
+    let r = env.rn(&["member", "frob"]);
+    assert!(
+        r.stderr.contains("Run rn member --help for usage."),
+        "{}",
+        r.stderr
+    );
+
+    // An output in a directory that does not exist: named, exit 66, nothing written.
+    let r = env.rn(&["key", "gen", "--out", "nowhere/alice"]);
+    assert_eq!(r.code, 66, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("directory nowhere does not exist"),
+        "{}",
+        r.stderr
+    );
+    assert_absent(&env.path("nowhere"));
+
+    env.found_with_ledger("led");
+    let k1 = env.node_key("web-1");
+    let k2 = env.node_key("web-2");
+    let k3 = env.node_key("db-1");
+    // Three ops on one command line: the op, a repeated --op, and a text batch.
+    fs::write(
+        env.path("ops.txt"),
+        format!("# the database\nadd-node --id db-1 --pubkey {k3} --owner ops --tag tag:db\n"),
+    )
+    .unwrap();
+    let add2 = format!("add-node --id web-2 --pubkey {k2} --owner ops --tag tag:web");
+    let r = env.rn(&[
+        "member",
+        "propose",
+        "add-node",
+        "--id",
+        "web-1",
+        "--pubkey",
+        &k1,
+        "--owner",
+        "ops",
+        "--tag",
+        "tag:web",
+        "--op",
+        &add2,
+        "--batch",
+        "ops.txt",
+        "--state-dir",
+        "led",
+        "-o",
+        "p.json",
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let p: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(p["ops"], 3);
+    assert_eq!(p["signatures_needed"], 2);
+    let r = env.rn(&[
+        "member",
+        "propose",
+        "--op",
+        "frob-node x",
+        "--state-dir",
+        "led",
+        "-o",
+        "q.json",
+    ]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unknown op \"frob-node\""),
+        "{}",
+        r.stderr
+    );
+    assert_absent(&env.path("q.json"));
+
+    // show: every op, counted by kind; --json carries the ops in the update's own format.
+    let shown = env.ok(&["member", "show", "p.json"]);
+    assert!(shown.contains("ops       3 ops: 3 add-node"), "{shown}");
+    assert!(
+        shown.contains("signed    0 signatures, 2 needed"),
+        "{shown}"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&env.ok(&["member", "show", "p.json", "--json"])).unwrap();
+    assert_eq!(j["op_counts"]["add-node"], 3);
+    assert_eq!(j["ops"][2]["op"], "add_node");
+    assert_eq!(j["ops"][2]["node"]["id"], "db-1");
+
+    for k in ["alice/key", "carol/key"] {
+        env.ok(&["member", "sign", "p.json", "--key", k, "--yes"]);
+    }
+    env.ok(&["member", "apply", "p.json", "--state-dir", "led"]);
+    // Verifying what the ledger already holds: exit 0, and it says so.
+    let r = env.rn(&["member", "verify", "p.json", "--state-dir", "led"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.starts_with("already applied: led holds update"),
+        "{}",
+        r.stdout
+    );
+
+    // Status filters.
+    let s: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "member",
+        "status",
+        "--state-dir",
+        "led",
+        "--tag",
+        "tag:web",
+        "--json",
+    ]))
+    .unwrap();
+    let ids: Vec<&str> = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["web-1", "web-2"]);
+    let text = env.ok(&["member", "status", "--state-dir", "led", "--node", "db-1"]);
+    assert!(text.contains("nodes      3 (3 active), 1 listed"), "{text}");
+    assert_eq!(
+        env.rn(&["member", "status", "--state-dir", "led", "--node", "nope"])
+            .code,
+        65
+    );
+    assert_eq!(
+        env.rn(&["member", "status", "--state-dir", "led", "--status", "gone"])
+            .code,
+        64
+    );
+
+    // The log: a multi-op update is a counted line and one line per op; --json has the ops.
+    let log = env.ok(&["member", "log", "--state-dir", "led"]);
+    assert!(log.contains("3 ops: 3 add-node"), "{log}");
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.starts_with("    add node"))
+            .count(),
+        3,
+        "{log}"
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(&env.ok(&["member", "log", "--state-dir", "led", "--json"])).unwrap();
+    assert_eq!(line["ops"][0]["op"], "add_node");
+    assert_eq!(line["described"].as_array().unwrap().len(), 3);
 }

@@ -11,6 +11,35 @@ use crate::keys::KeyError;
 use crate::ledger::store::StoreError;
 use crate::ledger::{DecodeError, Rejection};
 
+/// What each exit code means, as `rn man` lists it (DESIGN §6).
+pub const TABLE: &[(u8, &str)] = &[
+    (
+        Exit::Ok as u8,
+        "success (also: rn member verify of an update the ledger already holds)",
+    ),
+    (
+        Exit::Declined as u8,
+        "declined: the operator answered no, or rn policy check answered deny",
+    ),
+    (Exit::Usage as u8, "bad command line"),
+    (Exit::DataErr as u8, "malformed input"),
+    (
+        Exit::NoInput as u8,
+        "missing input: a file, the state directory or the node configuration",
+    ),
+    (Exit::Software as u8, "internal error"),
+    (Exit::IoErr as u8, "I/O error"),
+    (
+        Exit::TempFail as u8,
+        "temporary failure (a lock is busy, a host unreachable): retry",
+    ),
+    (Exit::NoPerm as u8, "permission denied"),
+    (
+        Exit::Rejected as u8,
+        "rejected by the trust gate, or the ledger is restricted: do not retry",
+    ),
+];
+
 /// The one table from errors to exit codes (DESIGN §6). The first error in the chain with a
 /// known type decides.
 pub fn code(err: &anyhow::Error) -> Exit {
@@ -96,7 +125,7 @@ pub fn code(err: &anyhow::Error) -> Exit {
 
 fn file_exit(e: &FileError) -> Exit {
     match e {
-        FileError::Missing { .. } => Exit::NoInput,
+        FileError::Missing { .. } | FileError::NoDir { .. } => Exit::NoInput,
         FileError::Unsafe { .. } => Exit::NoPerm,
         FileError::Exists { .. } | FileError::NotRegular { .. } => Exit::Usage,
         FileError::TooLarge { .. } => Exit::DataErr,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 use zeroize::Zeroizing;
 
 use super::Exit;
@@ -12,14 +12,14 @@ use crate::files;
 use crate::keys::{self, ApproverSecret, NodeSecret};
 
 /// Approver and node keys.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "key")]
 pub struct KeyCmd {
     #[argh(subcommand)]
     sub: KeySub,
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand)]
 enum KeySub {
     Gen(Gen),
@@ -28,6 +28,15 @@ enum KeySub {
 }
 
 impl KeyCmd {
+    /// Did the command line ask for JSON output?
+    pub fn json(&self) -> bool {
+        match &self.sub {
+            KeySub::Gen(c) => c.json,
+            KeySub::Pub(c) => c.json,
+            KeySub::GenNode(c) => c.json,
+        }
+    }
+
     /// Runs the subcommand.
     pub fn run(self) -> anyhow::Result<Exit> {
         match self.sub {
@@ -40,7 +49,7 @@ impl KeyCmd {
 
 /// Generate an approver key: an OpenSSH Ed25519 private key (0600) plus PATH.pub; prints the
 /// base64 public key for `rn member init --approver ID:ROLE:PUBKEY`.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "gen")]
 struct Gen {
     /// where to write the private key
@@ -55,6 +64,9 @@ struct Gen {
     /// replace existing files
     #[argh(switch)]
     force: bool,
+    /// print {"pubkey","fingerprint","key","public_key_file"} as one JSON object
+    #[argh(switch)]
+    json: bool,
 }
 
 impl Gen {
@@ -78,6 +90,16 @@ impl Gen {
         files::write_atomic(&self.out, text.as_bytes(), 0o600, self.force)?;
         let line = format!("{}\n", keys::openssh_public(&public, &self.comment));
         files::write_atomic(&pub_path, line.as_bytes(), 0o644, self.force)?;
+        if self.json {
+            let v = serde_json::json!({
+                "pubkey": public.to_string(),
+                "fingerprint": keys::fingerprint(&public),
+                "key": self.out,
+                "public_key_file": pub_path,
+            });
+            crate::outln!("{v}");
+            return Ok(Exit::Ok);
+        }
         crate::outln!("{public}");
         crate::errln!(
             "approver key written to {} ({}), public key to {}",
@@ -90,7 +112,7 @@ impl Gen {
 }
 
 /// Print the base64 Ed25519 public key of an approver key (private key or .pub file).
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "pub")]
 struct Pub {
     /// the key file
@@ -102,6 +124,9 @@ struct Pub {
     /// print the OpenSSH SHA256 fingerprint as well
     #[argh(switch)]
     fingerprint: bool,
+    /// print {"pubkey","fingerprint"} as one JSON object
+    #[argh(switch)]
+    json: bool,
 }
 
 impl Pub {
@@ -113,7 +138,13 @@ impl Pub {
             .transpose()?;
         let key = keys::read_approver_public(&self.path, pass.as_ref().map(|p| p.as_slice()))
             .with_context(|| format!("reading {}", self.path.display()))?;
-        if self.fingerprint {
+        if self.json {
+            let v = serde_json::json!({
+                "pubkey": key.to_string(),
+                "fingerprint": keys::fingerprint(&key),
+            });
+            crate::outln!("{v}");
+        } else if self.fingerprint {
             crate::outln!("{key} {}", keys::fingerprint(&key));
         } else {
             crate::outln!("{key}");
@@ -124,7 +155,7 @@ impl Pub {
 
 /// Generate a node's WireGuard private key (base64, 0600, as `wg genkey` writes it); prints
 /// the public key.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "gen-node")]
 struct GenNode {
     /// where to write the private key
@@ -133,13 +164,21 @@ struct GenNode {
     /// replace an existing file
     #[argh(switch)]
     force: bool,
+    /// print {"pubkey","key"} as one JSON object
+    #[argh(switch)]
+    json: bool,
 }
 
 impl GenNode {
     fn run(self) -> anyhow::Result<Exit> {
         let secret = NodeSecret::generate()?;
         files::write_atomic(&self.out, secret.to_base64().as_bytes(), 0o600, self.force)?;
-        crate::outln!("{}", secret.public());
+        if self.json {
+            let v = serde_json::json!({"pubkey": secret.public().to_string(), "key": self.out});
+            crate::outln!("{v}");
+        } else {
+            crate::outln!("{}", secret.public());
+        }
         Ok(Exit::Ok)
     }
 }

@@ -2,13 +2,14 @@
 //! `fn run(self)`. Commands parse, call the ledger and print; they never decide trust.
 
 pub mod exit;
+pub mod help;
 pub mod key;
 pub mod member;
 pub mod node;
 pub mod output;
 pub mod policy;
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 /// Exit codes (DESIGN §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,19 +69,24 @@ pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 /// rn governs a WireGuard mesh through a quorum-signed membership ledger.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 pub struct Rn {
+    /// print rn's version and the commit it was built from
+    #[argh(switch)]
+    version: bool,
     #[argh(subcommand)]
-    command: Top,
+    command: Option<Top>,
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand)]
 enum Top {
     Key(key::KeyCmd),
     Member(member::MemberCmd),
     Policy(policy::PolicyCmd),
     Node(node::NodeCmd),
+    Completions(help::Completions),
+    Man(help::Man),
 }
 
 /// Parses the command line (`args[0]` is the program name). A positional "-" (standard input,
@@ -98,7 +104,36 @@ pub fn parse(args: &[String]) -> Result<Rn, argh::EarlyExit> {
             strs.push(a);
         }
     }
+    // `rn member propose OP … -o FILE`: the common options written after the op move before it.
+    if let ["member", "propose", rest @ ..] = strs.as_slice() {
+        let lifted = member::lift_propose_options(rest).map_err(|output| argh::EarlyExit {
+            output,
+            status: Err(()),
+        })?;
+        let mut all = vec!["member", "propose"];
+        all.extend(lifted.iter().map(String::as_str));
+        return Rn::from_args(&["rn"], &all);
+    }
     Rn::from_args(&["rn"], &strs)
+}
+
+/// The command a command line names, as far as the parser knows its words (`rn member propose`
+/// for `rn member propose add-node --id x`): where a usage error points for `--help`.
+pub fn command_path(args: &[String]) -> String {
+    let info = Rn::get_args_info();
+    let mut path = String::from("rn");
+    let mut cmd = &info;
+    for a in args.iter().skip(1).filter(|a| !a.starts_with('-')) {
+        match cmd.commands.iter().find(|c| c.name == a.as_str()) {
+            Some(sub) => {
+                path.push(' ');
+                path.push_str(sub.name);
+                cmd = &sub.command;
+            }
+            None => break,
+        }
+    }
+    path
 }
 
 /// Does the parser of `T`, given `args`, find the last option waiting for its value?
@@ -125,20 +160,30 @@ impl Rn {
     /// Did the command line ask for JSON output (errors are then one JSON object too)?
     pub fn json(&self) -> bool {
         match &self.command {
-            Top::Member(c) => c.json(),
-            Top::Policy(c) => c.json(),
-            Top::Node(c) => c.json(),
-            Top::Key(_) => false,
+            Some(Top::Member(c)) => c.json(),
+            Some(Top::Policy(c)) => c.json(),
+            Some(Top::Node(c)) => c.json(),
+            Some(Top::Key(c)) => c.json(),
+            Some(Top::Completions(_) | Top::Man(_)) | None => false,
         }
     }
 
     /// Runs the command.
     pub fn run(self) -> anyhow::Result<Exit> {
         match self.command {
-            Top::Key(c) => c.run(),
-            Top::Member(c) => c.run(),
-            Top::Policy(c) => c.run(),
-            Top::Node(c) => c.run(),
+            _ if self.version => {
+                crate::outln!("{}", help::version());
+                Ok(Exit::Ok)
+            }
+            Some(Top::Key(c)) => c.run(),
+            Some(Top::Member(c)) => c.run(),
+            Some(Top::Policy(c)) => c.run(),
+            Some(Top::Node(c)) => c.run(),
+            Some(Top::Completions(c)) => c.run(),
+            Some(Top::Man(c)) => c.run(),
+            None => Err(usage(
+                "name a command: key, member, policy, node, completions or man (rn --help describes them)",
+            )),
         }
     }
 }

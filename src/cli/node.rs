@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use super::member::ledger::DEFAULT_STATE_DIR;
 use super::output::now;
@@ -22,14 +22,14 @@ use crate::node::status::Log;
 use crate::tunnel::BackendKind;
 
 /// The node agent: bootstraps, runs and reports.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "node")]
 pub struct NodeCmd {
     #[argh(subcommand)]
     sub: NodeSub,
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand)]
 #[expect(
     clippy::large_enum_variant,
@@ -70,14 +70,44 @@ impl NodeCmd {
     }
 }
 
+/// The node configuration a command reads when `--config` is not given: `$RN_CONFIG`, else
+/// /etc/rn/node.json.
 fn default_config() -> PathBuf {
-    PathBuf::from(DEFAULT_CONFIG)
+    std::env::var_os("RN_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_CONFIG), PathBuf::from)
+}
+
+/// Loads the node configuration, saying which flag or variable to use when it is missing.
+fn load_config(path: &std::path::Path) -> anyhow::Result<NodeConfig> {
+    match NodeConfig::load(path) {
+        Err(crate::node::config::ConfigError::File(files::FileError::Missing { .. })) => {
+            Err(anyhow::Error::new(files::FileError::Missing {
+                path: path.to_owned(),
+            })
+            .context(format!(
+                "no node configuration at {}: pass --config FILE or set RN_CONFIG (rn node init writes one)",
+                path.display()
+            )))
+        }
+        r => Ok(r?),
+    }
+}
+
+/// This host's node configuration, for the `rn member` commands' defaults: the one `$RN_CONFIG`
+/// names (which must exist), else /etc/rn/node.json when it exists, else none.
+pub(crate) fn local_config() -> anyhow::Result<Option<NodeConfig>> {
+    let path = default_config();
+    if std::env::var_os("RN_CONFIG").is_none_or(|v| v.is_empty()) && !path.exists() {
+        return Ok(None);
+    }
+    load_config(&path).map(Some)
 }
 
 /// Set a node up: bootstrap its ledger from the signed genesis (checked against the pin),
 /// write its config (0600) and generate its WireGuard key; prints the public key and the
 /// `rn member propose add-node` line to hand to an approver.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "init")]
 struct Init {
     /// this node's id
@@ -278,10 +308,10 @@ impl Init {
 
 /// Run the agent: verify the ledger, compile the policy, drive the tunnel and firewall, watch
 /// for changes (inotify), undo drift every 10 s; SIGHUP reloads, SIGTERM stops.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "run")]
 struct Run {
-    /// the config (default /etc/rn/node.json)
+    /// the node configuration (default $RN_CONFIG, else /etc/rn/node.json)
     #[argh(option, default = "default_config()")]
     config: PathBuf,
     /// text or json (default text)
@@ -307,7 +337,7 @@ impl Run {
                 )));
             }
         };
-        let config = NodeConfig::load(&self.config)?;
+        let config = load_config(&self.config)?;
         let mut agent = Agent::new(config, Log::new(json), self.metrics_file.clone())?
             .with_config_path(&self.config);
         if self.once {
@@ -340,14 +370,14 @@ impl Run {
 }
 
 fn socket(config: &std::path::Path) -> anyhow::Result<PathBuf> {
-    Ok(NodeConfig::load(config)?.control_socket)
+    Ok(load_config(config)?.control_socket)
 }
 
 /// Ask the running agent for its status: mode and reason, epoch, root, peers.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "status")]
 struct Status {
-    /// the config (default /etc/rn/node.json)
+    /// the node configuration (default $RN_CONFIG, else /etc/rn/node.json)
     #[argh(option, default = "default_config()")]
     config: PathBuf,
     /// print as JSON
@@ -478,10 +508,10 @@ impl Status {
 }
 
 /// Ask the running agent to reload now.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "reload")]
 struct Reload {
-    /// the config (default /etc/rn/node.json)
+    /// the node configuration (default $RN_CONFIG, else /etc/rn/node.json)
     #[argh(option, default = "default_config()")]
     config: PathBuf,
 }
@@ -498,10 +528,10 @@ impl Reload {
 
 /// Stage this node's next WireGuard key beside the current one (`<key>.next`, 0600) and print
 /// the proposal line; the agent switches to it when the ledger commits it.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "rekey")]
 struct Rekey {
-    /// the config (default /etc/rn/node.json)
+    /// the node configuration (default $RN_CONFIG, else /etc/rn/node.json)
     #[argh(option, default = "default_config()")]
     config: PathBuf,
     /// replace a key already staged (one not yet proposed, or whose proposal was dropped)
@@ -511,7 +541,7 @@ struct Rekey {
 
 impl Rekey {
     fn run(self) -> anyhow::Result<Exit> {
-        let config = NodeConfig::load(&self.config)?;
+        let config = load_config(&self.config)?;
         let staged = crate::node::agent::staged_key_path(&config.private_key);
         if !self.force
             && let Ok(next) = NodeSecret::load(&staged)
@@ -544,7 +574,7 @@ impl Rekey {
 
 /// Choose the exit node for this node's internet traffic (`set NODE`) or stop using one
 /// (`off`); stored in the config, applied by the running agent at once.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "exit")]
 struct ExitCmd {
     /// set or off
@@ -553,14 +583,14 @@ struct ExitCmd {
     /// the exit node (with "set")
     #[argh(positional)]
     node: Option<Id>,
-    /// the config (default /etc/rn/node.json)
+    /// the node configuration (default $RN_CONFIG, else /etc/rn/node.json)
     #[argh(option, default = "default_config()")]
     config: PathBuf,
 }
 
 impl ExitCmd {
     fn run(self) -> anyhow::Result<Exit> {
-        let mut config = NodeConfig::load(&self.config)?;
+        let mut config = load_config(&self.config)?;
         config.exit = match (self.action.as_str(), self.node) {
             ("set", Some(n)) => Some(n),
             ("off", None) => None,

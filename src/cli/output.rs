@@ -5,7 +5,7 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use super::{Exit, usage};
-pub use crate::clock::{now, utc};
+pub use crate::clock::{now, show_span, utc, when};
 use crate::files;
 use crate::keys::fingerprint;
 use crate::ledger::model::{NodeStatus, Params, Set, State};
@@ -150,6 +150,103 @@ pub fn show_duration(secs: u64) -> String {
     format!("{secs}s")
 }
 
+/// The kind of an op in words, as the grouped summary counts them.
+pub fn op_kind(op: &Op) -> &'static str {
+    match op {
+        Op::AddNode { .. } => "add-node",
+        Op::RemoveNode { .. } => "remove-node",
+        Op::RevokeNode { .. } => "revoke-node",
+        Op::QuarantineNode { .. } => "quarantine-node",
+        Op::RestoreNode { .. } => "restore-node",
+        Op::RotateNodeKey { .. } => "rotate-node-key",
+        Op::SetNode { .. } => "set-node",
+        Op::AddApprover { .. } => "add-approver",
+        Op::RevokeApprover { .. } => "revoke-approver",
+        Op::RotateApproverKey { .. } => "rotate-approver-key",
+        Op::SetThreshold { .. } => "set-threshold",
+        Op::SetPolicy { .. } => "set-policy",
+        Op::SetParams { .. } => "set-params",
+    }
+}
+
+/// "3 ops: 2 add-node, 1 revoke-node" — every kind with its count, revocations first, then in
+/// order of first appearance.
+pub fn op_counts(ops: &[Op]) -> String {
+    let mut kinds: Vec<(&'static str, usize)> = Vec::new();
+    for op in ops {
+        let k = op_kind(op);
+        match kinds.iter_mut().find(|(name, _)| *name == k) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((k, 1)),
+        }
+    }
+    kinds.sort_by_key(|(k, _)| !k.starts_with("revoke"));
+    let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    format!(
+        "{} op{}: {}",
+        ops.len(),
+        if ops.len() == 1 { "" } else { "s" },
+        parts.join(", ")
+    )
+}
+
+/// The ops as numbered lines, at most `limit` of them, then a line saying how to see the rest.
+pub fn describe_ops(
+    ops: &[Op],
+    before: Option<&State>,
+    limit: Option<usize>,
+    rest_hint: &str,
+) -> String {
+    let mut s = String::new();
+    let shown = limit.unwrap_or(usize::MAX);
+    for (i, op) in ops.iter().enumerate().take(shown) {
+        s.push_str(&format!("  {:>4}. {}\n", i + 1, describe_op(op, before)));
+    }
+    if ops.len() > shown {
+        s.push_str(&format!(
+            "  ... {} more op{} ({rest_hint})\n",
+            ops.len() - shown,
+            if ops.len() - shown == 1 { "" } else { "s" }
+        ));
+    }
+    s
+}
+
+/// Is a person at this command: standard input and standard error both terminals?
+pub fn interactive() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Shows `text` through `$PAGER` (default `less`), which reads it on its standard input and
+/// draws on the terminal (standard error); when no pager can be started, the text goes to standard error.
+pub fn page(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let pager = std::env::var("PAGER").unwrap_or_default();
+    let words = shlex::split(&pager)
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| vec!["less".to_owned()]);
+    let child = std::process::Command::new(&words[0])
+        .args(&words[1..])
+        .stdin(std::process::Stdio::piped())
+        // The pager draws where the summary would have gone: standard error (standard output
+        // may be a file, `rn member sign -o -`).
+        .stdout(std::process::Stdio::from(
+            std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?,
+        ))
+        .spawn();
+    let Ok(mut child) = child else {
+        crate::err!("{text}");
+        return Ok(());
+    };
+    if let Some(mut input) = child.stdin.take() {
+        // A pager quit before the end ("q") closes its input: not an error.
+        let _ = input.write_all(escape_untrusted(text, true).as_bytes());
+    }
+    child.wait()?;
+    Ok(())
+}
+
 /// Reads a passphrase from the first line of a file (which must be private, like a key).
 pub fn read_passphrase(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     files::check_private(path, false)?;
@@ -223,13 +320,11 @@ fn params_diff(old: &Params, new: &Params) -> String {
 
 /// One op in words, with keys shown in full (node keys, as `wg pubkey` prints them) or as
 /// OpenSSH fingerprints (approver keys, as `ssh-keygen -lf` prints them). `before` is the
-/// state the op meets.
-pub fn describe_op(op: &Op, before: &State) -> String {
-    let node_key = |id| {
-        before
-            .node(id)
-            .map_or_else(|| "?".to_owned(), |n| n.pubkey.to_string())
-    };
+/// state the op meets; without it (a signed update shown on its own), what the op replaces
+/// reads "?".
+pub fn describe_op(op: &Op, before: Option<&State>) -> String {
+    let node = |id| before.and_then(|b| b.node(id));
+    let node_key = |id| node(id).map_or_else(|| "?".to_owned(), |n| n.pubkey.to_string());
     match op {
         Op::AddNode { node } => format!(
             "add node {} owned by {}, key {}, addresses {}, tags {}, routes {}, exit {}",
@@ -246,7 +341,7 @@ pub fn describe_op(op: &Op, before: &State) -> String {
         Op::QuarantineNode { id } => format!("quarantine node {id} (key {})", node_key(id)),
         Op::RestoreNode { id } => format!(
             "restore node {id} to active (now {}, key {})",
-            before.node(id).map_or("?", |n| status_word(n.status)),
+            node(id).map_or("?", |n| status_word(n.status)),
             node_key(id)
         ),
         Op::RotateNodeKey { id, pubkey } => {
@@ -259,7 +354,7 @@ pub fn describe_op(op: &Op, before: &State) -> String {
             routes,
             exit,
         } => {
-            let old = before.node(id);
+            let old = node(id);
             let mut parts = Vec::new();
             if let Some(t) = tags {
                 parts.push(format!(
@@ -300,10 +395,10 @@ pub fn describe_op(op: &Op, before: &State) -> String {
         Op::RevokeApprover { id } => format!(
             "REVOKE approver {id} (key {})",
             before
-                .approver(id)
+                .and_then(|b| b.approver(id))
                 .map_or_else(|| "?".to_owned(), |a| fingerprint(&a.pubkey))
         ),
-        Op::RotateApproverKey { id, pubkey } => match before.approver(id) {
+        Op::RotateApproverKey { id, pubkey } => match before.and_then(|b| b.approver(id)) {
             Some(a) => format!(
                 "re-key approver {id}: {} -> {}; the old key is retired for good ({} retired key{} after this)",
                 fingerprint(&a.pubkey),
@@ -313,33 +408,58 @@ pub fn describe_op(op: &Op, before: &State) -> String {
             ),
             None => format!("re-key approver {id}: ? -> {}", fingerprint(pubkey)),
         },
-        Op::SetThreshold { threshold } => format!(
-            "threshold {} -> {threshold} (of {} active approvers now)",
-            before.threshold(),
-            before.active_approvers()
-        ),
+        Op::SetThreshold { threshold } => match before {
+            Some(b) => format!(
+                "threshold {} -> {threshold} (of {} active approvers now)",
+                b.threshold(),
+                b.active_approvers()
+            ),
+            None => format!("threshold ? -> {threshold}"),
+        },
         Op::SetPolicy { policy } => format!(
             "pin policy {} (was {})",
             policy.map_or_else(|| "none".into(), |p| p.to_string()),
-            before
-                .policy()
-                .map_or_else(|| "none".into(), |p| p.to_string())
+            before.map_or_else(
+                || "?".into(),
+                |b| b.policy().map_or_else(|| "none".into(), |p| p.to_string())
+            )
         ),
-        Op::SetParams { params } => format!("params: {}", params_diff(before.params(), params)),
+        Op::SetParams { params } => match before {
+            Some(b) => format!("params: {}", params_diff(b.params(), params)),
+            None => format!(
+                "params: overlay_v4 {}, overlay_v6 {}, max update ttl {}, clock skew {}",
+                overlay(&params.overlay_v4),
+                overlay(&params.overlay_v6),
+                show_duration(params.max_update_ttl_secs.get()),
+                show_duration(params.clock_skew_secs.get())
+            ),
+        },
     }
 }
 
-/// The human summary a signer sees: network, epochs, roots, each op, expiry, signatures.
-pub fn describe_update(u: &Update, before: &State, tally: &Tally, now: u64) -> String {
+/// The human summary a signer sees: network, epochs, roots, the ops grouped by kind and then
+/// each (at most `limit`; `rest_hint` says how to see the rest), expiry, signatures.
+pub fn describe_update(
+    u: &Update,
+    before: &State,
+    tally: &Tally,
+    now: u64,
+    limit: Option<usize>,
+    rest_hint: &str,
+) -> String {
     let mut s = String::new();
     let expires = u.expires_at.get();
-    let left = if now <= expires {
-        format!("in {}", show_duration(expires - now))
+    let expiry = if now <= expires {
+        when(expires, now)
     } else {
-        format!("EXPIRED {} ago", show_duration(now - expires))
+        format!(
+            "{} (EXPIRED {} ago)",
+            utc(expires),
+            show_span(now - expires)
+        )
     };
     s.push_str(&format!(
-        "network   {}\nepoch     {} -> {}\nprev root {}\nnew root  {}\nupdate    {} (id {})\ncreated   {}\nexpires   {} ({left})\nreason    {}\nops       {}\n",
+        "network   {}\nepoch     {} -> {}\nprev root {}\nnew root  {}\nupdate    {} (id {})\ncreated   {}\nexpires   {expiry}\nreason    {}\nops       {}\n",
         u.network_id,
         u.epoch_prev,
         u.epoch_new,
@@ -347,26 +467,16 @@ pub fn describe_update(u: &Update, before: &State, tally: &Tally, now: u64) -> S
         u.new_root,
         u.hash().short(),
         u.update_id,
-        utc(u.created_at.get()),
-        utc(expires),
+        when(u.created_at.get(), now),
         if u.reason.as_str().is_empty() { "(none given)" } else { u.reason.as_str() },
-        u.ops.len()
+        op_counts(&u.ops)
     ));
-    const SHOWN: usize = 50;
-    for (i, op) in u.ops.iter().enumerate().take(SHOWN) {
-        s.push_str(&format!("  {:>3}. {}\n", i + 1, describe_op(op, before)));
-    }
-    if u.ops.len() > SHOWN {
-        s.push_str(&format!(
-            "  ... and {} more ops (rn member verify --json lists the update in full)\n",
-            u.ops.len() - SHOWN
-        ));
-    }
+    s.push_str(&describe_ops(&u.ops, Some(before), limit, rest_hint));
     s.push_str(&describe_tally(tally));
     s
 }
 
-/// "signatures 1 of 2 (alice); still needed: …".
+/// "signed    1 signature, 2 needed (alice); still needed: …".
 pub fn describe_tally(t: &Tally) -> String {
     let who = if t.counted.is_empty() {
         "none".to_owned()
@@ -379,8 +489,9 @@ pub fn describe_tally(t: &Tally) -> String {
     };
     let missing = t.missing();
     format!(
-        "signed    {} of {} ({who}){}\n",
+        "signed    {} signature{}, {} needed ({who}){}\n",
         t.counted.len(),
+        if t.counted.len() == 1 { "" } else { "s" },
         t.threshold,
         if missing.is_empty() {
             "; quorum met".to_owned()
@@ -403,6 +514,13 @@ mod tests {
         assert!(parse_duration("h").is_err());
         assert_eq!(show_duration(604_800), "7d");
         assert_eq!(show_duration(90), "90s");
+        assert_eq!(show_span(3599), "59m 59s");
+        assert_eq!(show_span(3600), "1h");
+        assert_eq!(show_span(604_799), "6d 23h");
+        assert_eq!(show_span(0), "0s");
+        assert_eq!(show_span(61), "1m 1s");
+        assert_eq!(when(100, 40), "1970-01-01 00:01:40 UTC (in 1m)");
+        assert_eq!(when(40, 100), "1970-01-01 00:00:40 UTC (1m ago)");
     }
 
     #[test]

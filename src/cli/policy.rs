@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 use serde_json::json;
 
-use super::member::ledger::DEFAULT_STATE_DIR;
 use super::output::now;
 use super::{Exit, usage};
 use crate::files;
@@ -19,14 +18,14 @@ use crate::policy::{
 };
 
 /// Default-deny rules over ledger identities.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "policy")]
 pub struct PolicyCmd {
     #[argh(subcommand)]
     sub: PolicySub,
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand)]
 enum PolicySub {
     Validate(Validate),
@@ -54,10 +53,6 @@ impl PolicyCmd {
     }
 }
 
-fn default_state_dir() -> PathBuf {
-    PathBuf::from(DEFAULT_STATE_DIR)
-}
-
 /// A ledger opened for policy decisions: a restricted one grants nothing, so it is refused.
 fn trusted(dir: &std::path::Path) -> anyhow::Result<Store> {
     Ok(Store::open_trusted(dir, None, now())?)
@@ -65,7 +60,7 @@ fn trusted(dir: &std::path::Path) -> anyhow::Result<Store> {
 
 /// Check a policy document: syntax, rule consistency, and (with a ledger) that every
 /// selector names something the ledger has.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "validate")]
 struct Validate {
     /// the policy document
@@ -104,7 +99,7 @@ impl Validate {
 }
 
 /// Decide one flow: exit 0 and the allowing rule, or exit 1 and the reason it is denied.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "check")]
 struct Check {
     /// the sending node
@@ -122,9 +117,9 @@ struct Check {
     /// exit or router
     #[argh(option)]
     via: Option<Via>,
-    /// the ledger (default /var/lib/rn)
-    #[argh(option, default = "default_state_dir()")]
-    state_dir: PathBuf,
+    /// the ledger (default: the node configuration's, else /var/lib/rn)
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
     /// print as JSON
     #[argh(switch)]
     pub(crate) json: bool,
@@ -165,7 +160,9 @@ impl Check {
         if self.port.is_some() && !matches!(self.proto, Proto::Tcp | Proto::Udp) {
             return Err(usage("--port goes with --proto tcp or udp"));
         }
-        let store = trusted(&self.state_dir)?;
+        let store = trusted(&crate::cli::member::ledger::state_dir(
+            self.state_dir.as_deref(),
+        )?)?;
         let pinned = PinnedPolicy::load(&store)?;
         let view = pinned.view();
         let q = Query {
@@ -215,7 +212,7 @@ impl Check {
 
 /// The compiled intents of one node: peers with their allowed prefixes, inbound and forward
 /// rules, routes and exit in use.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "show")]
 struct Show {
     /// the node
@@ -224,9 +221,9 @@ struct Show {
     /// the exit node this node would choose
     #[argh(option)]
     exit: Option<Id>,
-    /// the ledger (default /var/lib/rn)
-    #[argh(option, default = "default_state_dir()")]
-    state_dir: PathBuf,
+    /// the ledger (default: the node configuration's, else /var/lib/rn)
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
     /// print as JSON
     #[argh(switch)]
     pub(crate) json: bool,
@@ -245,7 +242,9 @@ fn list<T: std::fmt::Display>(v: &[T]) -> String {
 
 impl Show {
     fn run(self) -> anyhow::Result<Exit> {
-        let store = trusted(&self.state_dir)?;
+        let store = trusted(&crate::cli::member::ledger::state_dir(
+            self.state_dir.as_deref(),
+        )?)?;
         let intents = compile(
             PinnedPolicy::load(&store)?.view(),
             store.state(),

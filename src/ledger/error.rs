@@ -152,7 +152,8 @@ pub enum Rejection {
     },
     /// Step 5: created in the future beyond the allowed clock skew.
     #[error(
-        "future-dated: created_at {created_at} is more than {skew} s after now ({now}); check the clocks"
+        "future-dated: created at {}, more than the allowed {skew} s skew ahead of this clock; check the clocks",
+        crate::clock::when(created_at.get(), *now)
     )]
     FutureDated {
         /// The update's `created_at`.
@@ -179,7 +180,7 @@ pub enum Rejection {
         max: Uint,
     },
     /// Step 5: expired (and not a restrictive last update of a catch-up chain).
-    #[error("expired at {expires_at} (now {now}); propose it again")]
+    #[error("expired at {}; propose it again", crate::clock::when(expires_at.get(), *now))]
     Expired {
         /// `expires_at`.
         expires_at: Uint,

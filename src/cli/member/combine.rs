@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use super::input::{self, Doc};
 use crate::cli::output::describe_tally;
@@ -15,7 +15,7 @@ use crate::ledger::update::{Proposal, Signature, SignedUpdate, SignedUpdateKind,
 
 /// Merge the signatures of several copies of the same proposal or signed update (the update
 /// must be byte-identical in every file). The result is a proposal if any input is one.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "combine")]
 pub struct Combine {
     /// the files to merge

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use crate::cli::output::{now, parse_duration};
 use crate::cli::{Exit, usage};
@@ -15,15 +15,15 @@ use crate::ledger::update::{Genesis, GenesisKind, SignedGenesis, SignedGenesisKi
 
 /// Write the genesis of a new network (unsigned: every approver then signs it with
 /// `rn member sign`). Prints the genesis root that every node pins.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "init")]
 pub struct Init {
     /// network id (a lowercase DNS label)
     #[argh(option)]
     network_id: Id,
-    /// an approver as ID:ROLE:PUBKEY (role owner or guardian; base64 Ed25519 key from
-    /// `rn key pub`); repeat for each approver
-    #[argh(option)]
+    /// required, once per approver: ID:ROLE:PUBKEY (role owner or guardian; base64 Ed25519
+    /// key from `rn key pub`)
+    #[argh(option, arg_name = "ID:ROLE:PUBKEY")]
     approver: Vec<String>,
     /// signatures needed for each change
     #[argh(option)]

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 use serde_json::json;
 
-use crate::cli::output::{describe_op, now, utc};
+use crate::cli::output::{describe_op, now, op_counts, utc};
 use crate::cli::{Exit, usage};
 use crate::files;
 use crate::ledger::State;
@@ -23,8 +23,20 @@ fn default_state_dir() -> PathBuf {
     PathBuf::from(DEFAULT_STATE_DIR)
 }
 
+/// The state directory a command uses when `--state-dir` is not given: the node
+/// configuration's (`$RN_CONFIG`, else /etc/rn/node.json, when it exists), else /var/lib/rn.
+pub fn state_dir(given: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = given {
+        return Ok(dir.to_owned());
+    }
+    match crate::cli::node::local_config()? {
+        Some(config) => Ok(config.state_dir),
+        None => Ok(default_state_dir()),
+    }
+}
+
 /// Create a ledger (state directory) from a fully signed genesis whose root equals the pin.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "bootstrap")]
 pub struct Bootstrap {
     /// the signed genesis
@@ -33,19 +45,20 @@ pub struct Bootstrap {
     /// the genesis root, obtained out of band (sha256:...)
     #[argh(option)]
     pin: Sha256Digest,
-    /// the state directory (default /var/lib/rn)
-    #[argh(option, default = "default_state_dir()")]
-    state_dir: PathBuf,
+    /// the state directory (default: the node configuration's, else /var/lib/rn)
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
 }
 
 impl Bootstrap {
     pub fn run(self) -> anyhow::Result<Exit> {
         let bytes = files::read_capped(&self.genesis, caps::UPDATE)?;
-        let store = Store::bootstrap(&self.state_dir, &bytes, &self.pin, now())?;
+        let dir = state_dir(self.state_dir.as_deref())?;
+        let store = Store::bootstrap(&dir, &bytes, &self.pin, now())?;
         let s = store.state();
         crate::outln!(
             "bootstrapped {}: network {}, genesis root {}, {} approvers, threshold {}",
-            self.state_dir.display(),
+            dir.display(),
             s.network_id(),
             store.genesis_root(),
             s.approvers().len(),
@@ -57,15 +70,15 @@ impl Bootstrap {
 
 /// Commit a proposal, signed update or bundle through the gate ("-" reads standard input):
 /// `rn member export | ssh host rn member apply -`.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "apply")]
 pub struct Apply {
     /// the file to apply, or "-"
     #[argh(positional)]
     file: PathBuf,
-    /// the state directory (default /var/lib/rn)
-    #[argh(option, default = "default_state_dir()")]
-    state_dir: PathBuf,
+    /// the state directory (default: the node configuration's, else /var/lib/rn)
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
     /// print the result as JSON
     #[argh(switch)]
     pub(crate) json: bool,
@@ -77,7 +90,7 @@ impl Apply {
         let carried = crate::policy::read_carried(&bytes)
             .with_context(|| format!("reading {}", self.file.display()))?;
         let now = now();
-        let mut store = Store::open(&self.state_dir, None, now)?;
+        let mut store = Store::open(&state_dir(self.state_dir.as_deref())?, None, now)?;
         let before = store.state().clone();
         let source = self.file.display().to_string();
         let (report, stored) = store.apply_carried(&carried, now, &source)?;
@@ -125,7 +138,7 @@ impl Apply {
                 crate::outln!(
                     "  epoch {}: {}",
                     c.signed.update.epoch_new,
-                    describe_op(op, &state)
+                    describe_op(op, Some(&state))
                 );
             }
             if let Some(next) = after.next() {
@@ -137,16 +150,42 @@ impl Apply {
 }
 
 /// Show the ledger: network, epoch, root, approvers, nodes, mode (trusted or restricted with
-/// the reason), fork evidence. Works on a restricted ledger.
-#[derive(FromArgs)]
+/// the reason), fork evidence. Works on a restricted ledger. --node, --tag and --status list
+/// only the nodes that match all of them.
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "status")]
 pub struct Status {
-    /// the state directory (default /var/lib/rn)
-    #[argh(option, default = "default_state_dir()")]
-    state_dir: PathBuf,
+    /// the state directory (default: the node configuration's, else /var/lib/rn)
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
     /// print as JSON
     #[argh(switch)]
     pub(crate) json: bool,
+    /// list only this node
+    #[argh(option)]
+    node: Option<crate::ledger::types::Id>,
+    /// list only nodes with this tag (tag:NAME)
+    #[argh(option)]
+    tag: Option<crate::ledger::types::Tag>,
+    /// list only nodes in this status: active, revoked or quarantined
+    #[argh(option)]
+    status: Option<String>,
+}
+
+impl Status {
+    /// Does node `n` pass the --node, --tag and --status filters?
+    fn wants(&self, n: &crate::ledger::model::Node) -> bool {
+        self.node.as_ref().is_none_or(|id| n.id == *id)
+            && self.tag.as_ref().is_none_or(|t| n.tags.contains(t))
+            && self
+                .status
+                .as_deref()
+                .is_none_or(|st| node_status(n.status) == st)
+    }
+
+    fn filtered(&self) -> bool {
+        self.node.is_some() || self.tag.is_some() || self.status.is_some()
+    }
 }
 
 fn policy_text(store: &Store) -> anyhow::Result<String> {
@@ -178,7 +217,7 @@ fn node_status(s: NodeStatus) -> &'static str {
     }
 }
 
-fn state_json(s: &State) -> serde_json::Value {
+fn state_json(s: &State, wants: impl Fn(&crate::ledger::model::Node) -> bool) -> serde_json::Value {
     json!({
         "network_id": s.network_id().to_string(),
         "epoch": s.epoch().get(),
@@ -190,7 +229,7 @@ fn state_json(s: &State) -> serde_json::Value {
             "status": if a.status == ApproverStatus::Active { "active" } else { "revoked" },
             "pubkey": a.pubkey.to_string(),
         })).collect::<Vec<_>>(),
-        "nodes": s.nodes().map(|n| json!({
+        "nodes": s.nodes().filter(|n| wants(n)).map(|n| json!({
             "id": n.id.to_string(), "status": node_status(n.status), "owner": n.owner.to_string(),
             "pubkey": n.pubkey.to_string(),
             "addresses": n.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
@@ -203,8 +242,25 @@ fn state_json(s: &State) -> serde_json::Value {
 
 impl Status {
     pub fn run(self) -> anyhow::Result<Exit> {
-        let store = Store::open(&self.state_dir, None, now())?;
+        if let Some(st) = &self.status
+            && !["active", "revoked", "quarantined"].contains(&st.as_str())
+        {
+            return Err(usage(format!(
+                "--status {st:?}: a node status is active, revoked or quarantined"
+            )));
+        }
+        let store = Store::open(&state_dir(self.state_dir.as_deref())?, None, now())?;
         let s = store.state();
+        if let Some(id) = &self.node
+            && s.node(id).is_none()
+        {
+            return Err(crate::cli::CliError::Data(format!(
+                "--node {id}: no such node in network {} at epoch {}",
+                s.network_id(),
+                s.epoch()
+            ))
+            .into());
+        }
         let forks: Vec<String> = store
             .fork_evidence()
             .iter()
@@ -212,7 +268,7 @@ impl Status {
             .collect();
         let audit = store.audit_status();
         if self.json {
-            let mut v = state_json(s);
+            let mut v = state_json(s, |n| self.wants(n));
             v["mode"] = json!(match store.mode() {
                 Mode::Trusted => "trusted",
                 Mode::Restricted(_) => "restricted",
@@ -260,8 +316,17 @@ impl Status {
                 }
             );
         }
-        crate::outln!("nodes      {} ({active} active)", s.nodes().len());
-        for n in s.nodes() {
+        let listed = s.nodes().filter(|n| self.wants(n)).count();
+        crate::outln!(
+            "nodes      {} ({active} active){}",
+            s.nodes().len(),
+            if self.filtered() {
+                format!(", {listed} listed")
+            } else {
+                String::new()
+            }
+        );
+        for n in s.nodes().filter(|n| self.wants(n)) {
             let addrs: Vec<String> = n.addresses.iter().map(|a| a.to_string()).collect();
             crate::outln!(
                 "  {:<16} {:<11} {}",
@@ -294,12 +359,12 @@ impl Status {
 }
 
 /// The history, one line per update; --verify re-checks both hash chains end to end.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "log")]
 pub struct Log {
-    /// the state directory (default /var/lib/rn)
-    #[argh(option, default = "default_state_dir()")]
-    state_dir: PathBuf,
+    /// the state directory (default: the node configuration's, else /var/lib/rn)
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
     /// print as JSON lines
     #[argh(switch)]
     pub(crate) json: bool,
@@ -313,7 +378,7 @@ pub struct Log {
 
 impl Log {
     pub fn run(self) -> anyhow::Result<Exit> {
-        let store = Store::open(&self.state_dir, None, now())?;
+        let store = Store::open(&state_dir(self.state_dir.as_deref())?, None, now())?;
         if self.verify {
             let audit = store.verify_audit()?;
             let ledger_ok = *store.mode() == Mode::Trusted;
@@ -397,26 +462,40 @@ impl Log {
                 .filter(|s| !s.new_key)
                 .map(|s| s.approver.to_string())
                 .collect();
-            let ops: Vec<String> = u.ops.iter().map(|op| describe_op(op, &state)).collect();
+            let described: Vec<String> = u
+                .ops
+                .iter()
+                .map(|op| describe_op(op, Some(&state)))
+                .collect();
             if self.json {
                 crate::outln!(
                     "{}",
                     json!({"epoch": u.epoch_new.get(), "created_at": u.created_at.get(), "update": c.hash.to_string(),
-                           "reason": u.reason.as_str(), "signers": signers, "ops": ops, "root": u.new_root.to_string()})
+                           "reason": u.reason.as_str(), "signers": signers, "ops": u.ops,
+                           "described": described, "root": u.new_root.to_string()})
                 );
             } else {
-                crate::outln!(
-                    "epoch {:<5} {}  signed by {}  {}{}",
+                let reason = if u.reason.as_str().is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", u.reason)
+                };
+                let head = format!(
+                    "epoch {:<5} {}  signed by {}",
                     u.epoch_new,
                     utc(u.created_at.get()),
-                    signers.join(", "),
-                    ops.join("; "),
-                    if u.reason.as_str().is_empty() {
-                        String::new()
-                    } else {
-                        format!("  ({})", u.reason)
-                    }
+                    signers.join(", ")
                 );
+                // One op stays on its line; more get a line each under a count.
+                match described.as_slice() {
+                    [one] => crate::outln!("{head}  {one}{reason}"),
+                    many => {
+                        crate::outln!("{head}  {}{reason}", op_counts(&u.ops));
+                        for d in many {
+                            crate::outln!("    {d}");
+                        }
+                    }
+                }
             }
             if let Some(next) = after.next() {
                 state = next?;
@@ -427,12 +506,12 @@ impl Log {
 }
 
 /// Write a bundle of committed updates for a lagging node or a signer's laptop.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "export")]
 pub struct Export {
-    /// the state directory (default /var/lib/rn)
-    #[argh(option, default = "default_state_dir()")]
-    state_dir: PathBuf,
+    /// the state directory (default: the node configuration's, else /var/lib/rn)
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
     /// only updates after this epoch (default 0: all)
     #[argh(option, default = "0")]
     since: u64,
@@ -449,7 +528,7 @@ pub struct Export {
 
 impl Export {
     pub fn run(self) -> anyhow::Result<Exit> {
-        let store = Store::open_trusted(&self.state_dir, None, now())?;
+        let store = Store::open_trusted(&state_dir(self.state_dir.as_deref())?, None, now())?;
         let bundle = store.export(self.since, self.with_genesis);
         let mut bytes = to_jcs(&bundle);
         bytes.push(b'\n');
@@ -468,12 +547,12 @@ impl Export {
 
 /// The audited way out of a restricted ledger an operator has investigated (for instance a
 /// lost watermark): accepts the log as it verifies from the genesis now.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "recover")]
 pub struct Recover {
-    /// the state directory (default /var/lib/rn)
-    #[argh(option, default = "default_state_dir()")]
-    state_dir: PathBuf,
+    /// the state directory (default: the node configuration's, else /var/lib/rn)
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
     /// required: you investigated the reason and accept the current log
     #[argh(switch)]
     danger_accept_current: bool,
@@ -486,7 +565,7 @@ impl Recover {
                 "recover rewrites the watermark to the current log; read the reason in `rn member status`, then pass --danger-accept-current",
             ));
         }
-        let mut store = Store::open(&self.state_dir, None, now())?;
+        let mut store = Store::open(&state_dir(self.state_dir.as_deref())?, None, now())?;
         let reason = store.recover(now())?;
         crate::outln!(
             "recovered from \"{reason}\": trusted again at epoch {} (root {}); the recovery is in the audit log",

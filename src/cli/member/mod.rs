@@ -7,29 +7,36 @@ pub mod ledger;
 mod propose;
 mod publish;
 pub mod push;
+mod show;
 mod sign;
 mod verify;
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use super::Exit;
+pub(crate) use propose::lift_common as lift_propose_options;
 
 /// The membership ledger: genesis, proposals, signatures, verification.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "member")]
 pub struct MemberCmd {
     #[argh(subcommand)]
     sub: MemberSub,
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; propose's options are many"
+)]
 enum MemberSub {
     Init(init::Init),
     Propose(propose::Propose),
     Sign(sign::Sign),
     Combine(combine::Combine),
     Verify(verify::Verify),
+    Show(show::Show),
     Bootstrap(ledger::Bootstrap),
     Apply(ledger::Apply),
     Status(ledger::Status),
@@ -50,8 +57,9 @@ impl MemberCmd {
             MemberSub::Log(c) => c.json,
             MemberSub::Publish(c) => c.json,
             MemberSub::Push(c) => c.json,
+            MemberSub::Propose(c) => c.json,
+            MemberSub::Show(c) => c.json,
             MemberSub::Init(_)
-            | MemberSub::Propose(_)
             | MemberSub::Sign(_)
             | MemberSub::Combine(_)
             | MemberSub::Bootstrap(_)
@@ -68,6 +76,7 @@ impl MemberCmd {
             MemberSub::Sign(c) => c.run(),
             MemberSub::Combine(c) => c.run(),
             MemberSub::Verify(c) => c.run(),
+            MemberSub::Show(c) => c.run(),
             MemberSub::Bootstrap(c) => c.run(),
             MemberSub::Apply(c) => c.run(),
             MemberSub::Status(c) => c.run(),

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use super::input;
-use crate::cli::output::{describe_op, now, parse_duration, show_duration};
+use crate::cli::output::{describe_ops, now, op_counts, parse_duration, show_duration, show_span};
 use crate::cli::{CliError, Exit, usage};
 use crate::files;
 use crate::ledger::canonical::{caps, to_jcs};
@@ -16,18 +16,21 @@ use crate::ledger::types::{ApproverKey, Cidr, Id, Owner, Reason, Tag, TransportK
 use crate::ledger::update::Op;
 use crate::policy::Policy;
 
-/// Propose a change: `rn member propose OP [op flags] --base FILE [--ttl 1h] [--reason TEXT]
-/// [--batch FILE] -o FILE`. OPs: add-node, remove-node, revoke-node, quarantine-node,
-/// restore-node, rotate-node-key, set-node, add-approver, revoke-approver,
-/// rotate-approver-key, set-threshold, set-params. `rn member propose OP --help` shows an
-/// op's flags. `--batch FILE` (a JSON array of ops) adds ops after OP, or stands alone.
-#[derive(FromArgs)]
+/// Propose a change: `rn member propose OP [op flags] -o FILE`, or several ops with `--op
+/// 'OP [op flags]'` repeated or `--batch FILE`. The base state is this host's ledger
+/// (--state-dir, default from the node configuration, else /var/lib/rn) or a file (--base).
+/// `rn member propose OP --help` shows an op's flags.
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "propose")]
 pub struct Propose {
+    /// output file ("-" for standard output)
+    #[argh(option, short = 'o')]
+    output: PathBuf,
     /// base state: a signed genesis, a snapshot or a proposal (then the state after it)
     #[argh(option)]
     base: Option<PathBuf>,
-    /// build on this ledger's current state (default /var/lib/rn when --base is not given)
+    /// build on this ledger's current state (default: the node configuration's, else
+    /// /var/lib/rn) when --base is not given
     #[argh(option)]
     state_dir: Option<PathBuf>,
     /// validity of the proposal (default 1h)
@@ -36,67 +39,87 @@ pub struct Propose {
     /// why (at most 256 bytes)
     #[argh(option)]
     reason: Option<String>,
-    /// a JSON array of ops to include
+    /// an op with its flags, as written after `rn member propose` (e.g. --op 'revoke-node
+    /// web-2'); repeatable, applied in order after OP
+    #[argh(option, arg_name = "OP FLAGS")]
+    op: Vec<String>,
+    /// a file of ops: one `OP [flags]` per line (# comments), or a JSON array of ops in the
+    /// update's own format; applied after every --op
     #[argh(option)]
     batch: Option<PathBuf>,
-    /// output file ("-" for standard output)
-    #[argh(option, short = 'o')]
-    output: Option<PathBuf>,
     /// replace an existing output file
     #[argh(switch)]
     force: bool,
-    /// the op and its flags
-    #[argh(positional, greedy)]
-    op: Vec<String>,
+    /// print the proposal's summary as one JSON object on standard output (needs -o FILE)
+    #[argh(switch)]
+    pub(crate) json: bool,
+    #[argh(subcommand)]
+    first: Option<ProposeOp>,
 }
 
-impl Propose {
-    /// The common options may be written after the op too (`rn member propose add-node --id x
-    /// --base genesis.json`): the same parser reads them there — it says which tokens are its
-    /// options and which take a value — and they join those written before the op. An option
-    /// given in both places is refused.
-    fn lift_common(&mut self) -> anyhow::Result<()> {
-        let mut tokens = std::mem::take(&mut self.op).into_iter();
-        let (mut common, mut rest) = (Vec::new(), Vec::new());
-        while let Some(t) = tokens.next() {
-            match crate::cli::option_of::<Propose>("propose", &t) {
-                Some(takes_value) => {
-                    common.push(t);
-                    if takes_value && let Some(v) = tokens.next() {
-                        common.push(v);
-                    }
-                }
-                None => rest.push(t),
-            }
+/// The common options may be written after the op too (`rn member propose add-node --id x
+/// -o p.json`): before parsing, [`crate::cli::parse`] moves them in front of the op. The
+/// propose parser says which tokens are its own options and which take a value; the op's own
+/// flags never share a name with them.
+pub(crate) fn lift_common(args: &[&str]) -> Result<Vec<String>, String> {
+    // The op is the first word after `propose` that is neither an option nor an option's value.
+    let mut i = 0;
+    while i < args.len() {
+        match crate::cli::option_of::<Propose>("propose", args[i]) {
+            Some(true) => i += 2,
+            Some(false) => i += 1,
+            None if args[i].starts_with('-') => i += 1,
+            None => break,
         }
-        self.op = rest;
-        if common.is_empty() {
-            return Ok(());
-        }
-        let refs: Vec<&str> = common.iter().map(String::as_str).collect();
-        let after = Propose::from_args(&["propose"], &refs)
-            .map_err(|e| usage(e.output.trim().to_owned()))?;
-        fn join<T>(before: &mut Option<T>, after: Option<T>, flag: &str) -> anyhow::Result<()> {
-            if let Some(v) = after
-                && before.replace(v).is_some()
-            {
-                return Err(usage(format!("{flag} given twice")));
-            }
-            Ok(())
-        }
-        join(&mut self.base, after.base, "--base")?;
-        join(&mut self.state_dir, after.state_dir, "--state-dir")?;
-        join(&mut self.ttl, after.ttl, "--ttl")?;
-        join(&mut self.reason, after.reason, "--reason")?;
-        join(&mut self.batch, after.batch, "--batch")?;
-        join(&mut self.output, after.output, "-o")?;
-        self.force |= after.force;
-        Ok(())
     }
+    if i >= args.len() {
+        return Ok(args.iter().map(|a| (*a).to_owned()).collect());
+    }
+    let known = ProposeOp::get_args_info().commands;
+    if args[i] != "help" && !known.iter().any(|c| c.name == args[i]) {
+        return Err(format!("unknown op {:?}; {OPS}", args[i]));
+    }
+    let (mut common, mut rest) = (Vec::new(), Vec::new());
+    let mut tokens = args[i + 1..].iter();
+    while let Some(t) = tokens.next() {
+        match crate::cli::option_of::<Propose>("propose", t) {
+            Some(takes_value) => {
+                common.push((*t).to_owned());
+                if takes_value && let Some(v) = tokens.next() {
+                    common.push((*v).to_owned());
+                }
+            }
+            None => rest.push((*t).to_owned()),
+        }
+    }
+    let mut out: Vec<String> = args[..i].iter().map(|a| (*a).to_owned()).collect();
+    out.extend(common);
+    out.push(args[i].to_owned());
+    out.extend(rest);
+    Ok(out)
 }
 
-/// Admit a node.
-#[derive(FromArgs)]
+/// The ops `rn member propose` builds, one subcommand each.
+#[derive(FromArgs, ArgsInfo)]
+#[argh(subcommand)]
+enum ProposeOp {
+    AddNode(AddNode),
+    RemoveNode(RemoveNode),
+    RevokeNode(RevokeNode),
+    QuarantineNode(QuarantineNode),
+    RestoreNode(RestoreNode),
+    RotateNodeKey(RotateNodeKey),
+    SetNode(SetNode),
+    AddApprover(AddApprover),
+    RevokeApprover(RevokeApprover),
+    RotateApproverKey(RotateApproverKey),
+    SetThreshold(SetThreshold),
+    SetParams(SetParams),
+    SetPolicy(SetPolicy),
+}
+
+/// Admit a node to the network, active, with its key, owner, tags, addresses and routes.
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "add-node")]
 struct AddNode {
     /// node id
@@ -122,17 +145,44 @@ struct AddNode {
     exit: bool,
 }
 
-/// A node id.
-#[derive(FromArgs)]
-#[argh(subcommand, name = "node-id")]
-struct NodeIdArg {
+/// Remove a node's record entirely (it leaves the network; its id may be admitted again).
+#[derive(FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "remove-node")]
+struct RemoveNode {
+    /// the node
+    #[argh(positional)]
+    id: Id,
+}
+
+/// Revoke an active or quarantined node: every peer drops it until a restore-node.
+#[derive(FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "revoke-node")]
+struct RevokeNode {
+    /// the node
+    #[argh(positional)]
+    id: Id,
+}
+
+/// Quarantine an active node: peers drop it until a restore-node (its record and key stay).
+#[derive(FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "quarantine-node")]
+struct QuarantineNode {
+    /// the node
+    #[argh(positional)]
+    id: Id,
+}
+
+/// Restore a revoked or quarantined node to active.
+#[derive(FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "restore-node")]
+struct RestoreNode {
     /// the node
     #[argh(positional)]
     id: Id,
 }
 
 /// Replace a node's WireGuard key.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "rotate-node-key")]
 struct RotateNodeKey {
     /// the node
@@ -144,7 +194,7 @@ struct RotateNodeKey {
 }
 
 /// Replace a node's tags, addresses, routes or exit flag (each list wholesale).
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "set-node")]
 struct SetNode {
     /// the node
@@ -171,7 +221,7 @@ struct SetNode {
 }
 
 /// Add an approver (its new key must also sign: rn member sign --key NEWKEY).
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "add-approver")]
 struct AddApprover {
     /// approver id
@@ -185,17 +235,17 @@ struct AddApprover {
     pubkey: ApproverKey,
 }
 
-/// An approver id.
-#[derive(FromArgs)]
-#[argh(subcommand, name = "approver-id")]
-struct ApproverIdArg {
+/// Revoke an approver: its signatures no longer count, on this update or any later one.
+#[derive(FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "revoke-approver")]
+struct RevokeApprover {
     /// the approver
     #[argh(positional)]
     id: Id,
 }
 
 /// Replace an approver's key (the new key must also sign).
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "rotate-approver-key")]
 struct RotateApproverKey {
     /// the approver
@@ -206,8 +256,8 @@ struct RotateApproverKey {
     pubkey: ApproverKey,
 }
 
-/// Change the signature threshold.
-#[derive(FromArgs)]
+/// Change how many approver signatures each later change needs.
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "set-threshold")]
 struct SetThreshold {
     /// the new threshold
@@ -217,7 +267,7 @@ struct SetThreshold {
 
 /// Pin a policy document (its rules must name only nodes, tags and owners the ledger has),
 /// or unpin with --none.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "set-policy")]
 struct SetPolicy {
     /// the policy document (rn.policy.v1)
@@ -228,8 +278,9 @@ struct SetPolicy {
     none: bool,
 }
 
-/// Change network parameters (unnamed ones keep their value).
-#[derive(FromArgs)]
+/// Change network parameters: update validity, clock skew, overlay ranges (unnamed ones keep
+/// their value).
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "set-params")]
 struct SetParams {
     /// longest validity of an update (60s to 30d)
@@ -246,18 +297,6 @@ struct SetParams {
     overlay_v6: Option<Cidr>,
 }
 
-fn parse_op<T: FromArgs>(name: &str, args: &[String]) -> anyhow::Result<T> {
-    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let cmd = format!("rn member propose {name}");
-    T::from_args(&[&cmd], &strs).map_err(|e| {
-        if e.status.is_ok() {
-            CliError::Help(e.output).into()
-        } else {
-            usage(e.output.trim().to_owned())
-        }
-    })
-}
-
 fn secs(s: &str, flag: &str) -> anyhow::Result<Uint> {
     let v = parse_duration(s).map_err(|e| usage(format!("--{flag}: {e}")))?;
     Uint::new(v).map_err(|e| usage(format!("--{flag}: {e}")))
@@ -267,46 +306,25 @@ fn set<T: Ord + std::fmt::Display>(items: Vec<T>, flag: &str) -> anyhow::Result<
     Set::new(items).map_err(|dup| usage(format!("--{flag} {dup} given twice")))
 }
 
-/// An op as parsed from the command line, before it meets the base state.
-enum OpArgs {
-    AddNode(AddNode),
-    RemoveNode(Id),
-    RevokeNode(Id),
-    QuarantineNode(Id),
-    RestoreNode(Id),
-    RotateNodeKey(RotateNodeKey),
-    SetNode(SetNode),
-    AddApprover(AddApprover),
-    RevokeApprover(Id),
-    RotateApproverKey(RotateApproverKey),
-    SetThreshold(SetThreshold),
-    SetParams(SetParams),
-    SetPolicy(SetPolicy),
-}
-
-impl OpArgs {
-    /// Parses the op name and its flags (`--help` ends here, before any file is read).
-    fn parse(name: &str, args: &[String]) -> anyhow::Result<OpArgs> {
-        let node = || parse_op::<NodeIdArg>(name, args).map(|a| a.id);
-        let approver = || parse_op::<ApproverIdArg>(name, args).map(|a| a.id);
-        Ok(match name {
-            "add-node" => OpArgs::AddNode(parse_op(name, args)?),
-            "remove-node" => OpArgs::RemoveNode(node()?),
-            "revoke-node" => OpArgs::RevokeNode(node()?),
-            "quarantine-node" => OpArgs::QuarantineNode(node()?),
-            "restore-node" => OpArgs::RestoreNode(node()?),
-            "rotate-node-key" => OpArgs::RotateNodeKey(parse_op(name, args)?),
-            "set-node" => OpArgs::SetNode(parse_op(name, args)?),
-            "add-approver" => OpArgs::AddApprover(parse_op(name, args)?),
-            "revoke-approver" => OpArgs::RevokeApprover(approver()?),
-            "rotate-approver-key" => OpArgs::RotateApproverKey(parse_op(name, args)?),
-            "set-threshold" => OpArgs::SetThreshold(parse_op(name, args)?),
-            "set-params" => OpArgs::SetParams(parse_op(name, args)?),
-            "set-policy" => OpArgs::SetPolicy(parse_op(name, args)?),
-            other => {
-                return Err(usage(format!(
-                    "unknown op {other:?}; ops: add-node, remove-node, revoke-node, quarantine-node, restore-node, rotate-node-key, set-node, add-approver, revoke-approver, rotate-approver-key, set-threshold, set-params, set-policy"
-                )));
+impl ProposeOp {
+    /// Parses one `--op` value: the op's name and flags, split as a POSIX shell would.
+    fn parse_one(text: &str) -> anyhow::Result<ProposeOp> {
+        let words =
+            shlex::split(text).ok_or_else(|| usage(format!("--op {text:?}: unbalanced quotes")))?;
+        let Some((name, flags)) = words.split_first() else {
+            return Err(usage(
+                "--op needs an op and its flags, e.g. --op 'revoke-node web-2'",
+            ));
+        };
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        ProposeOp::from_args(&["rn member propose", name], &flags).map_err(|e| {
+            if e.status.is_ok() {
+                CliError::Help(e.output).into()
+            } else if e.output.starts_with("no subcommand matched") {
+                usage(format!("--op {text:?}: unknown op {name:?}; {OPS}"))
+            } else {
+                let why = e.output.split_whitespace().collect::<Vec<_>>().join(" ");
+                usage(format!("--op {text:?}: {why}"))
             }
         })
     }
@@ -316,7 +334,7 @@ impl OpArgs {
     fn add_to(self, b: &mut ProposalBuilder) -> anyhow::Result<()> {
         let at = b.created_at();
         let op = match self {
-            OpArgs::AddNode(a) => {
+            ProposeOp::AddNode(a) => {
                 let unaddressed = a.address.is_empty();
                 let node = Node {
                     id: a.id,
@@ -336,15 +354,15 @@ impl OpArgs {
                 }
                 Op::AddNode { node }
             }
-            OpArgs::RemoveNode(id) => Op::RemoveNode { id },
-            OpArgs::RevokeNode(id) => Op::RevokeNode { id },
-            OpArgs::QuarantineNode(id) => Op::QuarantineNode { id },
-            OpArgs::RestoreNode(id) => Op::RestoreNode { id },
-            OpArgs::RotateNodeKey(a) => Op::RotateNodeKey {
+            ProposeOp::RemoveNode(a) => Op::RemoveNode { id: a.id },
+            ProposeOp::RevokeNode(a) => Op::RevokeNode { id: a.id },
+            ProposeOp::QuarantineNode(a) => Op::QuarantineNode { id: a.id },
+            ProposeOp::RestoreNode(a) => Op::RestoreNode { id: a.id },
+            ProposeOp::RotateNodeKey(a) => Op::RotateNodeKey {
                 id: a.id,
                 pubkey: a.pubkey,
             },
-            OpArgs::SetNode(a) => {
+            ProposeOp::SetNode(a) => {
                 if a.no_tags && !a.tag.is_empty() || a.no_routes && !a.route.is_empty() {
                     return Err(usage(
                         "--no-tags/--no-routes cannot be combined with --tag/--route",
@@ -378,7 +396,7 @@ impl OpArgs {
                     exit: a.exit,
                 }
             }
-            OpArgs::AddApprover(a) => Op::AddApprover {
+            ProposeOp::AddApprover(a) => Op::AddApprover {
                 approver: Approver {
                     id: a.id,
                     pubkey: a.pubkey,
@@ -387,15 +405,15 @@ impl OpArgs {
                     previous_keys: Default::default(),
                 },
             },
-            OpArgs::RevokeApprover(id) => Op::RevokeApprover { id },
-            OpArgs::RotateApproverKey(a) => Op::RotateApproverKey {
+            ProposeOp::RevokeApprover(a) => Op::RevokeApprover { id: a.id },
+            ProposeOp::RotateApproverKey(a) => Op::RotateApproverKey {
                 id: a.id,
                 pubkey: a.pubkey,
             },
-            OpArgs::SetThreshold(a) => Op::SetThreshold {
+            ProposeOp::SetThreshold(a) => Op::SetThreshold {
                 threshold: Uint::new(a.threshold).map_err(|e| usage(e.to_string()))?,
             },
-            OpArgs::SetPolicy(a) => match (a.file, a.none) {
+            ProposeOp::SetPolicy(a) => match (a.file, a.none) {
                 (Some(_), true) | (None, false) => {
                     return Err(usage("set-policy takes a policy FILE, or --none to unpin"));
                 }
@@ -414,7 +432,7 @@ impl OpArgs {
                     return Ok(());
                 }
             },
-            OpArgs::SetParams(a) => {
+            ProposeOp::SetParams(a) => {
                 let old = b.base().params();
                 let params = Params {
                     overlay_v4: a.overlay_v4.or(old.overlay_v4),
@@ -436,17 +454,51 @@ impl OpArgs {
     }
 }
 
+/// The ops `rn member propose` knows, for error messages.
+const OPS: &str = "ops: add-node, remove-node, revoke-node, quarantine-node, restore-node, rotate-node-key, set-node, add-approver, revoke-approver, rotate-approver-key, set-threshold, set-params, set-policy";
+
+/// How many ops the summary lists before pointing to `rn member show`.
+const SHOWN: usize = 20;
+
+/// Reads a `--batch` file: a JSON array of ops in the update's format, or one op per line as
+/// on the command line (blank lines and lines starting with # skipped).
+fn add_batch(b: &mut ProposalBuilder, path: &std::path::Path) -> anyhow::Result<()> {
+    let bytes = files::read_capped(path, caps::UPDATE)?;
+    if bytes.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'[') {
+        b.batch(&bytes).map_err(|e| build_error(e, Some(path)))?;
+        return Ok(());
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| CliError::Data(format!("{}: not UTF-8 text", path.display())))?;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = || format!("{} line {}", path.display(), n + 1);
+        let op = ProposeOp::parse_one(line).with_context(at)?;
+        op.add_to(b).with_context(at)?;
+    }
+    Ok(())
+}
+
 impl Propose {
-    pub fn run(mut self) -> anyhow::Result<Exit> {
-        self.lift_common()?;
-        let op_args = match self.op.split_first() {
-            Some((name, args)) => Some(OpArgs::parse(name, args)?),
-            None => None,
-        };
-        let output = self
-            .output
-            .clone()
-            .ok_or_else(|| usage("-o FILE is required (\"-o -\" writes to standard output)"))?;
+    pub fn run(self) -> anyhow::Result<Exit> {
+        // Every op is parsed before any file is read: a typo costs nothing.
+        let mut ops: Vec<ProposeOp> = self.first.into_iter().collect();
+        for text in &self.op {
+            ops.push(ProposeOp::parse_one(text)?);
+        }
+        if ops.is_empty() && self.batch.is_none() {
+            return Err(usage(format!(
+                "name an op (e.g. rn member propose revoke-node web-2 -o p.json), --op 'OP FLAGS' or --batch FILE; {OPS}"
+            )));
+        }
+        if self.json && files::is_stdin(&self.output) {
+            return Err(usage(
+                "--json prints the summary on standard output: write the proposal to a file (-o FILE)",
+            ));
+        }
         let now = now();
         let input::Base {
             state: base,
@@ -454,22 +506,15 @@ impl Propose {
         } = match (&self.base, &self.state_dir) {
             (Some(_), Some(_)) => return Err(usage("give --base or --state-dir, not both")),
             (Some(path), None) => input::base(path, now)?,
-            (None, dir) => super::ledger::trusted_base(
-                dir.as_deref()
-                    .unwrap_or(std::path::Path::new(super::ledger::DEFAULT_STATE_DIR)),
-            )?,
+            (None, dir) => super::ledger::trusted_base(&super::ledger::state_dir(dir.as_deref())?)?,
         };
         let at = Uint::new(now).map_err(|e| usage(e.to_string()))?;
-        if op_args.is_none() && self.batch.is_none() {
-            return Err(usage("name an op (e.g. add-node) or give --batch FILE"));
-        }
         let mut b = ProposalBuilder::new(base, at);
-        if let Some(op) = op_args {
+        for op in ops {
             op.add_to(&mut b)?;
         }
         if let Some(batch) = &self.batch {
-            let bytes = files::read_capped(batch, caps::UPDATE)?;
-            b.batch(&bytes).map_err(|e| build_error(e, Some(batch)))?;
+            add_batch(&mut b, batch)?;
         }
         let ttl = secs(self.ttl.as_deref().unwrap_or("1h"), "ttl")?;
         let max = b.base().params().max_update_ttl_secs;
@@ -492,34 +537,47 @@ impl Propose {
             b.carry_current(doc.pinned());
         }
         let proposal = b.build().map_err(|e| build_error(e, None))?;
-        let base = &proposal.base_state;
-        let summary: Vec<String> = proposal
-            .update
-            .ops
-            .iter()
-            .take(20)
-            .map(|op| format!("  {}", describe_op(op, base)))
-            .collect();
         let mut bytes = to_jcs(&proposal);
         bytes.push(b'\n');
-        files::write_atomic(&output, &bytes, 0o644, self.force)?;
+        files::write_atomic(&self.output, &bytes, 0o644, self.force)?;
         let u = &proposal.update;
+        let needed = proposal.base_state.threshold();
+        if self.json {
+            let v = serde_json::json!({
+                "file": self.output,
+                "update": u.hash().to_string(),
+                "network_id": u.network_id.as_str(),
+                "epoch_prev": u.epoch_prev.get(),
+                "epoch_new": u.epoch_new.get(),
+                "new_root": u.new_root.to_string(),
+                "expires_at": u.expires_at.get(),
+                "ops": u.ops.len(),
+                "signatures_needed": needed.get(),
+            });
+            crate::outln!("{v}");
+            return Ok(Exit::Ok);
+        }
         crate::errln!(
-            "proposal {} for network {}: epoch {} -> {}, {} op(s), expires in {}, new root {}\n{}{}",
+            "proposal {} for network {}: epoch {} -> {}, expires in {}, new root {}\n{}\n{}",
             u.hash().short(),
             u.network_id,
             u.epoch_prev,
             u.epoch_new,
-            u.ops.len(),
-            show_duration(ttl.get()),
+            show_span(ttl.get()),
             u.new_root,
-            summary.join("\n"),
-            if u.ops.len() > 20 { "\n  ..." } else { "" }
+            op_counts(&u.ops),
+            describe_ops(
+                &u.ops,
+                Some(&proposal.base_state),
+                Some(SHOWN),
+                "rn member show FILE lists every op"
+            )
+            .trim_end()
         );
         crate::errln!(
-            "written to {}; {} approver signature(s) needed (rn member sign)",
-            output.display(),
-            proposal.base_state.threshold()
+            "written to {}; {needed} approver signature{} needed (rn member sign)",
+            self.output.display(),
+            if needed.get() == 1 { "" } else { "s" }
         );
         Ok(Exit::Ok)
     }

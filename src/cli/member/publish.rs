@@ -3,10 +3,9 @@
 
 use std::path::PathBuf;
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 use serde_json::json;
 
-use super::ledger::DEFAULT_STATE_DIR;
 use crate::cli::Exit;
 use crate::cli::output::now;
 use crate::ledger::store::Store;
@@ -14,15 +13,15 @@ use crate::sync::layout;
 
 /// Write the ledger's layout (rn/v1/head, genesis, log/EPOCH, policy/HASH) into DIR for any web
 /// server or object store to serve as a mirror; run again after each change.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "publish")]
 pub struct Publish {
     /// the directory to write into (created if missing)
     #[argh(positional)]
     dir: PathBuf,
-    /// the ledger to publish (default /var/lib/rn)
-    #[argh(option, default = "PathBuf::from(DEFAULT_STATE_DIR)")]
-    state_dir: PathBuf,
+    /// the ledger to publish (default: the node configuration's, else /var/lib/rn)
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
     /// print the result as JSON
     #[argh(switch)]
     pub(crate) json: bool,
@@ -30,7 +29,11 @@ pub struct Publish {
 
 impl Publish {
     pub fn run(self) -> anyhow::Result<Exit> {
-        let store = Store::open_trusted(&self.state_dir, None, now())?;
+        let store = Store::open_trusted(
+            &crate::cli::member::ledger::state_dir(self.state_dir.as_deref())?,
+            None,
+            now(),
+        )?;
         let p = layout::publish(&store, &self.dir)?;
         if self.json {
             crate::outln!(

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 use serde_json::{Value, json};
 
 use super::ledger::DEFAULT_STATE_DIR;
@@ -25,16 +25,16 @@ use crate::ledger::store::Store;
 
 /// Push the ledger to every host in FILE over SSH (`rn member apply -` on each), in parallel;
 /// prints one line per host and fails if any host did not take it.
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "push")]
 pub struct Push {
     /// the hosts, one per line: HOST [STATE_DIR] ("#" starts a comment; the state directory
     /// defaults to /var/lib/rn)
     #[argh(option)]
     hosts: PathBuf,
-    /// the ledger to push (default /var/lib/rn)
-    #[argh(option, default = "PathBuf::from(DEFAULT_STATE_DIR)")]
-    state_dir: PathBuf,
+    /// the ledger to push (default: the node configuration's, else /var/lib/rn)
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
     /// hosts contacted at once (default 8)
     #[argh(option, default = "8")]
     parallel: usize,
@@ -314,7 +314,11 @@ impl Push {
         }
         let shown = self.hosts.display().to_string();
         let hosts = read_hosts(&files::read_capped(&self.hosts, 1 << 20)?, &shown)?;
-        let store = Store::open_trusted(&self.state_dir, None, now())?;
+        let store = Store::open_trusted(
+            &crate::cli::member::ledger::state_dir(self.state_dir.as_deref())?,
+            None,
+            now(),
+        )?;
         let mut bundle = to_jcs(&store.export(0, true));
         bundle.push(b'\n');
         let (epoch, root) = (store.state().epoch().get(), store.state().root());

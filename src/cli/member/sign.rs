@@ -6,7 +6,7 @@ use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use super::input::{self, Doc};
 use crate::cli::output::{
@@ -25,7 +25,7 @@ use crate::ledger::{Freshness, inspect};
 /// Sign a genesis or a proposal with an approver key, offline. Shows exactly what changes and
 /// asks "Sign? [y/N]" unless --yes; refuses to sign a second, different update on the same
 /// base (the journal beside the key remembers).
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "sign")]
 pub struct Sign {
     /// the genesis or proposal file ("-" for standard input)
@@ -46,7 +46,14 @@ pub struct Sign {
     /// replace an existing output file
     #[argh(switch)]
     force: bool,
+    /// list every op of a long update here (otherwise the first 50 when not on a terminal;
+    /// on a terminal all of them through $PAGER)
+    #[argh(switch)]
+    all: bool,
 }
+
+/// How many ops a summary lists before it points to the rest (`--all`, `rn member show`).
+const SHOWN: usize = 50;
 
 fn confirm(yes: bool) -> anyhow::Result<bool> {
     if yes {
@@ -220,7 +227,23 @@ impl Sign {
             )));
         };
         p.check_policies().map_err(crate::cli::CliError::Data)?;
-        crate::err!("{}", describe_update(u, base, &inspection.tally, now));
+        let summary = |limit| {
+            describe_update(
+                u,
+                base,
+                &inspection.tally,
+                now,
+                limit,
+                "rn member sign --all, or rn member show FILE, lists every op",
+            )
+        };
+        if self.all || u.ops.len() <= SHOWN {
+            crate::err!("{}", summary(None));
+        } else if !self.yes && crate::cli::output::interactive() {
+            crate::cli::output::page(&summary(None))?;
+        } else {
+            crate::err!("{}", summary(Some(SHOWN)));
+        }
         for op in &u.ops {
             if let crate::ledger::Op::SetPolicy { policy } = op {
                 let find = |h: Option<&crate::ledger::types::Sha256Digest>| {

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use super::input::{self, Doc};
 use crate::cli::output::{describe_tally, now};
@@ -12,8 +12,9 @@ use crate::ledger::update::{Proposal, SignedUpdate};
 use crate::ledger::{Freshness, accept, inspect};
 
 /// Dry-run the acceptance gate on a proposal or signed update against its base (the
-/// proposal's own base_state, or --base). Exit 0 if it would be accepted now, 78 if not.
-#[derive(FromArgs)]
+/// proposal's own base_state, --base, or a ledger: --state-dir, or this host's for a signed
+/// update). Exit 0 if it would be accepted now or the ledger already holds it, 78 if not.
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "verify")]
 pub struct Verify {
     /// the proposal or signed update ("-" for standard input)
@@ -23,7 +24,8 @@ pub struct Verify {
     /// base_state)
     #[argh(option)]
     base: Option<PathBuf>,
-    /// judge it against this ledger's current state instead
+    /// judge it against this ledger's current state instead (a signed update without --base:
+    /// default the node configuration's ledger, else /var/lib/rn, when it exists)
     #[argh(option)]
     state_dir: Option<PathBuf>,
     /// print the result as JSON
@@ -44,23 +46,52 @@ impl Verify {
         };
         let mut seen = HashSet::new();
         // Only the proposal's own base_state is taken on the proposer's word.
-        let base_unverified = self.base.is_none() && self.state_dir.is_none();
-        let base = match (&self.base, &self.state_dir, own_base) {
+        let mut base_unverified = false;
+        let local = match (&self.base, &self.state_dir, &own_base) {
+            (None, None, None) => Some(super::ledger::state_dir(None)?).filter(|d| d.is_dir()),
+            (_, dir, _) => dir.clone(),
+        };
+        let u = &signed.update;
+        let base = match (&self.base, local, own_base) {
             (Some(_), Some(_), _) => return Err(usage("give --base or --state-dir, not both")),
             (Some(path), None, _) => input::base_state(path, now)?,
             (None, Some(dir), _) => {
-                let store = crate::ledger::store::Store::open_trusted(dir, None, now)?;
+                let store = crate::ledger::store::Store::open_trusted(&dir, None, now)?;
+                let hash = u.hash();
+                if let Some(at) = store.history().iter().position(|c| c.hash == hash) {
+                    let epoch = store.history()[at].signed.update.epoch_new;
+                    if self.json {
+                        let v = serde_json::json!({
+                            "ok": true,
+                            "already_applied": true,
+                            "epoch": epoch.get(),
+                            "new_root": u.new_root.to_string(),
+                            "state_dir": dir,
+                        });
+                        crate::outln!("{v}");
+                    } else {
+                        crate::outln!(
+                            "already applied: {} holds update {} as epoch {epoch} (now at epoch {})",
+                            dir.display(),
+                            hash.short(),
+                            store.state().epoch()
+                        );
+                    }
+                    return Ok(Exit::Ok);
+                }
                 seen = store.seen().clone();
                 store.state().clone()
             }
-            (None, None, Some(b)) => b,
+            (None, None, Some(b)) => {
+                base_unverified = true;
+                b
+            }
             (None, None, None) => {
                 return Err(usage(
-                    "a signed update carries no base state: pass --base (the genesis or proposal it builds on)",
+                    "a signed update carries no base state: pass --base (the genesis or proposal it builds on) or --state-dir (a ledger)",
                 ));
             }
         };
-        let u = &signed.update;
         // What `rn member apply` would do with this file alone: a chain of one.
         let verdict = accept(&base, &seen, &signed, now, Freshness::ChainLast);
         let tally = inspect(&base, &seen, &signed, now, Freshness::ChainLast)
@@ -90,13 +121,14 @@ impl Verify {
                 "missing": missing,
                 "base": if base_unverified { "unverified: the proposal's own base_state" } else { "given" },
                 "base_verified": !base_unverified,
+                "already_applied": false,
             });
             crate::outln!("{v}");
         } else {
             match &verdict {
                 Ok(v) => {
                     let what = format!(
-                        "network {} epoch {} -> {}, new root {}, signed by {} ({} of {} needed)",
+                        "network {} epoch {} -> {}, new root {}, signed by {} ({} signatures, {} needed)",
                         u.network_id,
                         u.epoch_prev,
                         u.epoch_new,
