@@ -125,12 +125,16 @@ impl Journal {
 
     /// Opens (or starts) the journal of `key` in this user's journal directory, taking its lock;
     /// entries in a journal beside `key_file` are read too.
-    pub fn open(key_file: &Path, key: &ApproverKey) -> Result<Self, JournalError> {
+    pub fn open(key_file: Option<&Path>, key: &ApproverKey) -> Result<Self, JournalError> {
         Self::open_in(&Self::dir()?, key_file, key)
     }
 
     /// [`Journal::open`] with the journal directory given.
-    pub fn open_in(dir: &Path, key_file: &Path, key: &ApproverKey) -> Result<Self, JournalError> {
+    pub fn open_in(
+        dir: &Path,
+        key_file: Option<&Path>,
+        key: &ApproverKey,
+    ) -> Result<Self, JournalError> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -170,9 +174,12 @@ impl Journal {
             }
         }
         let mut entries = read_entries(&path)?;
-        for e in read_entries(&Self::legacy_path(key_file))? {
-            if !entries.contains(&e) {
-                entries.push(e);
+        // A key held by an agent has no file, so no journal beside one.
+        if let Some(key_file) = key_file {
+            for e in read_entries(&Self::legacy_path(key_file))? {
+                if !entries.contains(&e) {
+                    entries.push(e);
+                }
             }
         }
         Ok(Journal {
@@ -282,18 +289,18 @@ mod tests {
         let base = Sha256Digest::of(b"base");
         let (u1, u2) = (Sha256Digest::of(b"u1"), Sha256Digest::of(b"u2"));
         let one = Uint::new(1).unwrap();
-        let mut j = Journal::open_in(&journals, &key, &a_key()).unwrap();
+        let mut j = Journal::open_in(&journals, Some(&key), &a_key()).unwrap();
         j.record(&net, one, &base, &u1, one).unwrap();
         j.record(&net, one, &base, &u1, one).unwrap();
         // A second signer of the same key waits its turn.
         assert!(matches!(
-            Journal::open_in(&journals, &key, &a_key()),
+            Journal::open_in(&journals, Some(&key), &a_key()),
             Err(JournalError::Busy { .. })
         ));
         drop(j);
         // A copy of the key file elsewhere shares the journal.
         let copy = dir.path().join("copy-of-k");
-        let j = Journal::open_in(&journals, &copy, &a_key()).unwrap();
+        let j = Journal::open_in(&journals, Some(&copy), &a_key()).unwrap();
         assert!(matches!(
             j.check(&net, &base, &u2),
             Err(JournalError::Equivocation { earlier, .. }) if earlier == u1
@@ -320,7 +327,7 @@ mod tests {
         let mut line = to_jcs(&old);
         line.push(b'\n');
         files::write_atomic(&Journal::legacy_path(&key), &line, 0o600, false).unwrap();
-        let j = Journal::open_in(&dir.path().join("journals"), &key, &a_key()).unwrap();
+        let j = Journal::open_in(&dir.path().join("journals"), Some(&key), &a_key()).unwrap();
         assert!(matches!(
             j.check(&net, &base, &Sha256Digest::of(b"u2")),
             Err(JournalError::Equivocation { .. })

@@ -7,11 +7,13 @@
 //! - [`tunnel`] and [`firewall`]: the WireGuard backends and nftables;
 //! - [`sync`]: distribution — the static layout a ledger is mirrored and served in;
 //! - [`policy`]: the default-deny rules over ledger identities;
-//! - [`ledger`]: formats, roots, the quorum gate and the state directory; [`keys`] and
-//!   [`journal`] (approver and node keys, the signer's equivocation journal);
+//! - [`ledger`]: formats, roots, the quorum gate and the state directory; [`keys`],
+//!   [`agent`] and [`journal`] (approver and node keys, keys held by an ssh-agent, the
+//!   signer's equivocation journal);
 //! - the ground floor: [`files`] (the one permission check and atomic write), [`clock`],
 //!   [`text`] (hex, escaping untrusted text) and [`fault`] (crash points for tests).
 
+pub mod agent;
 pub mod cli;
 pub mod clock;
 pub mod fault;

@@ -1860,3 +1860,141 @@ fn operator_conveniences_version_completions_several_ops_show_and_filters() {
     assert_eq!(line["ops"][0]["op"], "add_node");
     assert_eq!(line["described"].as_array().unwrap().len(), 3);
 }
+
+/// A signature through OpenSSH's own `ssh-agent`: the approver key never leaves the agent, the
+/// journal keyed by its fingerprint still refuses a second update on the same base.
+#[test]
+fn an_approver_key_held_by_ssh_agent_signs() {
+    let env = Env::new();
+    env.found();
+    let sock = env.path("agent.sock");
+    /// The agent this test started, stopped by its PID however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _agent = Stop(
+        Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ssh-agent (openssh-client) is installed by `make test`"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sock.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let with_agent = |args: &[&str]| {
+        Run::from(
+            Command::new(env!("CARGO_BIN_EXE_rn"))
+                .args(args)
+                .current_dir(env.path(""))
+                .env("XDG_STATE_HOME", env.path("state"))
+                .env("SSH_AUTH_SOCK", &sock)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        )
+    };
+    let ssh_add = |key: &str| {
+        let st = Command::new("ssh-add")
+            .arg("-q")
+            .arg(env.path(key))
+            .env("SSH_AUTH_SOCK", &sock)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ssh-add {key}");
+    };
+    let k = env.node_key("web-1");
+    let propose = |out: &str, id: &str| {
+        env.ok(&[
+            "member",
+            "propose",
+            "add-node",
+            "--id",
+            id,
+            "--pubkey",
+            &k,
+            "--owner",
+            "ops",
+            "--base",
+            "genesis.json",
+            "-o",
+            out,
+        ]);
+    };
+    propose("p.json", "web-1");
+
+    // An empty agent: nothing may sign, and the command says what the agent holds.
+    let r = with_agent(&["member", "sign", "p.json", "--ssh-agent", "--yes"]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(r.stderr.contains("holds no Ed25519 key"), "{}", r.stderr);
+
+    ssh_add("bob/key");
+    let r = with_agent(&["member", "sign", "p.json", "--ssh-agent", "--yes"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("signed as bob"), "{}", r.stderr);
+
+    // Two keys that may sign: the fingerprint chooses.
+    ssh_add("carol/key");
+    let r = with_agent(&["member", "sign", "p.json", "--ssh-agent", "--yes"]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(r.stderr.contains("--key-fingerprint"), "{}", r.stderr);
+    let carol: serde_json::Value =
+        serde_json::from_str(&env.ok(&["key", "pub", "carol/key", "--json"])).unwrap();
+    let fp = carol["fingerprint"].as_str().unwrap();
+    let r = with_agent(&[
+        "member",
+        "sign",
+        "p.json",
+        "--ssh-agent",
+        "--key-fingerprint",
+        fp,
+        "--yes",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("quorum met"), "{}", r.stderr);
+    let v = env.rn(&["member", "verify", "p.json"]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+
+    // The journal keyed by bob's fingerprint: a different update on the same base is refused,
+    // whether the key comes from the agent or from its file.
+    propose("q.json", "web-9");
+    let bob: serde_json::Value =
+        serde_json::from_str(&env.ok(&["key", "pub", "bob/key", "--json"])).unwrap();
+    let bob_fp = bob["fingerprint"].as_str().unwrap();
+    let r = with_agent(&[
+        "member",
+        "sign",
+        "q.json",
+        "--ssh-agent",
+        "--key-fingerprint",
+        bob_fp,
+        "--yes",
+    ]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(r.stderr.contains("already signed update"), "{}", r.stderr);
+    let r = env.rn(&["member", "sign", "q.json", "--key", "bob/key", "--yes"]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+
+    // No agent at all: named, with the fix.
+    let r = Run::from(
+        Command::new(env!("CARGO_BIN_EXE_rn"))
+            .args(["member", "sign", "q.json", "--ssh-agent", "--yes"])
+            .current_dir(env.path(""))
+            .env_remove("SSH_AUTH_SOCK")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("SSH_AUTH_SOCK is not set"),
+        "{}",
+        r.stderr
+    );
+}

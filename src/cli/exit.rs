@@ -89,6 +89,14 @@ pub fn code(err: &anyhow::Error) -> Exit {
                 StoreError::Io { .. } | StoreError::CommittedUnfinished { .. } => Exit::IoErr,
             };
         }
+        if let Some(e) = cause.downcast_ref::<crate::agent::AgentError>() {
+            return match e {
+                crate::agent::AgentError::NoSocket => Exit::Usage,
+                crate::agent::AgentError::Io { .. } => Exit::IoErr,
+                crate::agent::AgentError::Protocol { .. } => Exit::DataErr,
+                crate::agent::AgentError::Refused { .. } => Exit::NoPerm,
+            };
+        }
         if let Some(e) = cause.downcast_ref::<JournalError>() {
             return match e {
                 JournalError::Equivocation { .. } => Exit::Rejected,

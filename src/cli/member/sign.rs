@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use argh::{ArgsInfo, FromArgs};
 
 use super::input::{self, Doc};
+use crate::agent::Agent;
 use crate::cli::output::{
     describe_tally, describe_update, now, read_passphrase, show_duration, utc,
 };
@@ -18,22 +19,30 @@ use crate::journal::Journal;
 use crate::keys::{ApproverSecret, fingerprint};
 use crate::ledger::canonical::to_jcs;
 use crate::ledger::gate::inspect_genesis;
-use crate::ledger::types::Uint;
+use crate::ledger::types::{ApproverKey, Sig, Uint};
 use crate::ledger::update::{Proposal, Signature, SignedGenesis, insert_signature};
 use crate::ledger::{Freshness, inspect};
 
-/// Sign a genesis or a proposal with an approver key, offline. Shows exactly what changes and
-/// asks "Sign? [y/N]" unless --yes; refuses to sign a second, different update on the same
-/// base (the journal beside the key remembers).
+/// Sign a genesis or a proposal with an approver key, offline: a key file (--key) or a key an
+/// ssh-agent holds (--ssh-agent). Shows exactly what changes and asks "Sign? [y/N]" unless
+/// --yes; refuses to sign a second, different update on the same base (the key's journal
+/// remembers).
 #[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "sign")]
 pub struct Sign {
     /// the genesis or proposal file ("-" for standard input)
     #[argh(positional)]
     file: PathBuf,
-    /// the approver's OpenSSH Ed25519 private key
+    /// the approver's OpenSSH Ed25519 private key (or --ssh-agent)
     #[argh(option)]
-    key: PathBuf,
+    key: Option<PathBuf>,
+    /// sign with an Ed25519 key held by the ssh-agent at $SSH_AUTH_SOCK (the one that may sign
+    /// this document, or --key-fingerprint)
+    #[argh(switch)]
+    ssh_agent: bool,
+    /// with --ssh-agent: the agent key to use, as ssh-add -l prints it (SHA256:...)
+    #[argh(option)]
+    key_fingerprint: Option<String>,
     /// passphrase file for a protected key
     #[argh(option)]
     passphrase_file: Option<PathBuf>,
@@ -66,19 +75,155 @@ fn confirm(yes: bool) -> anyhow::Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
+/// What signs: a key loaded from its file, or one an ssh-agent holds.
+enum Signer {
+    File { key: ApproverSecret, path: PathBuf },
+    Agent { agent: Agent, key: ApproverKey },
+}
+
+impl Signer {
+    fn public(&self) -> ApproverKey {
+        match self {
+            Signer::File { key, .. } => key.public(),
+            Signer::Agent { key, .. } => *key,
+        }
+    }
+
+    fn sign(&mut self, message: &[u8]) -> anyhow::Result<Sig> {
+        match self {
+            Signer::File { key, .. } => Ok(key.sign(message)),
+            Signer::Agent { agent, key } => Ok(agent.sign(key, message)?),
+        }
+    }
+
+    /// The key file, whose old-style journal beside it still counts.
+    fn key_file(&self) -> Option<&Path> {
+        match self {
+            Signer::File { path, .. } => Some(path),
+            Signer::Agent { .. } => None,
+        }
+    }
+}
+
+/// The keys that may sign `doc`: a genesis's approvers; a proposal's active approvers and the
+/// new keys its ops introduce.
+fn eligible(doc: &Doc) -> Vec<ApproverKey> {
+    match doc {
+        Doc::Genesis(g) => g.genesis.state.approvers().map(|a| a.pubkey).collect(),
+        Doc::Proposal(p) => p
+            .base_state
+            .approvers()
+            .filter(|a| a.status == crate::ledger::model::ApproverStatus::Active)
+            .map(|a| a.pubkey)
+            .chain(
+                p.update
+                    .ops
+                    .iter()
+                    .filter_map(crate::ledger::Op::new_approver_key)
+                    .map(|(_, k)| *k),
+            )
+            .collect(),
+        Doc::Signed(_) | Doc::Snapshot(_) => Vec::new(),
+    }
+}
+
 impl Sign {
+    /// The agent key to sign with: the one `--key-fingerprint` names, else the one key the
+    /// agent holds that may sign this document.
+    fn agent_signer(&self, doc: &Doc) -> anyhow::Result<Signer> {
+        let mut agent = Agent::connect()?;
+        let held = agent.identities()?;
+        let listed = || {
+            if held.is_empty() {
+                "it holds no Ed25519 key (ssh-add KEY adds one)".to_owned()
+            } else {
+                format!(
+                    "it holds {}",
+                    held.iter()
+                        .map(|i| format!("{} ({})", fingerprint(&i.key), i.comment))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        };
+        let key = if let Some(fp) = &self.key_fingerprint {
+            held.iter()
+                .find(|i| fingerprint(&i.key) == *fp)
+                .map(|i| i.key)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "--key-fingerprint {fp}: the ssh-agent holds no such Ed25519 key; {}",
+                        listed()
+                    ))
+                })?
+        } else {
+            let may = eligible(doc);
+            let fits: Vec<&crate::agent::Identity> =
+                held.iter().filter(|i| may.contains(&i.key)).collect();
+            match fits.as_slice() {
+                [one] => one.key,
+                [] => {
+                    return Err(usage(format!(
+                        "the ssh-agent holds no key that may sign this document; {}",
+                        listed()
+                    )));
+                }
+                several => {
+                    return Err(usage(format!(
+                        "the ssh-agent holds {} keys that may sign this document ({}); choose one with --key-fingerprint",
+                        several.len(),
+                        several
+                            .iter()
+                            .map(|i| fingerprint(&i.key))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+        };
+        Ok(Signer::Agent { agent, key })
+    }
+
     pub fn run(self) -> anyhow::Result<Exit> {
+        match (&self.key, self.ssh_agent) {
+            (Some(_), true) => return Err(usage("give --key FILE or --ssh-agent, not both")),
+            (None, false) => {
+                return Err(usage(
+                    "name the key: --key FILE, or --ssh-agent for a key an ssh-agent holds",
+                ));
+            }
+            _ => {}
+        }
+        if self.key_fingerprint.is_some() && !self.ssh_agent {
+            return Err(usage(
+                "--key-fingerprint chooses among the ssh-agent's keys: add --ssh-agent",
+            ));
+        }
+        if self.ssh_agent && self.passphrase_file.is_some() {
+            return Err(usage(
+                "--passphrase-file is for a key file; an ssh-agent's keys are unlocked in the agent",
+            ));
+        }
         let doc = input::read(&self.file, &[SignedGenesis::KIND_STR, Proposal::KIND_STR])?;
-        let pass = self
-            .passphrase_file
-            .as_deref()
-            .map(read_passphrase)
-            .transpose()?;
-        let key = ApproverSecret::load(&self.key, pass.as_ref().map(|p| p.as_slice()))
-            .with_context(|| format!("loading key {}", self.key.display()))?;
+        let mut signer = match &self.key {
+            Some(path) => {
+                let pass = self
+                    .passphrase_file
+                    .as_deref()
+                    .map(read_passphrase)
+                    .transpose()?;
+                let key = ApproverSecret::load(path, pass.as_ref().map(|p| p.as_slice()))
+                    .with_context(|| format!("loading key {}", path.display()))?;
+                Signer::File {
+                    key,
+                    path: path.clone(),
+                }
+            }
+            None => self.agent_signer(&doc)?,
+        };
         match doc {
-            Doc::Genesis(g) => self.sign_genesis(*g, &key),
-            Doc::Proposal(p) => self.sign_proposal(*p, &key),
+            Doc::Genesis(g) => self.sign_genesis(*g, &mut signer),
+            Doc::Proposal(p) => self.sign_proposal(*p, &mut signer),
             Doc::Signed(_) | Doc::Snapshot(_) => Err(usage(
                 "a signed update carries no base state to show; sign the proposal instead",
             )),
@@ -101,7 +246,7 @@ impl Sign {
         Ok(())
     }
 
-    fn sign_genesis(&self, mut g: SignedGenesis, key: &ApproverSecret) -> anyhow::Result<Exit> {
+    fn sign_genesis(&self, mut g: SignedGenesis, key: &mut Signer) -> anyhow::Result<Exit> {
         let missing = inspect_genesis(&g)?.missing;
         let me = key.public();
         let state = &g.genesis.state;
@@ -165,7 +310,7 @@ impl Sign {
             crate::errln!("not signed");
             return Ok(Exit::Declined);
         }
-        let sig = key.sign(&g.genesis.message());
+        let sig = key.sign(&g.genesis.message())?;
         insert_signature(
             &mut g.signatures,
             Signature {
@@ -193,7 +338,7 @@ impl Sign {
         Ok(Exit::Ok)
     }
 
-    fn sign_proposal(&self, mut p: Proposal, key: &ApproverSecret) -> anyhow::Result<Exit> {
+    fn sign_proposal(&self, mut p: Proposal, key: &mut Signer) -> anyhow::Result<Exit> {
         let now = now();
         let seen = HashSet::new();
         let signed = p.signed_update();
@@ -277,7 +422,7 @@ impl Sign {
             }
             return Ok(Exit::Ok);
         }
-        let mut journal = Journal::open(&self.key, &key.public())?;
+        let mut journal = Journal::open(key.key_file(), &key.public())?;
         let hash = u.hash();
         journal.check(&u.network_id, &u.prev_root, &hash)?;
         if !confirm(self.yes)? {
@@ -287,7 +432,7 @@ impl Sign {
         // Journal first: a signature never leaves without its record.
         let at = Uint::new(now).map_err(|e| usage(e.to_string()))?;
         journal.record(&u.network_id, u.epoch_new, &u.prev_root, &hash, at)?;
-        let sig = key.sign(&u.message());
+        let sig = key.sign(&u.message())?;
         insert_signature(
             &mut p.signatures,
             Signature {
