@@ -56,7 +56,9 @@ wait_for 5 test -S /var/run/wireguard/rntd.sock || ko "wireguard-go started"
 declare -A AGENT=()  # node -> the PID of its agent
 start_agent() {
     # Not through a shell function: $! must be the agent itself, so it can be stopped by PID.
-    ip netns exec "rnt-$1" "$RN" node run --config "$W/$1/node.json" --metrics-file "$W/$1/metrics.prom" >>"$W/$1/agent.log" 2>&1 &
+    # Each agent serves its metrics on its own namespace's loopback too.
+    ip netns exec "rnt-$1" "$RN" node run --config "$W/$1/node.json" --metrics-file "$W/$1/metrics.prom" \
+        --metrics-listen 127.0.0.1:9851 >>"$W/$1/agent.log" 2>&1 &
     PIDS+=($!)
     AGENT[$1]=$!
 }
@@ -74,6 +76,15 @@ OV=(x 100.96.0.1 100.96.0.2 100.96.0.3 100.96.0.4)
 pings() { inns "$1" ping -c1 -W1 "$2" >/dev/null 2>&1; }
 check "a pings b" wait_for 15 pings a "${OV[2]}"
 check "b pings a" wait_for 5 pings b "${OV[1]}"
+# The metrics endpoint: build info, and b as a peer of a with a handshake age and bytes (the
+# peer figures are read back at each reconcile and drift check, so within 12 s).
+metrics() { inns "$1" python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:9851/metrics", timeout=5).read().decode())' >"$W/$1.metrics" 2>&1; }
+b_in_metrics() {
+    metrics a && grep -Eq '^rn_peer_last_handshake_age_seconds\{node="a",peer="b"\} [0-9]+$' "$W/a.metrics" &&
+        grep -Eq '^rn_peer_receive_bytes_total\{node="a",peer="b"\} [1-9][0-9]*$' "$W/a.metrics"
+}
+check "a's metrics over HTTP give b's handshake age and bytes" wait_for 12 b_in_metrics
+check "a's metrics carry its build info" grep -q '^rn_build_info{node="a",version="' "$W/a.metrics"
 check "a has no peer c" lacks_peer rnt-a rnta "${KEY[c]}"
 check "c has no peers at all" no_peers rnt-c rntc
 check "a cannot reach c" bash -c "! ip netns exec rnt-a ping -c2 -W1 ${OV[3]} >/dev/null 2>&1"

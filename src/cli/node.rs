@@ -31,10 +31,6 @@ pub struct NodeCmd {
 
 #[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once per process; init's options are many"
-)]
 enum NodeSub {
     Init(Init),
     Run(Run),
@@ -320,6 +316,9 @@ struct Run {
     /// write Prometheus text metrics here after every reconcile
     #[argh(option)]
     metrics_file: Option<PathBuf>,
+    /// serve the Prometheus metrics over HTTP at http://ADDR/metrics (e.g. 127.0.0.1:9851)
+    #[argh(option)]
+    metrics_listen: Option<SocketAddr>,
     /// reconcile once, print the status and exit (the interface of an embedded backend goes
     /// with the process)
     #[argh(switch)]
@@ -339,7 +338,8 @@ impl Run {
         };
         let config = load_config(&self.config)?;
         let mut agent = Agent::new(config, Log::new(json), self.metrics_file.clone())?
-            .with_config_path(&self.config);
+            .with_config_path(&self.config)
+            .with_metrics_listen(self.metrics_listen);
         if self.once {
             agent.reconcile();
             let status = agent.status();
@@ -432,14 +432,38 @@ impl Status {
                 .unwrap_or_default();
             let hs = p["last_handshake"].as_u64().map_or_else(
                 || "never".to_owned(),
-                |t| format!("{}s ago", now().saturating_sub(t)),
+                |t| format!("{} ago", super::output::show_span(now().saturating_sub(t))),
             );
             crate::outln!(
-                "  {:<16} {}  handshake {hs}",
+                "  {:<16} {}  endpoint {}  handshake {hs}  rx {} tx {}",
                 p["id"].as_str().unwrap_or("?"),
-                allowed.join(" ")
+                allowed.join(" "),
+                p["endpoint"].as_str().unwrap_or("none"),
+                p["rx_bytes"],
+                p["tx_bytes"]
             );
         }
+        let metrics: Vec<&str> = v["metrics_serving"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str())
+            .collect();
+        if !metrics.is_empty() {
+            crate::outln!(
+                "metrics    {}",
+                metrics
+                    .iter()
+                    .map(|a| format!("http://{a}/metrics"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+        crate::outln!(
+            "version    rn {} (commit {})",
+            v["version"].as_str().unwrap_or("?"),
+            v["commit"].as_str().unwrap_or("?")
+        );
         for r in v["routes_offered"].as_array().into_iter().flatten() {
             crate::outln!("offers     {}", r.as_str().unwrap_or("?"));
         }

@@ -85,6 +85,9 @@ pub struct Agent {
     events: Option<std::sync::mpsc::SyncSender<Event>>,
     /// The ledger server (while the agent runs and serves).
     server: Option<crate::sync::serve::Server>,
+    /// Where to serve the Prometheus metrics (`--metrics-listen`), and the server doing it.
+    metrics_listen: Option<std::net::SocketAddr>,
+    metrics_server: Option<crate::sync::serve::Server>,
     /// The interface's lock, held while the agent lives (see [`lock_interface`]).
     _lock: Option<fs::File>,
 }
@@ -121,6 +124,8 @@ impl Agent {
             backend: tunnel.name().into(),
             firewall: firewall.name().into(),
             mode: NodeMode::Starting,
+            version: env!("CARGO_PKG_VERSION").into(),
+            commit: env!("RN_BUILD_COMMIT").into(),
             ..Status::default()
         }));
         let interface = Interface {
@@ -145,6 +150,8 @@ impl Agent {
             wake: Arc::default(),
             events: None,
             server: None,
+            metrics_listen: None,
+            metrics_server: None,
             _lock: None,
         }
     }
@@ -152,6 +159,12 @@ impl Agent {
     /// Where the config came from, so reloads can re-read it.
     pub fn with_config_path(mut self, path: &Path) -> Agent {
         self.config_path = Some(path.to_owned());
+        self
+    }
+
+    /// Serves the Prometheus metrics over HTTP on `addr` while the agent runs.
+    pub fn with_metrics_listen(mut self, addr: Option<std::net::SocketAddr>) -> Agent {
+        self.metrics_listen = addr;
         self
     }
 
@@ -486,6 +499,11 @@ impl Agent {
                 .as_ref()
                 .map(|srv| srv.bound().iter().map(ToString::to_string).collect())
                 .unwrap_or_default();
+            s.metrics_serving = self
+                .metrics_server
+                .as_ref()
+                .map(|srv| srv.bound().iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
             s.mode = if plan.restricted.is_some() {
                 NodeMode::Restricted
             } else {
@@ -503,6 +521,7 @@ impl Agent {
             s.last_apply = self.dataplane.last_apply();
             s.rejections = self.rejections;
             s.reconciles = self.reconciles;
+            s.last_reconcile_ms = self.apply_ms.load(Ordering::Relaxed);
             s.drift_corrections = self.drift_corrections;
             s.notes = plan.notes.clone();
             s.routes_offered = plan.routes_offered.iter().map(|c| c.to_string()).collect();
@@ -516,8 +535,11 @@ impl Agent {
                 .as_ref()
                 .map(|(e, rule)| format!("{e} (granted by rule {rule})"));
         }
-        if let Some(path) = &self.metrics_file {
-            let _ = files::write_atomic(path, self.metrics(plan).as_bytes(), 0o644, true);
+        if let Some(path) = &self.metrics_file
+            && let Ok(s) = self.status.lock()
+        {
+            let text = crate::node::status::prometheus(&s, crate::clock::now());
+            let _ = files::write_atomic(path, text.as_bytes(), 0o644, true);
         }
     }
 
@@ -574,26 +596,6 @@ impl Agent {
                 _ => Vec::new(),
             });
         }
-    }
-
-    fn metrics(&self, plan: &Plan) -> String {
-        let node = &self.config.node_id;
-        format!(
-            "# HELP rn_ledger_epoch Ledger epoch the node enforces.\n# TYPE rn_ledger_epoch gauge\nrn_ledger_epoch{{node=\"{node}\"}} {}\n\
-             # HELP rn_restricted 1 when the node is restricted (fails closed).\n# TYPE rn_restricted gauge\nrn_restricted{{node=\"{node}\"}} {}\n\
-             # HELP rn_peers Peers configured on the mesh interface.\n# TYPE rn_peers gauge\nrn_peers{{node=\"{node}\"}} {}\n\
-             # HELP rn_last_apply_timestamp_seconds Unix time of the last successful apply.\n# TYPE rn_last_apply_timestamp_seconds gauge\nrn_last_apply_timestamp_seconds{{node=\"{node}\"}} {}\n\
-             # HELP rn_last_reconcile_milliseconds Duration of the last reconcile.\n# TYPE rn_last_reconcile_milliseconds gauge\nrn_last_reconcile_milliseconds{{node=\"{node}\"}} {}\n\
-             # HELP rn_inbox_rejections_total Inbox files rejected by the gate.\n# TYPE rn_inbox_rejections_total counter\nrn_inbox_rejections_total{{node=\"{node}\"}} {}\n\
-             # HELP rn_drift_corrections_total Times the interface was changed behind rn and restored.\n# TYPE rn_drift_corrections_total counter\nrn_drift_corrections_total{{node=\"{node}\"}} {}\n",
-            plan.epoch,
-            u8::from(plan.restricted.is_some()),
-            plan.peers.len(),
-            self.dataplane.last_apply(),
-            self.apply_ms.load(Ordering::Relaxed),
-            self.rejections,
-            self.drift_corrections,
-        )
     }
 
     /// Re-reads the config file (SIGHUP, `rn node reload`, `rn node exit`) and the key file:
@@ -719,6 +721,23 @@ impl Agent {
         // Serving and pulling (spec §5a): the server answers on the overlay addresses once the
         // node is trusted; the distribution thread pulls, notifies and learns endpoints.
         let (events, received) = std::sync::mpsc::sync_channel(64);
+        if let Some(addr) = self.metrics_listen {
+            let server = crate::sync::serve::Server::spawn(
+                Arc::new(MetricsHandler {
+                    status: self.status.clone(),
+                }),
+                crate::sync::serve::Limits {
+                    connections: 8,
+                    body_bytes: 0,
+                    ..crate::sync::serve::Limits::default()
+                },
+                flags.stop.clone(),
+            );
+            server.listen_on(vec![addr]);
+            self.log
+                .event("info", &format!("metrics on http://{addr}/metrics"));
+            self.metrics_server = Some(server);
+        }
         if self.config.serve_port != 0 {
             let handler = Arc::new(LedgerHandler::new(self.shared.clone(), events.clone()));
             self.server = Some(crate::sync::serve::Server::spawn(
@@ -940,4 +959,29 @@ fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
 
 fn store_reason(e: &StoreError) -> String {
     format!("ledger unreadable: {e}")
+}
+
+/// Answers `GET /metrics` with the status in the Prometheus text format, dated when asked.
+struct MetricsHandler {
+    status: Arc<Mutex<Status>>,
+}
+
+impl crate::sync::serve::Handler for MetricsHandler {
+    fn handle(&self, r: &crate::sync::serve::Request<'_>) -> crate::sync::serve::Response {
+        use crate::sync::serve::Response;
+        if r.method != "GET" {
+            return Response::status(405, "GET /metrics");
+        }
+        if r.path != "metrics" {
+            return Response::status(404, "GET /metrics");
+        }
+        match self.status.lock() {
+            Ok(s) => Response {
+                status: 200,
+                body: super::status::prometheus(&s, crate::clock::now()).into_bytes(),
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+            },
+            Err(_) => Response::status(503, "status unavailable"),
+        }
+    }
 }

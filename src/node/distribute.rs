@@ -193,6 +193,7 @@ impl serve::Handler for LedgerHandler {
                         Response {
                             status: 202,
                             body: b"{\"behind\":true}".to_vec(),
+                            content_type: "application/json",
                         }
                     }
                     Err(TrySendError::Disconnected(_)) => Response::status(503, "not pulling"),
@@ -361,9 +362,15 @@ struct Rank {
 
 /// What a periodic round hands back, source by source.
 enum Done {
-    /// A peer: its id when known, its address, why it was pulled from, and what the pull
-    /// gave.
-    Peer(Option<Id>, IpAddr, &'static str, Result<String, Failure>),
+    /// A peer: its id when known, its address, why it was pulled from, what the pull gave,
+    /// and how long it took.
+    Peer(
+        Option<Id>,
+        IpAddr,
+        &'static str,
+        Result<String, Failure>,
+        Duration,
+    ),
     /// Mirror `i`, and what the catch-up gave.
     Mirror(usize, Result<String, Failure>),
     /// Every source of the round answered or gave up.
@@ -433,6 +440,7 @@ impl Distributor {
         ip: IpAddr,
         why: &str,
         result: &Result<String, Failure>,
+        took: Duration,
     ) {
         let who = id.map_or_else(|| ip.to_string(), |id| format!("{id} ({ip})"));
         let text = match result {
@@ -468,6 +476,7 @@ impl Distributor {
         };
         if let Ok(mut s) = self.status.lock() {
             s.distribution.pulls += 1;
+            s.distribution.last_pull_ms = took.as_millis() as u64;
             s.distribution.last_pull = Some(format!(
                 "{} {who} ({why}): {text}",
                 crate::clock::utc(crate::clock::now())
@@ -592,7 +601,8 @@ impl Distributor {
             );
             let base = self.base(ip);
             let spawned = std::thread::Builder::new().spawn(move || {
-                let deadline = Instant::now() + PEER_PULL;
+                let started = Instant::now();
+                let deadline = started + PEER_PULL;
                 let result = catch_up(
                     &config,
                     &client,
@@ -601,7 +611,8 @@ impl Distributor {
                     Some(epoch),
                     deadline,
                 );
-                let _ = done.send(Done::Peer(id, ip, "notified", result));
+                let took = started.elapsed();
+                let _ = done.send(Done::Peer(id, ip, "notified", result, took));
             });
             if let Err(e) = spawned {
                 self.notified_running.remove(&ip);
@@ -665,9 +676,11 @@ impl Distributor {
                     let (config, client, done) = (&config, &peer_client, done.clone());
                     scope.spawn(move || {
                         let base = format!("http://{}", SocketAddr::new(ip, port));
-                        let deadline = Instant::now() + PEER_PULL;
+                        let started = Instant::now();
+                        let deadline = started + PEER_PULL;
                         let result = catch_up(config, client, &base, known, None, deadline);
-                        let _ = done.send(Done::Peer(Some(id), ip, "periodic", result));
+                        let took = started.elapsed();
+                        let _ = done.send(Done::Peer(Some(id), ip, "periodic", result, took));
                     });
                 }
             });
@@ -685,7 +698,7 @@ impl Distributor {
     fn take_done(&mut self, done: &Receiver<Done>, in_flight: &mut bool) {
         while let Ok(d) = done.try_recv() {
             match d {
-                Done::Peer(id, ip, why, result) => {
+                Done::Peer(id, ip, why, result, took) => {
                     if why == "notified" {
                         // A pull this node could not finish itself (its ledger busy) is
                         // tried again after the gap: the notification is not used up.
@@ -699,7 +712,7 @@ impl Distributor {
                     } else {
                         self.round_peers.remove(&ip);
                     }
-                    self.record_peer(id.as_ref(), ip, why, &result);
+                    self.record_peer(id.as_ref(), ip, why, &result, took);
                 }
                 Done::Mirror(i, result) => self.record_mirror(i, &result),
                 Done::RoundOver => {

@@ -76,6 +76,8 @@ pub struct Distribution {
     pub serving: Vec<String>,
     /// Pulls from peers since start.
     pub pulls: u64,
+    /// How long the last pull from a peer took, milliseconds.
+    pub last_pull_ms: u64,
     /// The last pull from a peer and what it gave.
     pub last_pull: Option<String>,
     /// Notifications sent since start.
@@ -123,6 +125,14 @@ pub struct Status {
     pub rejections: u64,
     /// Reconciles since start.
     pub reconciles: u64,
+    /// How long the last reconcile took, milliseconds.
+    pub last_reconcile_ms: u64,
+    /// rn's version.
+    pub version: String,
+    /// Where the Prometheus metrics are served (`--metrics-listen`), once bound.
+    pub metrics_serving: Vec<String>,
+    /// The commit rn was built from ("unknown" outside a git checkout).
+    pub commit: String,
     /// Drift corrections since start.
     pub drift_corrections: u64,
     /// Seconds between catch-ups from the mirrors and peers.
@@ -166,5 +176,184 @@ impl Log {
         } else {
             eprintln!("{} {level:<5} {msg}", crate::clock::utc(now));
         }
+    }
+}
+
+/// The status in the Prometheus text format (0.0.4): build info, the ledger, the peers with
+/// their handshake age and byte counters, reconcile and sync counters and durations. `now`
+/// dates the handshake ages.
+pub fn prometheus(s: &Status, now: u64) -> String {
+    use std::fmt::Write as _;
+    let node = &s.node_id;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, String)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in rows {
+            let _ = writeln!(out, "{name}{{node=\"{node}\"{labels}}} {value}");
+        }
+    };
+    let one = |v: u64| vec![(String::new(), v.to_string())];
+    metric(
+        "rn_build_info",
+        "gauge",
+        "rn's version and the commit it was built from.",
+        &[(
+            format!(",version=\"{}\",commit=\"{}\"", s.version, s.commit),
+            "1".into(),
+        )],
+    );
+    metric(
+        "rn_ledger_epoch",
+        "gauge",
+        "Ledger epoch the node enforces.",
+        &one(s.epoch),
+    );
+    metric(
+        "rn_restricted",
+        "gauge",
+        "1 when the node is restricted (fails closed).",
+        &one(u64::from(s.mode != NodeMode::Trusted)),
+    );
+    metric(
+        "rn_peers",
+        "gauge",
+        "Peers configured on the mesh interface.",
+        &one(s.peers.len() as u64),
+    );
+    metric(
+        "rn_last_apply_timestamp_seconds",
+        "gauge",
+        "Unix time of the last successful apply.",
+        &one(s.last_apply),
+    );
+    metric(
+        "rn_last_reconcile_milliseconds",
+        "gauge",
+        "Duration of the last reconcile.",
+        &one(s.last_reconcile_ms),
+    );
+    metric(
+        "rn_reconciles_total",
+        "counter",
+        "Reconciles since start.",
+        &one(s.reconciles),
+    );
+    metric(
+        "rn_inbox_rejections_total",
+        "counter",
+        "Inbox files rejected by the gate.",
+        &one(s.rejections),
+    );
+    metric(
+        "rn_drift_corrections_total",
+        "counter",
+        "Times the interface was changed behind rn and restored.",
+        &one(s.drift_corrections),
+    );
+    let d = &s.distribution;
+    metric(
+        "rn_sync_pulls_total",
+        "counter",
+        "Pulls from peers since start.",
+        &one(d.pulls),
+    );
+    metric(
+        "rn_sync_last_pull_milliseconds",
+        "gauge",
+        "Duration of the last pull from a peer.",
+        &one(d.last_pull_ms),
+    );
+    metric(
+        "rn_sync_notifications_sent_total",
+        "counter",
+        "Commit notifications sent to peers.",
+        &one(d.notifications_sent),
+    );
+    metric(
+        "rn_sync_notifications_received_total",
+        "counter",
+        "Notifications received from peers that were ahead.",
+        &one(d.notifications_received),
+    );
+    let peer = |p: &PeerStatus| format!(",peer=\"{}\"", p.id);
+    metric(
+        "rn_peer_last_handshake_age_seconds",
+        "gauge",
+        "Seconds since the peer's last completed handshake (absent: none yet).",
+        &s.peers
+            .iter()
+            .filter_map(|p| Some((peer(p), now.saturating_sub(p.last_handshake?).to_string())))
+            .collect::<Vec<_>>(),
+    );
+    metric(
+        "rn_peer_receive_bytes_total",
+        "counter",
+        "Bytes received from the peer.",
+        &s.peers
+            .iter()
+            .map(|p| (peer(p), p.rx_bytes.to_string()))
+            .collect::<Vec<_>>(),
+    );
+    metric(
+        "rn_peer_transmit_bytes_total",
+        "counter",
+        "Bytes sent to the peer.",
+        &s.peers
+            .iter()
+            .map(|p| (peer(p), p.tx_bytes.to_string()))
+            .collect::<Vec<_>>(),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_build_info_and_per_peer_figures() {
+        let s = Status {
+            node_id: "web-1".into(),
+            mode: NodeMode::Trusted,
+            epoch: 7,
+            version: "0.1.0".into(),
+            commit: "abc".into(),
+            peers: vec![
+                PeerStatus {
+                    id: "db-1".parse().unwrap(),
+                    pubkey: String::new(),
+                    allowed: Vec::new(),
+                    endpoint: None,
+                    last_handshake: Some(90),
+                    rx_bytes: 1234,
+                    tx_bytes: 5678,
+                },
+                PeerStatus {
+                    id: "db-2".parse().unwrap(),
+                    pubkey: String::new(),
+                    allowed: Vec::new(),
+                    endpoint: None,
+                    last_handshake: None,
+                    rx_bytes: 0,
+                    tx_bytes: 0,
+                },
+            ],
+            ..Status::default()
+        };
+        let text = prometheus(&s, 100);
+        for line in [
+            "rn_build_info{node=\"web-1\",version=\"0.1.0\",commit=\"abc\"} 1",
+            "rn_ledger_epoch{node=\"web-1\"} 7",
+            "rn_restricted{node=\"web-1\"} 0",
+            "rn_peer_last_handshake_age_seconds{node=\"web-1\",peer=\"db-1\"} 10",
+            "rn_peer_receive_bytes_total{node=\"web-1\",peer=\"db-1\"} 1234",
+            "rn_peer_transmit_bytes_total{node=\"web-1\",peer=\"db-2\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+        assert!(
+            !text.contains("peer=\"db-2\"} 100"),
+            "a peer never seen has no age"
+        );
     }
 }

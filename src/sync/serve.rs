@@ -53,12 +53,18 @@ pub struct Response {
     pub status: u16,
     /// The body.
     pub body: Vec<u8>,
+    /// Its media type (`application/json` unless a handler says otherwise).
+    pub content_type: &'static str,
 }
 
 impl Response {
     /// `200` with `body`.
     pub fn ok(body: Vec<u8>) -> Response {
-        Response { status: 200, body }
+        Response {
+            status: 200,
+            body,
+            content_type: "application/json",
+        }
     }
 
     /// A status with a one-line text body.
@@ -66,6 +72,7 @@ impl Response {
         Response {
             status,
             body: format!("{text}\n").into_bytes(),
+            content_type: "application/json",
         }
     }
 }
@@ -227,9 +234,10 @@ fn serve_one(handler: &dyn Handler, limits: Limits, mut stream: TcpStream, peer:
         Err(None) => return,
     };
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         response.status,
         reason(response.status),
+        response.content_type,
         response.body.len()
     )
     .into_bytes();
