@@ -17,10 +17,12 @@ release:
 	@file $(STATIC) | sed 's/, BuildID[^,]*//'
 	@ls -l $(STATIC) | awk '{printf "size: %.1f MiB\n", $$5/1048576}'
 
-## Tools the tests use: ssh-keygen (interop with OpenSSH keys) and Python's `cryptography`
-## (the independent check of the golden vectors).
+## Tools the tests use: ssh-keygen, ssh-agent and ssh-add (interop with OpenSSH keys and
+## agents), jq (the documentation's examples) and Python's `cryptography` (the independent
+## check of the golden vectors).
 test-deps:
 	@command -v ssh-keygen >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-client; }
+	@command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends jq; }
 	@python3 -c 'import cryptography' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-cryptography; } || python3 -m pip install -q cryptography
 
 ## Tests marked #[ignore = "needs root …"] run here when root, and are named when skipped.

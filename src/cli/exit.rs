@@ -83,6 +83,7 @@ pub fn code(err: &anyhow::Error) -> Exit {
                 StoreError::File(f) => file_exit(f),
                 StoreError::Decode { .. } => Exit::DataErr,
                 StoreError::Genesis(_)
+                | StoreError::ForeignGenesis(_)
                 | StoreError::Restricted(_)
                 | StoreError::Rejected { .. }
                 | StoreError::Unrecoverable(_) => Exit::Rejected,

@@ -126,6 +126,14 @@ impl Agent {
             mode: NodeMode::Starting,
             version: env!("CARGO_PKG_VERSION").into(),
             commit: env!("RN_BUILD_COMMIT").into(),
+            // The interval is the config's whether or not mirrors are listed (status never
+            // shows 0), from the first status on (`rn node run --once` too).
+            sync_interval: config.sync_interval,
+            distribution: super::status::Distribution {
+                serve_port: config.serve_port,
+                fanout: config.fanout,
+                ..Default::default()
+            },
             ..Status::default()
         }));
         let interface = Interface {
@@ -712,12 +720,6 @@ impl Agent {
                 self.dataplane.firewall_name()
             ),
         );
-        // The interval is the config's whether or not mirrors are listed (status never shows 0).
-        if let Ok(mut s) = self.status.lock() {
-            s.sync_interval = self.config.sync_interval;
-            s.distribution.serve_port = self.config.serve_port;
-            s.distribution.fanout = self.config.fanout;
-        }
         // Serving and pulling (spec §5a): the server answers on the overlay addresses once the
         // node is trusted; the distribution thread pulls, notifies and learns endpoints.
         let (events, received) = std::sync::mpsc::sync_channel(64);

@@ -45,6 +45,11 @@ pub enum StoreError {
     /// The genesis or its pin does not verify.
     #[error("{GENESIS}: {0}")]
     Genesis(Rejection),
+    /// A bundle carries the genesis of another network (`rn member export --with-genesis`).
+    #[error(
+        "the bundle carries the genesis of another network, not this ledger's: {0}; nothing was applied"
+    )]
+    ForeignGenesis(Rejection),
     /// The ledger is restricted: nothing is committed.
     #[error(
         "the ledger is restricted ({0}); investigate, then rn member recover --danger-accept-current"
@@ -100,7 +105,9 @@ impl StoreError {
     pub fn rejection(&self) -> Option<&Rejection> {
         match self {
             StoreError::Rejected { rejection, .. } => Some(rejection),
-            StoreError::Genesis(rejection) => Some(rejection),
+            StoreError::Genesis(rejection) | StoreError::ForeignGenesis(rejection) => {
+                Some(rejection)
+            }
             _ => None,
         }
     }

@@ -822,7 +822,7 @@ impl Store {
         if let Some(found) = carried.genesis_root
             && found != self.genesis_root()
         {
-            return Err(StoreError::Genesis(Rejection::PinMismatch {
+            return Err(StoreError::ForeignGenesis(Rejection::PinMismatch {
                 pinned: self.genesis_root(),
                 found,
             }));
