@@ -1998,3 +1998,105 @@ fn an_approver_key_held_by_ssh_agent_signs() {
         r.stderr
     );
 }
+
+/// Every data command speaks JSON when asked: one object on standard output.
+#[test]
+fn json_results_of_init_sign_combine_bootstrap_and_validate() {
+    let env = Env::new();
+    let a = env.laptop("alice");
+    let b = env.laptop("bob");
+    env.ok(&["key", "gen", "--out", &a]);
+    env.ok(&["key", "gen", "--out", &b]);
+    let pa = env.ok(&["key", "pub", &a]);
+    let pb = env.ok(&["key", "pub", &b]);
+    let json = |out: String| -> serde_json::Value { serde_json::from_str(&out).unwrap() };
+    let g = json(env.ok(&[
+        "member",
+        "init",
+        "--network-id",
+        "acme",
+        "--approver",
+        &format!("alice:owner:{pa}"),
+        "--approver",
+        &format!("bob:owner:{pb}"),
+        "--threshold",
+        "2",
+        "-o",
+        "genesis.json",
+        "--json",
+    ]));
+    assert_eq!(g["network_id"], "acme");
+    let root = g["root"].as_str().unwrap().to_owned();
+    let s = json(env.ok(&[
+        "member",
+        "sign",
+        "genesis.json",
+        "--key",
+        &a,
+        "--yes",
+        "--json",
+    ]));
+    assert_eq!(
+        (s["signed_as"].as_str(), s["complete"].as_bool()),
+        (Some("alice"), Some(false))
+    );
+    let s = json(env.ok(&[
+        "member",
+        "sign",
+        "genesis.json",
+        "--key",
+        &b,
+        "--yes",
+        "--json",
+    ]));
+    assert_eq!(s["complete"], true);
+    let bs = json(env.ok(&[
+        "member",
+        "bootstrap",
+        "--genesis",
+        "genesis.json",
+        "--pin",
+        &root,
+        "--state-dir",
+        "led",
+        "--json",
+    ]));
+    assert_eq!(
+        (bs["genesis_root"].as_str(), bs["threshold"].as_u64()),
+        (Some(root.as_str()), Some(2))
+    );
+    let k = env.node_key("web-1");
+    env.ok(&[
+        "member",
+        "propose",
+        "add-node",
+        "--id",
+        "web-1",
+        "--pubkey",
+        &k,
+        "--owner",
+        "ops",
+        "--state-dir",
+        "led",
+        "-o",
+        "p.json",
+    ]);
+    fs::copy(env.path("p.json"), env.path("q.json")).unwrap();
+    env.ok(&["member", "sign", "p.json", "--key", &a, "--yes"]);
+    env.ok(&["member", "sign", "q.json", "--key", &b, "--yes"]);
+    let c = json(env.ok(&[
+        "member", "combine", "p.json", "q.json", "-o", "pq.json", "--json",
+    ]));
+    assert_eq!(c["signatures"], serde_json::json!(["alice", "bob"]));
+    assert_eq!(c["quorum_met"], true);
+    // -o - with --json would mix the document and the result: refused, nothing written.
+    let r = env.rn(&["member", "combine", "p.json", "q.json", "-o", "-", "--json"]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    fs::write(
+        env.path("policy.json"),
+        r#"{"kind":"rn.policy.v1","rules":[]}"#,
+    )
+    .unwrap();
+    let v = json(env.ok(&["policy", "validate", "policy.json", "--json"]));
+    assert_eq!(v["rules"], 0);
+}

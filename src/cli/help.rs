@@ -259,6 +259,39 @@ mod tests {
         assert!(page.contains(".B 78\n"), "exit status table missing");
     }
 
+    /// Every command that prints data takes --json; the exceptions print something else.
+    #[test]
+    fn every_data_command_takes_json() {
+        // export writes the bundle itself (JSON already); completions and man print a script
+        // and a page; node run logs (its --once prints the status as JSON).
+        const NOT_DATA: &[&str] = &[
+            "rn member export",
+            "rn completions",
+            "rn man",
+            "rn node run",
+        ];
+        let info = Rn::get_args_info();
+        let mut missing = Vec::new();
+        fn walk<'a>(path: String, cmd: &CommandInfoWithArgs<'a>, out: &mut Vec<(String, bool)>) {
+            if cmd.commands.is_empty() {
+                out.push((path.clone(), cmd.flags.iter().any(|f| f.long == "--json")));
+            }
+            for sub in &cmd.commands {
+                walk(format!("{path} {}", sub.name), &sub.command, out);
+            }
+        }
+        let mut all = Vec::new();
+        walk("rn".to_owned(), &info, &mut all);
+        for (path, json) in &all {
+            // The ops of `rn member propose` are parsed after its own --json.
+            let op = path.starts_with("rn member propose ");
+            if !json && !op && !NOT_DATA.contains(&path.as_str()) {
+                missing.push(path.clone());
+            }
+        }
+        assert!(missing.is_empty(), "no --json: {missing:?}");
+    }
+
     #[test]
     fn required_lists_show_as_required() {
         let help = "Usage: rn member init --network-id <network-id> [--approver <ID:ROLE:PUBKEY...>] -o <output>\n";

@@ -45,11 +45,11 @@ impl NodeCmd {
     pub fn json(&self) -> bool {
         match &self.sub {
             NodeSub::Status(c) => c.json,
-            NodeSub::Init(_)
-            | NodeSub::Run(_)
-            | NodeSub::Reload(_)
-            | NodeSub::Exit(_)
-            | NodeSub::Rekey(_) => false,
+            NodeSub::Init(c) => c.json,
+            NodeSub::Rekey(c) => c.json,
+            NodeSub::Reload(c) => c.json,
+            NodeSub::Exit(c) => c.json,
+            NodeSub::Run(_) => false,
         }
     }
 
@@ -176,6 +176,9 @@ struct Init {
     /// replace an existing config and key
     #[argh(switch)]
     force: bool,
+    /// print {"node_id", "pubkey", "config", "key", "state_dir"} as one JSON object
+    #[argh(switch)]
+    pub(crate) json: bool,
 }
 
 impl Init {
@@ -289,6 +292,14 @@ impl Init {
         files::write_atomic(&key_path, secret.to_base64().as_bytes(), 0o600, self.force)?;
         config.save(&self.config, self.force)?;
         let public = secret.public();
+        if self.json {
+            let v = serde_json::json!({
+                "node_id": self.node_id.as_str(), "pubkey": public.to_string(),
+                "config": self.config, "key": key_path, "state_dir": self.state_dir,
+            });
+            crate::outln!("{v}");
+            return Ok(Exit::Ok);
+        }
         crate::outln!("{public}");
         crate::errln!(
             "node {} configured in {} (key {}). Hand this to an approver:\n  rn member propose add-node --id {} --pubkey {public} --owner OWNER [--tag TAG]... -o add-{}.json",
@@ -538,6 +549,9 @@ struct Reload {
     /// the node configuration (default $RN_CONFIG, else /etc/rn/node.json)
     #[argh(option, default = "default_config()")]
     config: PathBuf,
+    /// print {"reload_requested": true} as one JSON object
+    #[argh(switch)]
+    pub(crate) json: bool,
 }
 
 impl Reload {
@@ -545,7 +559,11 @@ impl Reload {
         let path = socket(&self.config)?;
         control::request(&path, "reload")
             .map_err(|e| anyhow::anyhow!("no agent answers on {}: {e}", path.display()))?;
-        crate::outln!("reload requested");
+        if self.json {
+            crate::outln!("{}", serde_json::json!({"reload_requested": true}));
+        } else {
+            crate::outln!("reload requested");
+        }
         Ok(Exit::Ok)
     }
 }
@@ -561,6 +579,9 @@ struct Rekey {
     /// replace a key already staged (one not yet proposed, or whose proposal was dropped)
     #[argh(switch)]
     force: bool,
+    /// print {"node_id", "pubkey", "key"} as one JSON object
+    #[argh(switch)]
+    pub(crate) json: bool,
 }
 
 impl Rekey {
@@ -582,6 +603,13 @@ impl Rekey {
         let secret = NodeSecret::generate()?;
         files::write_atomic(&staged, secret.to_base64().as_bytes(), 0o600, true)?;
         let public = secret.public();
+        if self.json {
+            let v = serde_json::json!({
+                "node_id": config.node_id.as_str(), "pubkey": public.to_string(), "key": staged,
+            });
+            crate::outln!("{v}");
+            return Ok(Exit::Ok);
+        }
         crate::outln!("{public}");
         crate::errln!(
             "staged the next key of node {} in {}; the agent switches to it when the ledger \
@@ -610,6 +638,9 @@ struct ExitCmd {
     /// the node configuration (default $RN_CONFIG, else /etc/rn/node.json)
     #[argh(option, default = "default_config()")]
     config: PathBuf,
+    /// print {"exit", "agent_applying"} as one JSON object
+    #[argh(switch)]
+    pub(crate) json: bool,
 }
 
 impl ExitCmd {
@@ -622,6 +653,13 @@ impl ExitCmd {
         };
         config.save(&self.config, true)?;
         let reloaded = control::request(&config.control_socket, "reload").is_ok();
+        if self.json {
+            let v = serde_json::json!({
+                "exit": config.exit.as_ref().map(Id::as_str), "agent_applying": reloaded,
+            });
+            crate::outln!("{v}");
+            return Ok(Exit::Ok);
+        }
         crate::outln!(
             "exit {}{}",
             config

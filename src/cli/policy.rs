@@ -39,7 +39,7 @@ impl PolicyCmd {
         match &self.sub {
             PolicySub::Check(c) => c.json,
             PolicySub::Show(c) => c.json,
-            PolicySub::Validate(_) => false,
+            PolicySub::Validate(c) => c.json,
         }
     }
 
@@ -69,6 +69,9 @@ struct Validate {
     /// also check selectors against this ledger
     #[argh(option)]
     state_dir: Option<PathBuf>,
+    /// print {"rules", "hash", "checked_against_ledger", "warnings"} as one JSON object
+    #[argh(switch)]
+    pub(crate) json: bool,
 }
 
 impl Validate {
@@ -83,6 +86,16 @@ impl Validate {
             let store = trusted(dir)?;
             doc.validate(store.state())
                 .with_context(|| format!("{shown} against the ledger in {}", dir.display()))?;
+        }
+        if self.json {
+            let v = serde_json::json!({
+                "rules": doc.rules.len(),
+                "hash": doc.hash().to_string(),
+                "checked_against_ledger": self.state_dir.is_some(),
+                "warnings": warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            });
+            crate::outln!("{v}");
+            return Ok(Exit::Ok);
         }
         crate::outln!(
             "valid: {} rules, {}{}",

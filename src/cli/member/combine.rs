@@ -27,12 +27,20 @@ pub struct Combine {
     /// replace an existing output file
     #[argh(switch)]
     force: bool,
+    /// print {"file", "combined", "signatures", "quorum_met"} as one JSON object (needs -o FILE)
+    #[argh(switch)]
+    pub(crate) json: bool,
 }
 
 impl Combine {
     pub fn run(self) -> anyhow::Result<Exit> {
         if self.files.is_empty() {
             return Err(usage("name the files to combine"));
+        }
+        if self.json && self.output.as_os_str() == "-" {
+            return Err(usage(
+                "--json prints the result on standard output: write the combined file to a file (-o FILE)",
+            ));
         }
         let mut update: Option<(Update, Vec<u8>, PathBuf)> = None;
         let mut proposal: Option<Proposal> = None;
@@ -97,12 +105,24 @@ impl Combine {
         let Some((update, message, _)) = update else {
             return Err(usage("nothing to combine"));
         };
+        let signers: Vec<String> = signatures
+            .iter()
+            .map(|s| {
+                if s.new_key {
+                    format!("{} (new key)", s.approver)
+                } else {
+                    s.approver.to_string()
+                }
+            })
+            .collect();
+        let mut quorum_met = None;
         let mut bytes = match proposal {
             Some(mut p) => {
                 // With a base at hand, refuse to pass on a signature that does not verify.
                 let tally = quorum::tally(&p.base_state, &update, &message, &signatures)
                     .context("refusing to combine")?;
                 crate::err!("{}", describe_tally(&tally));
+                quorum_met = Some(tally.missing().is_empty());
                 p.signatures = signatures;
                 to_jcs(&p)
             }
@@ -114,6 +134,16 @@ impl Combine {
         };
         bytes.push(b'\n');
         files::write_atomic(&self.output, &bytes, 0o644, self.force)?;
+        if self.json {
+            let v = serde_json::json!({
+                "file": self.output,
+                "combined": self.files.len(),
+                "signatures": signers,
+                "quorum_met": quorum_met,
+            });
+            crate::outln!("{v}");
+            return Ok(Exit::Ok);
+        }
         crate::errln!(
             "combined {} file(s) into {}",
             self.files.len(),

@@ -46,6 +46,9 @@ pub struct Init {
     /// replace an existing output file
     #[argh(switch)]
     force: bool,
+    /// print {"network_id", "root", "file"} as one JSON object (needs -o FILE)
+    #[argh(switch)]
+    pub(crate) json: bool,
 }
 
 fn parse_approver(spec: &str) -> anyhow::Result<Approver> {
@@ -69,6 +72,11 @@ fn parse_approver(spec: &str) -> anyhow::Result<Approver> {
 
 impl Init {
     pub fn run(self) -> anyhow::Result<Exit> {
+        if self.json && self.output == std::path::Path::new("-") {
+            return Err(usage(
+                "--json prints the result on standard output: write the genesis to a file (-o FILE)",
+            ));
+        }
         if self.approver.is_empty() {
             return Err(usage("at least one --approver ID:ROLE:PUBKEY is required"));
         }
@@ -127,6 +135,15 @@ impl Init {
                 "warning: {} is the only owner; if that key is lost, no update touching approvers, threshold, params or policy can ever be signed. Consider a second owner.",
                 owners[0]
             );
+        }
+        if self.json {
+            let v = serde_json::json!({
+                "network_id": self.network_id.as_str(),
+                "root": root.to_string(),
+                "file": self.output,
+            });
+            crate::outln!("{v}");
+            return Ok(Exit::Ok);
         }
         crate::errln!(
             "genesis for network {} written to {}; every approver must sign it (rn member sign). Pin its root on every node:",

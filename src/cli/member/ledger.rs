@@ -48,6 +48,9 @@ pub struct Bootstrap {
     /// the state directory (default: the node configuration's, else /var/lib/rn)
     #[argh(option)]
     state_dir: Option<PathBuf>,
+    /// print the result as one JSON object
+    #[argh(switch)]
+    pub(crate) json: bool,
 }
 
 impl Bootstrap {
@@ -56,6 +59,15 @@ impl Bootstrap {
         let dir = state_dir(self.state_dir.as_deref())?;
         let store = Store::bootstrap(&dir, &bytes, &self.pin, now())?;
         let s = store.state();
+        if self.json {
+            let v = json!({
+                "state_dir": dir, "network_id": s.network_id().as_str(),
+                "genesis_root": store.genesis_root().to_string(),
+                "approvers": s.approvers().len(), "threshold": s.threshold().get(),
+            });
+            crate::outln!("{v}");
+            return Ok(Exit::Ok);
+        }
         crate::outln!(
             "bootstrapped {}: network {}, genesis root {}, {} approvers, threshold {}",
             dir.display(),
@@ -556,6 +568,9 @@ pub struct Recover {
     /// required: you investigated the reason and accept the current log
     #[argh(switch)]
     danger_accept_current: bool,
+    /// print the result as one JSON object
+    #[argh(switch)]
+    pub(crate) json: bool,
 }
 
 impl Recover {
@@ -567,6 +582,14 @@ impl Recover {
         }
         let mut store = Store::open(&state_dir(self.state_dir.as_deref())?, None, now())?;
         let reason = store.recover(now())?;
+        if self.json {
+            let v = json!({
+                "recovered_from": reason.to_string(), "epoch": store.state().epoch().get(),
+                "root": store.state().root().to_string(),
+            });
+            crate::outln!("{v}");
+            return Ok(Exit::Ok);
+        }
         crate::outln!(
             "recovered from \"{reason}\": trusted again at epoch {} (root {}); the recovery is in the audit log",
             store.state().epoch(),

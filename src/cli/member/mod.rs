@@ -59,12 +59,12 @@ impl MemberCmd {
             MemberSub::Push(c) => c.json,
             MemberSub::Propose(c) => c.json,
             MemberSub::Show(c) => c.json,
-            MemberSub::Init(_)
-            | MemberSub::Sign(_)
-            | MemberSub::Combine(_)
-            | MemberSub::Bootstrap(_)
-            | MemberSub::Export(_)
-            | MemberSub::Recover(_) => false,
+            MemberSub::Init(c) => c.json,
+            MemberSub::Sign(c) => c.json,
+            MemberSub::Combine(c) => c.json,
+            MemberSub::Bootstrap(c) => c.json,
+            MemberSub::Recover(c) => c.json,
+            MemberSub::Export(_) => false,
         }
     }
 

@@ -19,7 +19,7 @@ use crate::journal::Journal;
 use crate::keys::{ApproverSecret, fingerprint};
 use crate::ledger::canonical::to_jcs;
 use crate::ledger::gate::inspect_genesis;
-use crate::ledger::types::{ApproverKey, Sig, Uint};
+use crate::ledger::types::{ApproverKey, Id, Sig, Uint};
 use crate::ledger::update::{Proposal, Signature, SignedGenesis, insert_signature};
 use crate::ledger::{Freshness, inspect};
 
@@ -59,6 +59,10 @@ pub struct Sign {
     /// on a terminal all of them through $PAGER)
     #[argh(switch)]
     all: bool,
+    /// also print the result as one JSON object on standard output (the summary and prompt
+    /// stay on standard error)
+    #[argh(switch)]
+    pub(crate) json: bool,
 }
 
 /// How many ops a summary lists before it points to the rest (`--all`, `rn member show`).
@@ -199,6 +203,11 @@ impl Sign {
                 "--key-fingerprint chooses among the ssh-agent's keys: add --ssh-agent",
             ));
         }
+        if self.json && self.destination()?.0 == Path::new("-") {
+            return Err(usage(
+                "--json prints the result on standard output, where the signed document would go: give -o FILE",
+            ));
+        }
         if self.ssh_agent && self.passphrase_file.is_some() {
             return Err(usage(
                 "--passphrase-file is for a key file; an ssh-agent's keys are unlocked in the agent",
@@ -228,6 +237,22 @@ impl Sign {
                 "a signed update carries no base state to show; sign the proposal instead",
             )),
         }
+    }
+
+    /// With `--json`: what this run did, as one object on standard output.
+    fn result(&self, id: &Id, new_key: bool, signed: bool, complete: bool, others: &[Id]) {
+        if !self.json {
+            return;
+        }
+        let v = serde_json::json!({
+            "signed_as": id.as_str(),
+            "new_key": new_key,
+            "signed": signed,
+            "file": self.destination().map(|(p, _)| p.to_owned()).ok(),
+            "complete": complete,
+            "may_still_sign": others.iter().map(Id::as_str).collect::<Vec<_>>(),
+        });
+        crate::outln!("{v}");
     }
 
     fn destination(&self) -> anyhow::Result<(&Path, bool)> {
@@ -304,6 +329,7 @@ impl Sign {
             if self.output.is_some() {
                 self.write(&g)?;
             }
+            self.result(&id, false, false, missing.is_empty(), &missing);
             return Ok(Exit::Ok);
         }
         if !confirm(self.yes)? {
@@ -321,6 +347,7 @@ impl Sign {
         );
         self.write(&g)?;
         let left = inspect_genesis(&g)?.missing;
+        self.result(&id, false, true, left.is_empty(), &left);
         if left.is_empty() {
             crate::errln!(
                 "signed as {id}; the genesis is complete (all {} approvers)",
@@ -420,6 +447,14 @@ impl Sign {
             if self.output.is_some() {
                 self.write(&p)?;
             }
+            let t = &inspection.tally;
+            self.result(
+                &id,
+                new_key,
+                false,
+                t.missing().is_empty(),
+                &t.can_still_sign,
+            );
             return Ok(Exit::Ok);
         }
         let mut journal = Journal::open(key.key_file(), &key.public())?;
@@ -452,6 +487,14 @@ impl Sign {
         self.write(&p)?;
         crate::errln!("signed as {id}{}", if new_key { " (new key)" } else { "" });
         crate::err!("{}", describe_tally(&after.tally));
+        let t = &after.tally;
+        self.result(
+            &id,
+            new_key,
+            true,
+            t.missing().is_empty(),
+            &t.can_still_sign,
+        );
         Ok(Exit::Ok)
     }
 }
