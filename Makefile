@@ -48,9 +48,10 @@ test: test-deps
 	fi
 
 ## The manual page, from the parser's own metadata (`rn man`); `man -l target/man/rn.1` reads it.
-man: build
+man:
+	$(CARGO) build
 	mkdir -p target/man
-	target/release/rn man > target/man/rn.1
+	target/debug/rn man > target/man/rn.1
 	@echo "target/man/rn.1: $$(grep -c '^\.SS' target/man/rn.1) commands"
 
 demo: build
