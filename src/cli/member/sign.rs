@@ -19,9 +19,10 @@ use crate::journal::Journal;
 use crate::keys::{ApproverSecret, fingerprint};
 use crate::ledger::canonical::to_jcs;
 use crate::ledger::gate::inspect_genesis;
+use crate::ledger::model::ApproverStatus;
 use crate::ledger::types::{ApproverKey, Id, Sig, Uint};
 use crate::ledger::update::{Proposal, Signature, SignedGenesis, insert_signature};
-use crate::ledger::{Freshness, inspect};
+use crate::ledger::{Freshness, State, Update, inspect};
 
 /// Sign a genesis or a proposal with an approver key, offline: a key file (--key) or a key an
 /// ssh-agent holds (--ssh-agent). Shows exactly what changes and asks "Sign? [y/N]" unless
@@ -109,25 +110,55 @@ impl Signer {
     }
 }
 
-/// The keys that may sign `doc`: a genesis's approvers; a proposal's active approvers and the
-/// new keys its ops introduce.
-fn eligible(doc: &Doc) -> Vec<ApproverKey> {
-    match doc {
-        Doc::Genesis(g) => g.genesis.state.approvers().map(|a| a.pubkey).collect(),
-        Doc::Proposal(p) => p
-            .base_state
+/// Who `key` signs as: a genesis's listed approver, or — for an update on `base` — an active
+/// approver of the base, or the new key an op of `update` introduces (then `new_key`). The
+/// one place that names the signer; the gate then checks the signature like any other.
+fn signs_as(
+    base: &State,
+    update: Option<&Update>,
+    key: &ApproverKey,
+) -> anyhow::Result<(Id, bool)> {
+    let Some(u) = update else {
+        return base
             .approvers()
-            .filter(|a| a.status == crate::ledger::model::ApproverStatus::Active)
-            .map(|a| a.pubkey)
-            .chain(
-                p.update
-                    .ops
-                    .iter()
-                    .filter_map(crate::ledger::Op::new_approver_key)
-                    .map(|(_, k)| *k),
-            )
-            .collect(),
-        Doc::Signed(_) | Doc::Snapshot(_) => Vec::new(),
+            .find(|a| a.pubkey == *key)
+            .map(|a| (a.id.clone(), false))
+            .ok_or_else(|| {
+                usage(format!(
+                    "key {} is not an approver listed in this genesis",
+                    fingerprint(key)
+                ))
+            });
+    };
+    if let Some(a) = base.approvers().find(|a| a.pubkey == *key) {
+        if a.status != ApproverStatus::Active {
+            return Err(usage(format!(
+                "approver {} is revoked; its signature would reject the update",
+                a.id
+            )));
+        }
+        return Ok((a.id.clone(), false));
+    }
+    u.ops
+        .iter()
+        .filter_map(crate::ledger::Op::new_approver_key)
+        .find(|(_, k)| *k == key)
+        .map(|(id, _)| (id.clone(), true))
+        .ok_or_else(|| {
+            usage(format!(
+                "key {} is not an active approver of network {} and no op in this update introduces it",
+                fingerprint(key),
+                u.network_id
+            ))
+        })
+}
+
+/// [`signs_as`] for a document as read.
+fn doc_signs_as(doc: &Doc, key: &ApproverKey) -> anyhow::Result<(Id, bool)> {
+    match doc {
+        Doc::Genesis(g) => signs_as(&g.genesis.state, None, key),
+        Doc::Proposal(p) => signs_as(&p.base_state, Some(&p.update), key),
+        Doc::Signed(_) | Doc::Snapshot(_) => Err(usage("only a genesis or a proposal is signed")),
     }
 }
 
@@ -161,9 +192,10 @@ impl Sign {
                     ))
                 })?
         } else {
-            let may = eligible(doc);
-            let fits: Vec<&crate::agent::Identity> =
-                held.iter().filter(|i| may.contains(&i.key)).collect();
+            let fits: Vec<&crate::agent::Identity> = held
+                .iter()
+                .filter(|i| doc_signs_as(doc, &i.key).is_ok())
+                .collect();
             match fits.as_slice() {
                 [one] => one.key,
                 [] => {
@@ -273,15 +305,8 @@ impl Sign {
 
     fn sign_genesis(&self, mut g: SignedGenesis, key: &mut Signer) -> anyhow::Result<Exit> {
         let missing = inspect_genesis(&g)?.missing;
-        let me = key.public();
         let state = &g.genesis.state;
-        let approver = state.approvers().find(|a| a.pubkey == me).ok_or_else(|| {
-            usage(format!(
-                "key {} is not an approver listed in this genesis",
-                fingerprint(&me)
-            ))
-        })?;
-        let id = approver.id.clone();
+        let (id, _) = signs_as(state, None, &key.public())?;
         let mut text = format!(
             "GENESIS of network {}\nroot      {} (every node pins this)\ncreated   {}\nthreshold {} of {} approvers\noverlay   v4 {}, v6 {}\nmax ttl   {}, clock skew {}\napprovers:\n",
             state.network_id(),
@@ -345,8 +370,11 @@ impl Sign {
                 new_key: false,
             },
         );
+        // The gate's genesis check sees the new signature before anything is written.
+        let left = inspect_genesis(&g)
+            .context("the new signature does not verify")?
+            .missing;
         self.write(&g)?;
-        let left = inspect_genesis(&g)?.missing;
         self.result(&id, false, true, left.is_empty(), &left);
         if left.is_empty() {
             crate::errln!(
@@ -373,31 +401,9 @@ impl Sign {
         // signature so far, every op, the new root.
         let inspection = inspect(&p.base_state, &seen, &signed, now, Freshness::Lone)
             .context("refusing to sign")?;
-        let me = key.public();
         let base = &p.base_state;
         let u = &p.update;
-        let (id, new_key) = if let Some(a) = base.approvers().find(|a| a.pubkey == me) {
-            if a.status != crate::ledger::model::ApproverStatus::Active {
-                return Err(usage(format!(
-                    "approver {} is revoked; its signature would reject the update",
-                    a.id
-                )));
-            }
-            (a.id.clone(), false)
-        } else if let Some((id, _)) = u
-            .ops
-            .iter()
-            .filter_map(crate::ledger::Op::new_approver_key)
-            .find(|(_, k)| **k == me)
-        {
-            (id.clone(), true)
-        } else {
-            return Err(usage(format!(
-                "key {} is not an active approver of network {} and no op in this update introduces it",
-                fingerprint(&me),
-                u.network_id
-            )));
-        };
+        let (id, new_key) = signs_as(base, Some(u), &key.public())?;
         p.check_policies().map_err(crate::cli::CliError::Data)?;
         let summary = |limit| {
             describe_update(

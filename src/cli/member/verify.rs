@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use argh::{ArgsInfo, FromArgs};
 
 use super::input::{self, Doc};
-use crate::cli::output::{describe_tally, now};
+use crate::cli::output::{describe_tally, now, signer_labels};
 use crate::cli::{Exit, usage};
+use crate::ledger::gate::judge_chain;
 use crate::ledger::update::{Proposal, SignedUpdate};
 use crate::ledger::{Freshness, accept, inspect};
 
@@ -45,6 +46,9 @@ impl Verify {
             }
         };
         let mut seen = HashSet::new();
+        // Against a ledger, the store's own chain judgement decides (as `apply` would): an update
+        // it already committed, one that conflicts with a committed epoch (a fork), or the gate.
+        let mut ledger_rejection = None;
         // Only the proposal's own base_state is taken on the proposer's word.
         let mut base_unverified = false;
         let local = match (&self.base, &self.state_dir, &own_base) {
@@ -58,8 +62,9 @@ impl Verify {
             (None, Some(dir), _) => {
                 let store = crate::ledger::store::Store::open_trusted(&dir, None, now)?;
                 let hash = u.hash();
-                if let Some(at) = store.history().iter().position(|c| c.hash == hash) {
-                    let epoch = store.history()[at].signed.update.epoch_new;
+                let judged = judge_chain(&store, std::slice::from_ref(&signed), now);
+                if judged.as_ref().is_ok_and(|c| c.already() == 1) {
+                    let epoch = u.epoch_new;
                     if self.json {
                         let v = serde_json::json!({
                             "ok": true,
@@ -79,6 +84,7 @@ impl Verify {
                     }
                     return Ok(Exit::Ok);
                 }
+                ledger_rejection = judged.err().map(|r| r.rejection);
                 seen = store.seen().clone();
                 store.state().clone()
             }
@@ -93,22 +99,15 @@ impl Verify {
             }
         };
         // What `rn member apply` would do with this file alone: a chain of one.
-        let verdict = accept(&base, &seen, &signed, now, Freshness::ChainLast);
+        let verdict = match ledger_rejection {
+            Some(r) => Err(r),
+            None => accept(&base, &seen, &signed, now, Freshness::ChainLast),
+        };
         let tally = inspect(&base, &seen, &signed, now, Freshness::ChainLast)
             .ok()
             .map(|i| i.tally);
         let missing = tally.as_ref().map(|t| t.missing()).unwrap_or_default();
-        let signers: Vec<String> = signed
-            .signatures
-            .iter()
-            .map(|s| {
-                if s.new_key {
-                    format!("{} (new key)", s.approver)
-                } else {
-                    s.approver.to_string()
-                }
-            })
-            .collect();
+        let signers = signer_labels(&signed.signatures);
         if self.json {
             let v = serde_json::json!({
                 "ok": verdict.is_ok(),
