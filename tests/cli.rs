@@ -64,6 +64,22 @@ impl Env {
         self.rn_in(args, "")
     }
 
+    /// [`Env::rn`] with environment variables set (`Some`) or removed (`None`) on top.
+    fn rn_env(&self, args: &[&str], vars: &[(&str, Option<&Path>)]) -> Run {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rn"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
+            .stdin(Stdio::null());
+        for (name, value) in vars {
+            match value {
+                Some(v) => c.env(name, v),
+                None => c.env_remove(name),
+            };
+        }
+        c.output().unwrap().into()
+    }
+
     /// Runs and insists on success, returning stdout.
     fn ok(&self, args: &[&str]) -> String {
         let r = self.rn(args);
@@ -1813,6 +1829,33 @@ fn operator_conveniences_version_completions_several_ops_show_and_filters() {
         "{}",
         r.stdout
     );
+    // Another update for that same epoch, signed by a quorum whose journals did not see the
+    // first (the keys copied to another account): the ledger's own judgement names the fork.
+    let k4 = env.node_key("evil");
+    env.ok(&[
+        "member",
+        "propose",
+        "add-node",
+        "--id",
+        "evil",
+        "--pubkey",
+        &k4,
+        "--owner",
+        "x",
+        "--base",
+        "genesis.json",
+        "-o",
+        "fork.json",
+    ]);
+    let other_account = env.path("other-account");
+    for k in ["bob/key", "carol/key"] {
+        let args = ["member", "sign", "fork.json", "--key", k, "--yes"];
+        let r = env.rn_env(&args, &[("XDG_STATE_HOME", Some(&other_account))]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let r = env.rn(&["member", "verify", "fork.json", "--state-dir", "led"]);
+    assert_eq!(r.code, 78, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("rejected (Fork)"), "{}", r.stdout);
 
     // Status filters.
     let s: serde_json::Value = serde_json::from_str(&env.ok(&[
@@ -1889,18 +1932,7 @@ fn an_approver_key_held_by_ssh_agent_signs() {
     while !sock.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let with_agent = |args: &[&str]| {
-        Run::from(
-            Command::new(env!("CARGO_BIN_EXE_rn"))
-                .args(args)
-                .current_dir(env.path(""))
-                .env("XDG_STATE_HOME", env.path("state"))
-                .env("SSH_AUTH_SOCK", &sock)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap(),
-        )
-    };
+    let with_agent = |args: &[&str]| env.rn_env(args, &[("SSH_AUTH_SOCK", Some(&sock))]);
     let ssh_add = |key: &str| {
         let st = Command::new("ssh-add")
             .arg("-q")
@@ -1983,13 +2015,9 @@ fn an_approver_key_held_by_ssh_agent_signs() {
     assert_eq!(r.code, 78, "{}", r.stderr);
 
     // No agent at all: named, with the fix.
-    let r = Run::from(
-        Command::new(env!("CARGO_BIN_EXE_rn"))
-            .args(["member", "sign", "q.json", "--ssh-agent", "--yes"])
-            .current_dir(env.path(""))
-            .env_remove("SSH_AUTH_SOCK")
-            .output()
-            .unwrap(),
+    let r = env.rn_env(
+        &["member", "sign", "q.json", "--ssh-agent", "--yes"],
+        &[("SSH_AUTH_SOCK", None)],
     );
     assert_eq!(r.code, 64, "{}", r.stderr);
     assert!(

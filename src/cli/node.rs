@@ -380,6 +380,15 @@ impl Run {
     }
 }
 
+/// The strings of a JSON array in the agent's status (none when it is not one).
+fn strings(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str())
+        .collect()
+}
+
 fn socket(config: &std::path::Path) -> anyhow::Result<PathBuf> {
     Ok(load_config(config)?.control_socket)
 }
@@ -433,14 +442,7 @@ impl Status {
         let peers = v["peers"].as_array().cloned().unwrap_or_default();
         crate::outln!("peers      {}", peers.len());
         for p in peers {
-            let allowed: Vec<String> = p["allowed"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let allowed = strings(&p["allowed"]);
             let hs = p["last_handshake"].as_u64().map_or_else(
                 || "never".to_owned(),
                 |t| format!("{} ago", super::output::show_span(now().saturating_sub(t))),
@@ -454,12 +456,7 @@ impl Status {
                 p["tx_bytes"]
             );
         }
-        let metrics: Vec<&str> = v["metrics_serving"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str())
-            .collect();
+        let metrics = strings(&v["metrics_serving"]);
         if !metrics.is_empty() {
             crate::outln!(
                 "metrics    {}",
@@ -494,12 +491,7 @@ impl Status {
             );
         }
         let d = &v["distribution"];
-        let serving: Vec<&str> = d["serving"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str())
-            .collect();
+        let serving = strings(&d["serving"]);
         match d["serve_port"].as_u64() {
             Some(0) | None => crate::outln!("serves     nothing (serve_port 0)"),
             Some(port) if serving.is_empty() => {

@@ -476,6 +476,21 @@ pub fn describe_update(
     s
 }
 
+/// Who signed, as every command shows it: the approver id, with " (new key)" for a proof of
+/// possession.
+pub fn signer_labels(signatures: &[crate::ledger::update::Signature]) -> Vec<String> {
+    signatures
+        .iter()
+        .map(|s| {
+            if s.new_key {
+                format!("{} (new key)", s.approver)
+            } else {
+                s.approver.to_string()
+            }
+        })
+        .collect()
+}
+
 /// "signed    1 signature, 2 needed (alice); still needed: …".
 pub fn describe_tally(t: &Tally) -> String {
     let who = if t.counted.is_empty() {

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use argh::{ArgsInfo, FromArgs};
 
 use super::input::{self, Doc};
-use crate::cli::output::describe_tally;
+use crate::cli::output::{describe_tally, signer_labels};
 use crate::cli::{CliError, Exit, usage};
 use crate::files;
 use crate::ledger::canonical::to_jcs;
@@ -105,16 +105,7 @@ impl Combine {
         let Some((update, message, _)) = update else {
             return Err(usage("nothing to combine"));
         };
-        let signers: Vec<String> = signatures
-            .iter()
-            .map(|s| {
-                if s.new_key {
-                    format!("{} (new key)", s.approver)
-                } else {
-                    s.approver.to_string()
-                }
-            })
-            .collect();
+        let signers = signer_labels(&signatures);
         let mut quorum_met = None;
         let mut bytes = match proposal {
             Some(mut p) => {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use argh::{ArgsInfo, FromArgs};
 use serde_json::{Value, json};
 
-use crate::cli::output::{describe_ops, now, op_counts, op_kind, utc, when};
+use crate::cli::output::{describe_ops, now, op_counts, op_kind, signer_labels, utc, when};
 use crate::cli::{Exit, usage};
 use crate::files;
 use crate::ledger::canonical::{self, caps};
@@ -27,18 +27,6 @@ pub struct Show {
     /// print one JSON object: the ops in the update's own format, with counts by kind
     #[argh(switch)]
     pub(crate) json: bool,
-}
-
-fn signers(sigs: &[Signature]) -> Vec<String> {
-    sigs.iter()
-        .map(|s| {
-            if s.new_key {
-                format!("{} (new key)", s.approver)
-            } else {
-                s.approver.to_string()
-            }
-        })
-        .collect()
 }
 
 fn counts_json(u: &Update) -> Value {
@@ -64,7 +52,7 @@ fn update_json(u: &Update, sigs: &[Signature]) -> Value {
         "reason": u.reason.as_str(),
         "op_counts": counts_json(u),
         "ops": u.ops,
-        "signatures": signers(sigs),
+        "signatures": signer_labels(sigs),
     })
 }
 
@@ -88,7 +76,7 @@ fn update_text(u: &Update, sigs: &[Signature], before: Option<&State>, now: u64)
         },
         op_counts(&u.ops),
         describe_ops(&u.ops, before, None, ""),
-        match signers(sigs).join(", ") {
+        match signer_labels(sigs).join(", ") {
             s if s.is_empty() => "none yet".to_owned(),
             s => s,
         }
@@ -115,7 +103,7 @@ fn genesis_text(g: &SignedGenesis) -> String {
     }
     t.push_str(&format!(
         "signers   {}\n",
-        match signers(&g.signatures).join(", ") {
+        match signer_labels(&g.signatures).join(", ") {
             s if s.is_empty() => "none yet".to_owned(),
             s => s,
         }
@@ -134,7 +122,7 @@ fn genesis_json(g: &SignedGenesis) -> Value {
             "id": a.id.as_str(), "role": a.role.to_string(), "pubkey": a.pubkey.to_string(),
             "fingerprint": crate::keys::fingerprint(&a.pubkey),
         })).collect::<Vec<_>>(),
-        "signatures": signers(&g.signatures),
+        "signatures": signer_labels(&g.signatures),
     })
 }
 
