@@ -63,7 +63,8 @@ note "governance ready"
 declare -A AGENT=()  # node -> the PID of its agent
 start_agent() {
     # Not through a shell function: $! must be the agent itself, so it can be stopped by PID.
-    ip netns exec "rnk-$1" "$RN" node run --config "$W/$1/node.json" --metrics-file "$W/$1/metrics.prom" >>"$W/$1/agent.log" 2>&1 &
+    ip netns exec "rnk-$1" "$RN" node run --config "$W/$1/node.json" --metrics-file "$W/$1/metrics.prom" \
+        --metrics-listen 127.0.0.1:9851 >>"$W/$1/agent.log" 2>&1 &
     PIDS+=($!)
     AGENT[$1]=$!
 }
@@ -121,6 +122,8 @@ check "a's interface is up" is_up a
 # --- 1. reachability follows the ledger and the policy ---
 check "a pings b" wait_for 15 pings a "${OV[2]}"
 check "b pings a" wait_for 5 pings b "${OV[1]}"
+check "a's metrics over HTTP agree with wg show for peer b (kernel backend)" wait_for 12 metrics_agree a rnka b "${KEY[b]}"
+note "$METRICS_NOTE"
 check "a has no peer c" lacks_peer rnk-a rnka "${KEY[c]}"
 check "c has no peers at all" no_peers rnk-c rnkc
 check "a cannot reach c" no_ping a "${OV[3]}"

@@ -75,6 +75,32 @@ source "$(dirname "${BASH_SOURCE[0]}")/assert-lib.sh" || { echo "FAIL ci/assert-
 rn() { "$RN" "$@"; }
 inns() { local n=$1; shift; ip netns exec "${NS_PREFIX}-$n" "$@"; }
 
+# fetch_metrics NODE: NODE's Prometheus text from its agent's --metrics-listen 127.0.0.1:9851,
+# inside its namespace (curl, busybox wget or Python, whichever is there).
+fetch_metrics() {
+    local url=http://127.0.0.1:9851/metrics
+    if command -v curl >/dev/null; then inns "$1" curl -s --max-time 5 "$url"
+    elif command -v wget >/dev/null; then inns "$1" wget -qO- -T 5 "$url"
+    else inns "$1" python3 -c "import urllib.request as u; print(u.urlopen('$url', timeout=5).read().decode())"
+    fi
+}
+# peer_metric NODE METRIC PEER: that metric's value for PEER in NODE's metrics text ($METRICS).
+peer_metric() { printf '%s\n' "$METRICS" | sed -n "s/^$2{node=\"$1\",peer=\"$3\"} //p"; }
+# metrics_agree NODE IFACE PEER PEERKEY: NODE's metrics give PEER a handshake of at most 180 s
+# ago and a receive count above 0 and not above what `wg show IFACE transfer` reads after it
+# (the agent reads the interface back at least every 10 s; counters only grow). Sets
+# METRICS_NOTE to the figures.
+metrics_agree() {
+    local rx age wgrx
+    METRICS=$(fetch_metrics "$1") || return 1
+    rx=$(peer_metric "$1" rn_peer_receive_bytes_total "$3")
+    age=$(peer_metric "$1" rn_peer_last_handshake_age_seconds "$3")
+    wgrx=$(inns "$1" wg show "$2" transfer 2>/dev/null | awk -v k="$4" '$1 == k {print $2}')
+    # shellcheck disable=SC2034 # read by the scripts that source this file
+    METRICS_NOTE="$1's metrics for $3: rx $rx bytes (wg show: $wgrx), handshake ${age}s ago"
+    [ -n "$rx" ] && [ -n "$age" ] && [ -n "$wgrx" ] && [ "$rx" -gt 0 ] && [ "$rx" -le "$wgrx" ] && [ "$age" -le 180 ]
+}
+
 # governance NETWORK_ID: three approvers (alice, bob owners; carol guardian), threshold 2; the
 # signed genesis in $W/genesis.json, its root in $ROOT, the operator's ledger in $W/op.
 governance() {
