@@ -88,7 +88,7 @@ fetch_metrics() {
 peer_metric() { printf '%s\n' "$METRICS" | sed -n "s/^$2{node=\"$1\",peer=\"$3\"} //p"; }
 # metrics_agree NODE IFACE PEER PEERKEY: NODE's metrics give PEER a handshake of at most 180 s
 # ago and a receive count above 0 and not above what `wg show IFACE transfer` reads after it
-# (the agent reads the interface back at least every 10 s; counters only grow). Sets
+# (counters only grow). Sets
 # METRICS_NOTE to the figures.
 metrics_agree() {
     local rx age wgrx

@@ -489,11 +489,9 @@ impl Agent {
                     id: id.clone(),
                     pubkey: p.pubkey.to_string(),
                     allowed: p.allowed.clone(),
-                    // The endpoint in use (the interface's), else the configured one.
-                    endpoint: o
-                        .and_then(|o| o.endpoint)
-                        .or(p.endpoint)
-                        .map(|e| e.to_string()),
+                    // The endpoint the interface reports, and only that: a configured one it
+                    // does not hold is not in force.
+                    endpoint: o.and_then(|o| o.endpoint).map(|e| e.to_string()),
                     last_handshake: o.and_then(|o| o.last_handshake),
                     rx_bytes: o.map_or(0, |o| o.rx_bytes),
                     tx_bytes: o.map_or(0, |o| o.tx_bytes),
@@ -727,6 +725,14 @@ impl Agent {
             let server = crate::sync::serve::Server::spawn(
                 Arc::new(MetricsHandler {
                     status: self.status.clone(),
+                    // Its own read handle, as the control socket has: figures as of the request.
+                    reader: tunnel::open(
+                        self.config.backend,
+                        &self.config.interface,
+                        &self.config.memory_file,
+                    )
+                    .ok()
+                    .map(Mutex::new),
                 }),
                 crate::sync::serve::Limits {
                     connections: 8,
@@ -963,9 +969,11 @@ fn store_reason(e: &StoreError) -> String {
     format!("ledger unreadable: {e}")
 }
 
-/// Answers `GET /metrics` with the status in the Prometheus text format, dated when asked.
+/// Answers `GET /metrics` with the status in the Prometheus text format, the peers' figures
+/// read from the interface when asked (as `rn node status` reads them).
 struct MetricsHandler {
     status: Arc<Mutex<Status>>,
+    reader: Option<Mutex<Box<dyn TunnelBackend>>>,
 }
 
 impl crate::sync::serve::Handler for MetricsHandler {
@@ -977,13 +985,18 @@ impl crate::sync::serve::Handler for MetricsHandler {
         if r.path != "metrics" {
             return Response::status(404, "GET /metrics");
         }
-        match self.status.lock() {
-            Ok(s) => Response {
-                status: 200,
-                body: super::status::prometheus(&s, crate::clock::now()).into_bytes(),
-                content_type: "text/plain; version=0.0.4; charset=utf-8",
-            },
-            Err(_) => Response::status(503, "status unavailable"),
+        let Ok(mut s) = self.status.lock().map(|s| s.clone()) else {
+            return Response::status(503, "status unavailable");
+        };
+        if let Some(reader) = &self.reader
+            && let Ok(reader) = reader.lock()
+        {
+            control::live(&mut s, reader.as_ref());
+        }
+        Response {
+            status: 200,
+            body: super::status::prometheus(&s, crate::clock::now()).into_bytes(),
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
         }
     }
 }

@@ -80,7 +80,7 @@ fn answer(
 
 /// Fills `s` with what the interface holds now. An interface that is gone makes a trusted
 /// node restricted in the answer; one that cannot be read leaves the last reconcile's figures.
-fn live(s: &mut Status, reader: &dyn TunnelBackend) {
+pub(crate) fn live(s: &mut Status, reader: &dyn TunnelBackend) {
     let Ok(o) = reader.observe() else {
         return;
     };
