@@ -1977,18 +1977,23 @@ fn an_approver_key_held_by_ssh_agent_signs() {
     let r = with_agent(&["member", "sign", "p.json", "--ssh-agent", "--yes"]);
     assert_eq!(r.code, 64, "{}", r.stderr);
     assert!(r.stderr.contains("--key-fingerprint"), "{}", r.stderr);
-    let carol: serde_json::Value =
-        serde_json::from_str(&env.ok(&["key", "pub", "carol/key", "--json"])).unwrap();
-    let fp = carol["fingerprint"].as_str().unwrap();
-    let r = with_agent(&[
-        "member",
-        "sign",
-        "p.json",
-        "--ssh-agent",
-        "--key-fingerprint",
-        fp,
-        "--yes",
-    ]);
+    let fingerprint = |key: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.ok(&["key", "pub", key, "--json"])).unwrap();
+        v["fingerprint"].as_str().unwrap().to_owned()
+    };
+    let sign_with = |file: &str, fp: &str| {
+        with_agent(&[
+            "member",
+            "sign",
+            file,
+            "--ssh-agent",
+            "--key-fingerprint",
+            fp,
+            "--yes",
+        ])
+    };
+    let r = sign_with("p.json", &fingerprint("carol/key"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("quorum met"), "{}", r.stderr);
     let v = env.rn(&["member", "verify", "p.json"]);
@@ -1997,18 +2002,7 @@ fn an_approver_key_held_by_ssh_agent_signs() {
     // The journal keyed by bob's fingerprint: a different update on the same base is refused,
     // whether the key comes from the agent or from its file.
     propose("q.json", "web-9");
-    let bob: serde_json::Value =
-        serde_json::from_str(&env.ok(&["key", "pub", "bob/key", "--json"])).unwrap();
-    let bob_fp = bob["fingerprint"].as_str().unwrap();
-    let r = with_agent(&[
-        "member",
-        "sign",
-        "q.json",
-        "--ssh-agent",
-        "--key-fingerprint",
-        bob_fp,
-        "--yes",
-    ]);
+    let r = sign_with("q.json", &fingerprint("bob/key"));
     assert_eq!(r.code, 78, "{}", r.stderr);
     assert!(r.stderr.contains("already signed update"), "{}", r.stderr);
     let r = env.rn(&["member", "sign", "q.json", "--key", "bob/key", "--yes"]);

@@ -192,7 +192,6 @@ pub fn prometheus(s: &Status, now: u64) -> String {
             let _ = writeln!(out, "{name}{{node=\"{node}\"{labels}}} {value}");
         }
     };
-    let one = |v: u64| vec![(String::new(), v.to_string())];
     metric(
         "rn_build_info",
         "gauge",
@@ -202,79 +201,85 @@ pub fn prometheus(s: &Status, now: u64) -> String {
             "1".into(),
         )],
     );
-    metric(
-        "rn_ledger_epoch",
-        "gauge",
-        "Ledger epoch the node enforces.",
-        &one(s.epoch),
-    );
-    metric(
-        "rn_restricted",
-        "gauge",
-        "1 when the node is restricted (fails closed).",
-        &one(u64::from(s.mode != NodeMode::Trusted)),
-    );
-    metric(
-        "rn_peers",
-        "gauge",
-        "Peers configured on the mesh interface.",
-        &one(s.peers.len() as u64),
-    );
-    metric(
-        "rn_last_apply_timestamp_seconds",
-        "gauge",
-        "Unix time of the last successful apply.",
-        &one(s.last_apply),
-    );
-    metric(
-        "rn_last_reconcile_milliseconds",
-        "gauge",
-        "Duration of the last reconcile.",
-        &one(s.last_reconcile_ms),
-    );
-    metric(
-        "rn_reconciles_total",
-        "counter",
-        "Reconciles since start.",
-        &one(s.reconciles),
-    );
-    metric(
-        "rn_inbox_rejections_total",
-        "counter",
-        "Inbox files rejected by the gate.",
-        &one(s.rejections),
-    );
-    metric(
-        "rn_drift_corrections_total",
-        "counter",
-        "Times the interface was changed behind rn and restored.",
-        &one(s.drift_corrections),
-    );
     let d = &s.distribution;
-    metric(
-        "rn_sync_pulls_total",
-        "counter",
-        "Pulls from peers since start.",
-        &one(d.pulls),
-    );
-    metric(
-        "rn_sync_last_pull_milliseconds",
-        "gauge",
-        "Duration of the last pull from a peer.",
-        &one(d.last_pull_ms),
-    );
-    metric(
-        "rn_sync_notifications_sent_total",
-        "counter",
-        "Commit notifications sent to peers.",
-        &one(d.notifications_sent),
-    );
-    metric(
-        "rn_sync_notifications_received_total",
-        "counter",
-        "Notifications received from peers that were ahead.",
-        &one(d.notifications_received),
-    );
+    // The node's own figures: name, type, help, value.
+    let node_figures: [(&str, &str, &str, u64); 12] = [
+        (
+            "rn_ledger_epoch",
+            "gauge",
+            "Ledger epoch the node enforces.",
+            s.epoch,
+        ),
+        (
+            "rn_restricted",
+            "gauge",
+            "1 when the node is restricted (fails closed).",
+            u64::from(s.mode != NodeMode::Trusted),
+        ),
+        (
+            "rn_peers",
+            "gauge",
+            "Peers configured on the mesh interface.",
+            s.peers.len() as u64,
+        ),
+        (
+            "rn_last_apply_timestamp_seconds",
+            "gauge",
+            "Unix time of the last successful apply.",
+            s.last_apply,
+        ),
+        (
+            "rn_last_reconcile_milliseconds",
+            "gauge",
+            "Duration of the last reconcile.",
+            s.last_reconcile_ms,
+        ),
+        (
+            "rn_reconciles_total",
+            "counter",
+            "Reconciles since start.",
+            s.reconciles,
+        ),
+        (
+            "rn_inbox_rejections_total",
+            "counter",
+            "Inbox files rejected by the gate.",
+            s.rejections,
+        ),
+        (
+            "rn_drift_corrections_total",
+            "counter",
+            "Times the interface was changed behind rn and restored.",
+            s.drift_corrections,
+        ),
+        (
+            "rn_sync_pulls_total",
+            "counter",
+            "Pulls from peers since start.",
+            d.pulls,
+        ),
+        (
+            "rn_sync_last_pull_milliseconds",
+            "gauge",
+            "Duration of the last pull from a peer.",
+            d.last_pull_ms,
+        ),
+        (
+            "rn_sync_notifications_sent_total",
+            "counter",
+            "Commit notifications sent to peers.",
+            d.notifications_sent,
+        ),
+        (
+            "rn_sync_notifications_received_total",
+            "counter",
+            "Notifications received from peers that were ahead.",
+            d.notifications_received,
+        ),
+    ];
+    for (name, kind, help, value) in node_figures {
+        metric(name, kind, help, &[(String::new(), value.to_string())]);
+    }
     // One row per peer that has the figure (a peer never seen has no handshake age).
     let per_peer = |figure: &dyn Fn(&PeerStatus) -> Option<u64>| -> Vec<(String, String)> {
         s.peers
