@@ -75,13 +75,24 @@ source "$(dirname "${BASH_SOURCE[0]}")/assert-lib.sh" || { echo "FAIL ci/assert-
 rn() { "$RN" "$@"; }
 inns() { local n=$1; shift; ip netns exec "${NS_PREFIX}-$n" "$@"; }
 
+# http_get PORT PATH: the body of a 200 answer to GET PATH from 127.0.0.1:PORT, over bash's
+# /dev/tcp (no HTTP client needed).
+http_get() {
+    local line
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+    IFS= read -r line <&3 && [[ $line == "HTTP/1."?" 200"* ]] || return 1
+    while IFS= read -r line <&3 && [ -n "${line%$'\r'}" ]; do :; done
+    cat <&3
+}
 # fetch_metrics NODE: NODE's Prometheus text from its agent's --metrics-listen 127.0.0.1:9851,
-# inside its namespace (curl, busybox wget or Python, whichever is there).
+# inside its namespace: with curl when there is one, else with http_get (the VM guest has no
+# curl, and its static busybox wget cannot resolve a URL there).
 fetch_metrics() {
-    local url=http://127.0.0.1:9851/metrics
-    if command -v curl >/dev/null; then inns "$1" curl -s --max-time 5 "$url"
-    elif command -v wget >/dev/null; then inns "$1" wget -qO- -T 5 "$url"
-    else inns "$1" python3 -c "import urllib.request as u; print(u.urlopen('$url', timeout=5).read().decode())"
+    if command -v curl >/dev/null; then
+        inns "$1" curl -sf --max-time 5 http://127.0.0.1:9851/metrics
+    else
+        inns "$1" timeout 5 bash -c "$(declare -f http_get); http_get 9851 /metrics"
     fi
 }
 # peer_metric NODE METRIC PEER: that metric's value for PEER in NODE's metrics text ($METRICS).
@@ -92,11 +103,12 @@ peer_metric() { printf '%s\n' "$METRICS" | sed -n "s/^$2{node=\"$1\",peer=\"$3\"
 # METRICS_NOTE to the figures.
 metrics_agree() {
     local rx age wgrx
-    METRICS=$(fetch_metrics "$1") || return 1
+    # shellcheck disable=SC2034 # read by the scripts that source this file
+    METRICS_NOTE="$1's metrics: nothing fetched from http://127.0.0.1:9851/metrics"
+    METRICS=$(fetch_metrics "$1" 2>&1) || { METRICS_NOTE+=" (${METRICS:0:200})"; return 1; }
     rx=$(peer_metric "$1" rn_peer_receive_bytes_total "$3")
     age=$(peer_metric "$1" rn_peer_last_handshake_age_seconds "$3")
     wgrx=$(inns "$1" wg show "$2" transfer 2>/dev/null | awk -v k="$4" '$1 == k {print $2}')
-    # shellcheck disable=SC2034 # read by the scripts that source this file
     METRICS_NOTE="$1's metrics for $3: rx $rx bytes (wg show: $wgrx), handshake ${age}s ago"
     [ -n "$rx" ] && [ -n "$age" ] && [ -n "$wgrx" ] && [ "$rx" -gt 0 ] && [ "$rx" -le "$wgrx" ] && [ "$age" -le 180 ]
 }
