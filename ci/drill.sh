@@ -94,6 +94,7 @@ found() {
 declare -A KEY
 node() {
     mkdir -m 700 "$1"
+    printf '# stand-in: %s/state for /var/lib/rn\n' "$1" >>"$T"
     x 0 rn node init --node-id "$1" --genesis genesis.json --pin "$PIN" --backend memory --firewall none \
         --interface "dr$1" --config "$1/node.json" --state-dir "$1/state"
     KEY[$1]=$OUT
@@ -112,6 +113,11 @@ admit() {
     signed policy-proposal.json alice bob
     x 0 rn member apply policy-proposal.json --state-dir op
     for n in "$@"; do catch_up "$n/state"; done
+}
+# shows WANT 'PIPELINE': a runbook's check, run as typed; what it prints must be WANT.
+shows() {
+    xs 0 "$2"
+    if [ "$OUT" = "$1" ]; then ok "as the runbook shows"; else ko "\`$2\` printed \"$OUT\", expected \"$1\""; fi
 }
 # signed FILE WHO...: each approver signs FILE on their own laptop.
 signed() { local f=$1 w; shift; for w in "$@"; do x 0 rn member sign "$f" --key "$w/key" --yes; done; }
@@ -204,11 +210,11 @@ drill_approver-key-compromise() {
     catch_up web/state; catch_up db/state
 
     step "closure: approvers as intended on every ledger, nodes unaffected"
-    is "approvers" "$(field op '[.approvers[] | "\(.id):\(.status)"] | join(" ")')" "alice:revoked alice-2:active bob:active carol:active"
-    is "threshold" "$(field op .threshold)" 3
+    shows "alice:revoked alice-2:active bob:active carol:active" \
+        "rn member status --state-dir op --json | jq -r '[.approvers[] | \"\\(.id):\\(.status)\"] | join(\" \")'"
+    shows 3 "rn member status --state-dir op --json | jq -r .threshold"
     same_root web/state db/state
-    peers web
-    is "web's peers" "$PEERS" db
+    shows db "rn node run --once --config web/node.json 2>/dev/null | jq -r '[.peers[].id] | sort | join(\" \")'"
     audit_proof op web/state db/state
 }
 
@@ -303,12 +309,12 @@ drill_lost-owner-key() {
     done
 
     step "closure: same nodes, keys and addresses under the new genesis; the old chain is refused"
-    is "nodes and addresses" "$(field op-2 '[.nodes[] | "\(.id)=\(.pubkey)=\(.addresses[0])"] | join(" ")')" \
-        "$(field op '[.nodes[] | "\(.id)=\(.pubkey)=\(.addresses[0])"] | join(" ")')"
-    peers web
-    is "web's peers" "$PEERS" db
+    xs 0 "rn member status --state-dir op-2 --json | jq -r '[.nodes[] | \"\\(.id)=\\(.pubkey)=\\(.addresses[0])\"] | join(\" \")'"
+    shows "$OUT" "rn member status --state-dir op --json | jq -r '[.nodes[] | \"\\(.id)=\\(.pubkey)=\\(.addresses[0])\"] | join(\" \")'"
     x 78 rn member apply admit.json --state-dir op-2
     want 'update is for network "acme", this ledger is "acme-2"'
+    shows "$(field op-2 .root)" "rn member status --state-dir web/state --json | jq -r .root"
+    shows db "rn node run --once --config web/node.json 2>/dev/null | jq -r '[.peers[].id] | sort | join(\" \")'"
     for n in web db; do is "$n root" "$(field "$n/state" .root)" "$(field op-2 .root)"; done
     audit_proof op-2 web/state db/state
 }
@@ -353,10 +359,8 @@ drill_node-compromise() {
     for n in web db laptop; do catch_up "$n/state"; done
 
     step "closure: the laptop is back with its new key only"
-    x 0 rn node run --once --config web/node.json
-    is "laptop's key on web" "$(jq -r '.peers[] | select(.id == "laptop") | .pubkey' <<<"$OUT")" "$NEWKEY"
-    peers laptop
-    is "laptop mode" "$MODE" trusted
+    shows "$NEWKEY" "rn node run --once --config web/node.json 2>/dev/null | jq -r '.peers[] | select(.id == \"laptop\") | .pubkey'"
+    shows trusted "rn node run --once --config laptop/node.json 2>/dev/null | jq -r .mode"
     same_root web/state db/state laptop/state
     audit_proof op web/state db/state laptop/state
 }
@@ -385,6 +389,9 @@ drill_fleet-revocation() {
     cp ssh/operator.pub ssh/authorized_keys
     mkdir -p /run/sshd
     for n in web db laptop; do
+        # Control sockets are per interface name, and /run/rn is shared by the namespaces: each
+        # host's interface has a name of its own where the runbook says rn0.
+        printf '# stand-in: rnf%s for rn0\n' "$n" >>"$T"
         add_host "$n" "${IDX[$n]}"
         mkdir -m 700 "$n"
         local eps=()
@@ -445,7 +452,8 @@ drill_fleet-revocation() {
     want "^10\.99\.0\.3 +2 -> 3 +applied 1 update"
     want "to 3 of 3 host\(s\)"
     local ep
-    ep=$(field op .epoch)
+    xs 0 "rn member status --state-dir op --json | jq .epoch"
+    ep=$OUT
     while read -r host dir; do
         x 0 ip netns exec rnf-op ssh -F ssh/config "$host" rn member status --state-dir "$dir" --json
         is "$host epoch" "$(jq .epoch <<<"$OUT")" "$ep"
@@ -457,6 +465,7 @@ drill_fleet-revocation() {
     x 0 ip netns exec rnf-web ping -c1 -W2 100.96.0.2
     x 0 rn node status --config laptop/node.json
     want "restricted"
+    want "^serves +nothing now"
     audit_proof op web/state db/state laptop/state
     close_step
     cleanup_netns
@@ -475,6 +484,8 @@ drill_node-key-rotation() {
     found acme 2 alice:owner bob:owner carol:guardian
     make_underlay
     declare -A IDX=([web]=1 [db]=2)
+    # As in fleet-revocation: an interface name and key file per host where the runbook says rn0.
+    printf '# stand-in: %s for %s\n' "$W/web/rnkweb.key" /etc/rn/rn0.key rnkweb rn0 rnkdb rn0 >>"$T"
     for n in web db; do
         add_host "$n" "${IDX[$n]}"
         mkdir -m 700 "$n"
@@ -517,11 +528,10 @@ drill_node-key-rotation() {
     check "at most 2 of $sent pings lost during the rotation (lost: $((sent - got)))" [ $((sent - got)) -le 2 ]
 
     step "confirm: web runs on the new key, db holds it, the staged file became the key file"
-    x 0 rn node status --config web/node.json --json
-    is "web's key" "$(jq -r .key <<<"$OUT")" "$next"
-    is "web's mode" "$(jq -r .mode <<<"$OUT")" trusted
-    x 0 ip netns exec rnk-web wg show rnkweb public-key
-    is "web's interface key" "$OUT" "$next"
+    shows "trusted
+$next" "rn node status --config web/node.json --json | jq -r '.mode, .key'"
+    shows "$next" "ip netns exec rnk-web wg show rnkweb public-key"
+    shows "$next" "rn node status --config db/node.json --json | jq -r '.peers[] | select(.id == \"web\") | .pubkey'"
     x 0 ip netns exec rnk-db wg show rnkdb peers
     is "db's one peer" "$OUT" "$next"
     x 1 test -e web/rnkweb.key.next
@@ -566,8 +576,9 @@ drill_quorum-reconstitution() {
     catch_up web/state
 
     step "closure: five active approvers, 3 of 5 again; the new approvers count"
-    is "active approvers" "$(field op '[.approvers[] | select(.status == "active") | .id] | join(" ")')" "alice bob carol frank grace"
-    is "threshold" "$(field op .threshold)" 3
+    shows "alice bob carol frank grace" \
+        "rn member status --state-dir op --json | jq -r '[.approvers[] | select(.status == \"active\") | .id] | join(\" \")'"
+    shows 3 "rn member status --state-dir op --json | jq -r .threshold"
     x 0 rn member propose set-node web --tag tag:mesh --tag tag:web --state-dir op -o tag-web.json
     signed tag-web.json frank grace bob
     x 0 rn member apply tag-web.json --state-dir op
@@ -632,10 +643,11 @@ drill_fork-evidence() {
     xs 0 "rn member export --state-dir op | rn member apply - --state-dir db/state"
 
     step "closure: every ledger on the honest chain, no evil node, the thief's keys revoked"
-    same_root web/state db/state
-    is "nodes" "$(field db/state '[.nodes[].id] | join(" ")')" "db web"
-    peers db
-    is "db's peers" "$PEERS" web
+    same_root web/state
+    shows "$(field op .root)
+trusted" "rn member status --state-dir db/state --json | jq -r '.root, .mode'"
+    shows "db web" "rn member status --state-dir db/state --json | jq -r '[.nodes[].id] | join(\" \")'"
+    shows web "rn node run --once --config db/node.json 2>/dev/null | jq -r '[.peers[].id] | sort | join(\" \")'"
     x 78 rn member apply forged.json --state-dir db/state
     audit_proof op web/state db/state
 }
@@ -712,8 +724,11 @@ drill_restricted-node() {
     signed revoke-db.json alice bob
     x 0 rn member apply revoke-db.json --state-dir op
     catch_up db/state
-    peers db 78
-    want "revoked"
+    # As `rn node status --json` shows it (exit 0 whatever the mode); a pass that ends
+    # restricted exits 78.
+    xs 0 "rn node run --once --config db/node.json 2>/dev/null || [ \$? = 78 ]"
+    want '"mode":"restricted","reason":"this node \(db\) is revoked in the ledger"'
+    is "db's peers" "$(jq -c .peers <<<"$OUT")" "[]"
     x 78 rn member recover --state-dir db/state --danger-accept-current
     want "not restricted"
     x 0 rn member propose restore-node db --state-dir op -o restore-db.json
@@ -722,9 +737,12 @@ drill_restricted-node() {
     catch_up db/state; catch_up web/state
 
     step "closure: both nodes trusted and peered, on op's root"
-    peers db
-    is "db's peers" "$PEERS" web
-    same_root web/state db/state
+    shows web "rn node run --once --config db/node.json 2>/dev/null | jq -r '[.peers[].id] | sort | join(\" \")'"
+    shows db "rn node run --once --config web/node.json 2>/dev/null | jq -r '[.peers[].id] | sort | join(\" \")'"
+    for n in web db; do
+        shows "$(field op .root)
+trusted" "rn member status --state-dir $n/state --json | jq -r '.root, .mode'"
+    done
     audit_proof op web/state db/state
 }
 
@@ -766,6 +784,7 @@ drill_backup-restore() {
     is "verified root" "$(jq -r .ledger.root <<<"$OUT")" "$BACKUP_ROOT"
     is "verified epoch" "$(jq -r .ledger.epoch <<<"$OUT")" "$BACKUP_EPOCH"
     is "audit chain" "$(jq -r .audit.ok <<<"$OUT")" true
+    shows "$BACKUP_EPOCH" "jq -r .ledger.epoch op-backup.proof"
 
     step "catch up at once from a healthy ledger (web's)"
     xs 0 "rn member export --state-dir web/state --since \$(rn member status --state-dir op --json | jq .epoch) | rn member apply - --state-dir op"

@@ -136,6 +136,8 @@ impl Normalizer {
         Normalizer {
             rules: vec![
                 rule(r"sha256:[0-9a-f]{64}", "sha256:<digest>"),
+                // A digest a document cuts short: `sha256:5752a31a…`.
+                rule(r"sha256:[0-9a-f]{4,63}…", "sha256:<digest>"),
                 rule(r"sha256:[0-9a-f]{12}", "sha256:<short>"),
                 rule(r"SHA256:[A-Za-z0-9+/]{43}", "SHA256:<fingerprint>"),
                 rule(r"[A-Za-z0-9+/]{86}==", "<signature>"),
@@ -147,6 +149,7 @@ impl Normalizer {
                 rule(r"\b1[7-9]\d{8}\b", "<unix>"),
                 rule(r"\((in )?\d+[dhms]( \d+[dhms])?( ago)?\)", "(<span>)"),
                 rule(r"\(now\)", "(<span>)"),
+                rule(r"\btime \d+ms\b", "time <ms>"),
                 rule(r"\bin \d+[dhms]( \d+[dhms])?\b", "in <span>"),
                 rule(r"\b\d+[dhms]( \d+[dhms])? ago\b", "<span> ago"),
             ],
@@ -162,26 +165,48 @@ impl Normalizer {
     }
 }
 
-/// Does `actual` match `expected` (`…` within a line: any text; a line of `…`: any lines)?
-fn matches(expected: &[String], actual: &[String]) -> bool {
-    fn line_matches(pattern: &str, line: &str) -> bool {
-        if !pattern.contains('…') {
-            return pattern == line;
+/// One expected output line: `…` alone (any number of lines), or a line with `…` as any text.
+enum Pattern {
+    AnyLines,
+    Exact(String),
+    Wild(Regex),
+}
+
+impl Pattern {
+    fn new(line: &str) -> Pattern {
+        if line.trim() == "…" {
+            Pattern::AnyLines
+        } else if line.contains('…') {
+            let re = line
+                .split('…')
+                .map(regex::escape)
+                .collect::<Vec<_>>()
+                .join(".*");
+            Pattern::Wild(Regex::new(&format!("^{re}$")).expect("an escaped pattern"))
+        } else {
+            Pattern::Exact(line.to_owned())
         }
-        let re = pattern
-            .split('…')
-            .map(regex::escape)
-            .collect::<Vec<_>>()
-            .join(".*");
-        Regex::new(&format!("^{re}$")).is_ok_and(|r| r.is_match(line))
     }
+}
+
+fn patterns(expected: &[String]) -> Vec<Pattern> {
+    expected.iter().map(|l| Pattern::new(l)).collect()
+}
+
+/// Does `actual` match `expected` (`…` within a line: any text; a line of `…`: any lines)?
+fn matches(expected: &[Pattern], actual: &[String]) -> bool {
     match expected.split_first() {
         None => actual.is_empty(),
-        Some((p, rest)) if p.trim() == "…" => {
-            (0..=actual.len()).any(|k| matches(rest, &actual[k..]))
-        }
+        Some((Pattern::AnyLines, rest)) => (0..=actual.len()).any(|k| matches(rest, &actual[k..])),
         Some((p, rest)) => match actual.split_first() {
-            Some((a, more)) => line_matches(p, a) && matches(rest, more),
+            Some((a, more)) => {
+                let hit = match p {
+                    Pattern::Exact(e) => e == a,
+                    Pattern::Wild(re) => re.is_match(a),
+                    Pattern::AnyLines => true,
+                };
+                hit && matches(rest, more)
+            }
             None => false,
         },
     }
@@ -296,7 +321,7 @@ fn run(doc: &Doc, dir: &Path, name: &str) -> Result<usize, String> {
         }
         checked += 1;
         let expected: Vec<String> = step.expected.iter().map(|l| norm.apply(l)).collect();
-        if !matches(&expected, &actual) {
+        if !matches(&patterns(&expected), &actual) {
             failures.push(format!(
                 "{name}:{}: `{}`\n--- the document shows\n{}\n--- rn printed\n{}",
                 step.line,
@@ -383,7 +408,152 @@ fn placeholders_and_wildcards() {
         "expires   <time> (<span>) root sha256:<digest>"
     );
     let lines = |s: &str| s.lines().map(str::to_owned).collect::<Vec<_>>();
-    assert!(matches(&lines("a\n…\nd"), &lines("a\nb\nc\nd")));
-    assert!(matches(&lines("a …z"), &lines("a xyz")));
-    assert!(!matches(&lines("a\nd"), &lines("a\nb\nd")));
+    let m = |e: &str, a: &str| matches(&patterns(&lines(e)), &lines(a));
+    assert!(m("a\n…\nd", "a\nb\nc\nd"));
+    assert!(m("a …z", "a xyz"));
+    assert!(!m("a\nd", "a\nb\nd"));
+}
+
+/// The ```text blocks of a document: the line each starts on and its lines, as placeholders.
+fn text_blocks(text: &str, norm: &Normalizer) -> Vec<(usize, Vec<String>)> {
+    let mut blocks = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((n, line)) = lines.next() {
+        if line.trim() == "```text" {
+            let indent = line.len() - line.trim_start().len();
+            let body = lines
+                .by_ref()
+                .map(|(_, l)| l.get(indent..).unwrap_or(l.trim_start()))
+                .take_while(|l| !l.trim_start().starts_with("```"))
+                // A command the block names stands for whatever the drill typed there.
+                .map(|l| {
+                    if l.starts_with("$ ") {
+                        "…".to_owned()
+                    } else {
+                        norm.apply(l)
+                    }
+                })
+                .collect();
+            blocks.push((n + 1, body));
+        }
+    }
+    blocks
+}
+
+/// Runs each runbook's drill (`ci/drill.sh`, which performs the runbook's steps for real on a
+/// throw-away network) and checks every ```text block of the runbook, what an operator is told
+/// to expect, against the drill's transcript: the block's lines, in order, as rn printed them.
+/// Returns how many blocks matched; the error names every block that did not.
+fn runbooks_match_their_drills(scenarios: &[String]) -> Result<usize, String> {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let norm = Normalizer::new();
+    let artifacts = tempfile::tempdir().unwrap();
+    let (mut checked, mut failures) = (0, Vec::new());
+    for scenario in scenarios {
+        let out = Command::new("bash")
+            .arg(base.join("ci/drill.sh"))
+            .arg(scenario)
+            .arg(env!("CARGO_BIN_EXE_rn"))
+            .env("ARTIFACTS", artifacts.path())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failures.push(format!(
+                "drill {scenario} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            continue;
+        }
+        let log = artifacts.path().join(format!("drills/{scenario}.log"));
+        let transcript = fs::read_to_string(&log).unwrap();
+        // Names the drill had to give otherwise (`# stand-in: rnfdb for rn0`: one interface
+        // name per namespace) read as the runbook's.
+        let mut standins: Vec<(&str, &str)> = transcript
+            .lines()
+            .filter_map(|l| l.strip_prefix("# stand-in: ")?.split_once(" for "))
+            .collect();
+        standins.sort_by_key(|(actual, _)| std::cmp::Reverse(actual.len()));
+        // What rn printed: the transcript without its headers, the commands as typed and the
+        // drill's own checks.
+        let printed: Vec<String> = transcript
+            .lines()
+            .filter(|l| !(l.starts_with("# ") || l.starts_with("## ") || l.starts_with("$ ")))
+            .filter(|l| !l.starts_with("  ok: "))
+            .map(|l| {
+                let l = standins
+                    .iter()
+                    .fold(l.to_owned(), |l, (actual, shown)| l.replace(actual, shown));
+                norm.apply(&l)
+            })
+            .collect();
+        let runbook = format!("docs/operations/incidents/{scenario}.md");
+        let text = fs::read_to_string(base.join(&runbook)).unwrap();
+        for (line, block) in text_blocks(&text, &norm) {
+            // The longest head of the block found in the transcript: all of it, or up to the
+            // line to look at.
+            let found = |head: usize| {
+                let mut wanted = patterns(&block[..head]);
+                wanted.push(Pattern::AnyLines);
+                (0..printed.len()).any(|k| matches(&wanted, &printed[k..]))
+            };
+            if found(block.len()) {
+                checked += 1;
+                continue;
+            }
+            let head = (0..block.len()).rev().find(|&h| found(h)).unwrap_or(0);
+            failures.push(format!(
+                "{runbook}:{}: not what the drill printed ({}); the block's lines {}..{} are:\n{}\n>>> {}",
+                line + 1 + head,
+                log.display(),
+                line + 1,
+                line + head,
+                block[..head].join("\n"),
+                block[head]
+            ));
+        }
+    }
+    if failures.is_empty() {
+        Ok(checked)
+    } else {
+        // Keep the transcripts for a look at what rn printed.
+        let kept = artifacts.keep();
+        Err(format!(
+            "{}\n(transcripts kept in {})",
+            failures.join("\n\n"),
+            kept.display()
+        ))
+    }
+}
+
+/// The runbooks of docs/operations/incidents/, by name, but for those `except` names.
+fn runbooks(except: &[&str]) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations/incidents");
+    let mut out: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .filter_map(|p| Some(p.file_stem()?.to_str()?.to_owned()))
+        .filter(|name| name != "README" && !except.contains(&name.as_str()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn runbook_outputs_are_what_the_drills_print() {
+    let names = runbooks(&ROOT_DRILLS);
+    assert!(names.len() >= 8, "runbooks found: {names:?}");
+    let n = runbooks_match_their_drills(&names).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("runbooks: {} drills, {n} output blocks match", names.len());
+}
+
+/// The drills whose nodes run in network namespaces.
+const ROOT_DRILLS: [&str; 2] = ["fleet-revocation", "node-key-rotation"];
+
+#[test]
+#[ignore = "needs root: the fleet-revocation and node-key-rotation drills run their nodes in network namespaces"]
+fn root_runbook_outputs_are_what_their_drills_print() {
+    let names = ROOT_DRILLS.map(str::to_owned);
+    let n = runbooks_match_their_drills(&names).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("runbooks: {} drills, {n} output blocks match", names.len());
 }

@@ -668,6 +668,21 @@ impl Agent {
         }
     }
 
+    /// What a status answer reads at the moment of the request: the interface, through a read
+    /// handle of its own, and the addresses the ledger server listens on.
+    fn live(&self) -> control::Live {
+        control::Live {
+            reader: tunnel::open(
+                self.config.backend,
+                &self.config.interface,
+                &self.config.memory_file,
+            )
+            .ok()
+            .map(Mutex::new),
+            serving: self.server.as_ref().map(|s| s.bound_handle()),
+        }
+    }
+
     /// Stops cleanly: removes the interface (or every peer of an attached daemon), then rn's
     /// filter.
     pub fn shutdown(&mut self) {
@@ -680,16 +695,22 @@ impl Agent {
     /// embedded tunnel device stops by itself, which it does on SIGTERM or SIGINT when it reads
     /// the signal first.
     pub fn run(&mut self, flags: &Flags) -> anyhow::Result<Stopped> {
+        // Serving and pulling (spec §5a): the server answers on the overlay addresses once the
+        // node is trusted; the distribution thread pulls, notifies and learns endpoints.
+        let (events, received) = std::sync::mpsc::sync_channel(64);
+        if self.config.serve_port != 0 {
+            let handler = Arc::new(LedgerHandler::new(self.shared.clone(), events.clone()));
+            self.server = Some(crate::sync::serve::Server::spawn(
+                handler,
+                crate::sync::serve::Limits::default(),
+                flags.stop.clone(),
+            ));
+        }
         let server = control::serve(
             &self.config.control_socket,
             self.status.clone(),
             flags.reload.clone(),
-            tunnel::open(
-                self.config.backend,
-                &self.config.interface,
-                &self.config.memory_file,
-            )
-            .ok(),
+            self.live(),
         );
         if let Err(e) = &server {
             self.log.event(
@@ -718,21 +739,12 @@ impl Agent {
                 self.dataplane.firewall_name()
             ),
         );
-        // Serving and pulling (spec §5a): the server answers on the overlay addresses once the
-        // node is trusted; the distribution thread pulls, notifies and learns endpoints.
-        let (events, received) = std::sync::mpsc::sync_channel(64);
         if let Some(addr) = self.metrics_listen {
             let server = crate::sync::serve::Server::spawn(
                 Arc::new(MetricsHandler {
                     status: self.status.clone(),
-                    // Its own read handle, as the control socket has: figures as of the request.
-                    reader: tunnel::open(
-                        self.config.backend,
-                        &self.config.interface,
-                        &self.config.memory_file,
-                    )
-                    .ok()
-                    .map(Mutex::new),
+                    // As the control socket: figures as of the request.
+                    live: self.live(),
                 }),
                 crate::sync::serve::Limits {
                     connections: 8,
@@ -745,14 +757,6 @@ impl Agent {
             self.log
                 .event("info", &format!("metrics on http://{addr}/metrics"));
             self.metrics_server = Some(server);
-        }
-        if self.config.serve_port != 0 {
-            let handler = Arc::new(LedgerHandler::new(self.shared.clone(), events.clone()));
-            self.server = Some(crate::sync::serve::Server::spawn(
-                handler,
-                crate::sync::serve::Limits::default(),
-                flags.stop.clone(),
-            ));
         }
         if self.config.serve_port != 0 || !self.config.mirrors.is_empty() {
             let (config, log, status, shared, wake, stop) = (
@@ -973,7 +977,7 @@ fn store_reason(e: &StoreError) -> String {
 /// read from the interface when asked (as `rn node status` reads them).
 struct MetricsHandler {
     status: Arc<Mutex<Status>>,
-    reader: Option<Mutex<Box<dyn TunnelBackend>>>,
+    live: control::Live,
 }
 
 impl crate::sync::serve::Handler for MetricsHandler {
@@ -988,11 +992,7 @@ impl crate::sync::serve::Handler for MetricsHandler {
         let Ok(mut s) = self.status.lock().map(|s| s.clone()) else {
             return Response::status(503, "status unavailable");
         };
-        if let Some(reader) = &self.reader
-            && let Ok(reader) = reader.lock()
-        {
-            control::live(&mut s, reader.as_ref());
-        }
+        self.live.refresh(&mut s);
         Response {
             status: 200,
             body: super::status::prometheus(&s, crate::clock::now()).into_bytes(),

@@ -12,15 +12,13 @@ use std::time::Duration;
 use super::status::{NodeMode, Status};
 use crate::tunnel::TunnelBackend;
 
-/// Binds the socket and answers requests on a thread. Returns the socket path. With a
-/// `reader` (a backend used only to read the interface), every `status` answer reads the
-/// interface live: handshakes, counters and endpoints as they are now, and a node whose
-/// interface is gone is not trusted, whatever the last reconcile found.
+/// Binds the socket and answers requests on a thread. Returns the socket path. Every `status`
+/// answer is refreshed by `live` (see [`Live`]).
 pub fn serve(
     path: &Path,
     status: Arc<Mutex<Status>>,
     reload: Arc<AtomicBool>,
-    reader: Option<Box<dyn TunnelBackend>>,
+    live: Live,
 ) -> std::io::Result<PathBuf> {
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
@@ -41,7 +39,7 @@ pub fn serve(
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
-            let _ = answer(conn, &status, &reload, reader.as_deref());
+            let _ = answer(conn, &status, &reload, &live);
         }
     });
     Ok(path.to_owned())
@@ -51,7 +49,7 @@ fn answer(
     conn: UnixStream,
     status: &Mutex<Status>,
     reload: &AtomicBool,
-    reader: Option<&dyn TunnelBackend>,
+    live: &Live,
 ) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut line = String::new();
@@ -60,9 +58,7 @@ fn answer(
         "status" => match status.lock() {
             Ok(s) => {
                 let mut s = s.clone();
-                if let Some(r) = reader {
-                    live(&mut s, r);
-                }
+                live.refresh(&mut s);
                 serde_json::to_string(&s).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
             }
             Err(_) => "{\"error\":\"status unavailable\"}".into(),
@@ -78,29 +74,50 @@ fn answer(
     conn.write_all(b"\n")
 }
 
-/// Fills `s` with what the interface holds now. An interface that is gone makes a trusted
-/// node restricted in the answer; one that cannot be read leaves the last reconcile's figures.
-pub(crate) fn live(s: &mut Status, reader: &dyn TunnelBackend) {
-    let Ok(o) = reader.observe() else {
-        return;
-    };
-    if !o.present {
-        if s.mode == NodeMode::Trusted {
-            s.mode = NodeMode::Restricted;
-            s.reason = Some(format!(
-                "the interface {} is missing (deleted from under rn); restoring it",
-                s.interface
-            ));
+/// What a status answer reads as it is at the moment of the request, not as the last reconcile
+/// found it.
+#[derive(Default)]
+pub struct Live {
+    /// A backend used only to read the interface: handshakes, counters and endpoints as they
+    /// are now, and a node whose interface is gone is not trusted.
+    pub reader: Option<Mutex<Box<dyn TunnelBackend>>>,
+    /// The addresses the ledger server listens on (it rebinds on its own thread).
+    pub serving: Option<Arc<Mutex<Vec<std::net::SocketAddr>>>>,
+}
+
+impl Live {
+    /// Fills `s` with what is in force now. An interface that is gone makes a trusted node
+    /// restricted in the answer; one that cannot be read leaves the last reconcile's figures.
+    pub fn refresh(&self, s: &mut Status) {
+        if let Some(bound) = &self.serving
+            && let Ok(b) = bound.lock()
+        {
+            s.distribution.serving = b.iter().map(ToString::to_string).collect();
         }
-        return;
-    }
-    for p in &mut s.peers {
-        if let Some(seen) = o.peers.iter().find(|q| q.pubkey.to_string() == p.pubkey) {
-            p.last_handshake = seen.last_handshake;
-            p.rx_bytes = seen.rx_bytes;
-            p.tx_bytes = seen.tx_bytes;
-            if let Some(e) = seen.endpoint {
-                p.endpoint = Some(e.to_string());
+        let Some(Ok(reader)) = self.reader.as_ref().map(|r| r.lock()) else {
+            return;
+        };
+        let Ok(o) = reader.observe() else {
+            return;
+        };
+        if !o.present {
+            if s.mode == NodeMode::Trusted {
+                s.mode = NodeMode::Restricted;
+                s.reason = Some(format!(
+                    "the interface {} is missing (deleted from under rn); restoring it",
+                    s.interface
+                ));
+            }
+            return;
+        }
+        for p in &mut s.peers {
+            if let Some(seen) = o.peers.iter().find(|q| q.pubkey.to_string() == p.pubkey) {
+                p.last_handshake = seen.last_handshake;
+                p.rx_bytes = seen.rx_bytes;
+                p.tx_bytes = seen.tx_bytes;
+                if let Some(e) = seen.endpoint {
+                    p.endpoint = Some(e.to_string());
+                }
             }
         }
     }

@@ -129,6 +129,11 @@ impl Server {
     pub fn bound(&self) -> Vec<SocketAddr> {
         self.bound.lock().map(|b| b.clone()).unwrap_or_default()
     }
+
+    /// A handle that reads [`Server::bound`] from another thread, as the server changes it.
+    pub fn bound_handle(&self) -> Arc<Mutex<Vec<SocketAddr>>> {
+        self.bound.clone()
+    }
 }
 
 fn accept_loop(
