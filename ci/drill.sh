@@ -460,6 +460,8 @@ drill_fleet-revocation() {
     done <fleet.txt
 
     step "closure: the laptop's traffic is cut; the rest of the mesh still talks"
+    laptop_restricted() { rn node status --config laptop/node.json 2>/dev/null | grep -q '^mode *restricted'; }
+    check "the laptop's agent is restricted within 10 s of the push" wait_for 10 laptop_restricted
     xs 0 "! ip netns exec rnf-laptop ping -c2 -W1 100.96.0.1"
     check "web still reaches db after the revocation" wait_for 10 pings web 100.96.0.2
     x 0 ip netns exec rnf-web ping -c1 -W2 100.96.0.2
