@@ -8,8 +8,8 @@
 # it printed and its exit code), SCENARIO.json (its steps and their outcomes) and
 # SCENARIO.audit (`rn member log --verify` and `--audit` of every ledger it leaves behind).
 # `all` also writes artifacts/recovery.json and artifacts/audit-integrity.log. A step that fails
-# ends its drill with a non-zero exit and names the step. Drills about traffic (fleet-revocation)
-# run in network namespaces and need root; the others use the memory backend.
+# ends its drill with a non-zero exit and names the step. Drills about traffic (fleet-revocation,
+# node-key-rotation) run in network namespaces and need root; the others use the memory backend.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 REPO=$(pwd)
@@ -114,7 +114,10 @@ admit() {
     x 0 rn member apply policy-proposal.json --state-dir op
     for n in "$@"; do catch_up "$n/state"; done
 }
-# shows WANT 'PIPELINE': a runbook's check, run as typed; what it prints must be WANT.
+# shows WANT 'PIPELINE': a runbook's check, with the drill's stand-ins for what runs on a host
+# (`--state-dir HOST/state` for `ssh HOST rn member …`, `rn node run --once --config
+# HOST/node.json` for `ssh HOST rn node status --json` where no agent runs); what it prints must
+# be WANT.
 shows() {
     xs 0 "$2"
     if [ "$OUT" = "$1" ]; then ok "as the runbook shows"; else ko "\`$2\` printed \"$OUT\", expected \"$1\""; fi
@@ -361,6 +364,8 @@ drill_node-compromise() {
     step "closure: the laptop is back with its new key only"
     shows "$NEWKEY" "rn node run --once --config web/node.json 2>/dev/null | jq -r '.peers[] | select(.id == \"laptop\") | .pubkey'"
     shows trusted "rn node run --once --config laptop/node.json 2>/dev/null | jq -r .mode"
+    shows "$(field op .root)
+trusted" "rn member status --state-dir web/state --json | jq -r '.root, .mode'"
     same_root web/state db/state laptop/state
     audit_proof op web/state db/state laptop/state
 }

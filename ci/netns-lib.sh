@@ -81,7 +81,8 @@ http_get() {
     local line
     exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
     printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
-    IFS= read -r line <&3 && [[ $line == "HTTP/1."?" 200"* ]] || return 1
+    IFS= read -r line <&3 || { echo "no answer" >&2; return 1; }
+    [[ $line == "HTTP/1."?" 200"* ]] || { echo "${line%$'\r'}" >&2; return 1; }
     while IFS= read -r line <&3 && [ -n "${line%$'\r'}" ]; do :; done
     cat <&3
 }
@@ -90,7 +91,7 @@ http_get() {
 # curl, and its static busybox wget cannot resolve a URL there).
 fetch_metrics() {
     if command -v curl >/dev/null; then
-        inns "$1" curl -sf --max-time 5 http://127.0.0.1:9851/metrics
+        inns "$1" curl -sSf --max-time 5 http://127.0.0.1:9851/metrics
     else
         inns "$1" timeout 5 bash -c "$(declare -f http_get); http_get 9851 /metrics"
     fi

@@ -404,6 +404,18 @@ fn a_broken_doc_line_fails() {
 fn placeholders_and_wildcards() {
     let n = Normalizer::new();
     assert_eq!(
+        stand_in("if rnfdb (x) rnfdbx", "rnfdb", "rn0"),
+        "if rn0 (x) rnfdbx"
+    );
+    assert_eq!(
+        stand_in(
+            "bootstrapped db/state: key Xdb/state=",
+            "db/state",
+            "/var/lib/rn"
+        ),
+        "bootstrapped /var/lib/rn: key Xdb/state="
+    );
+    assert_eq!(
         n.apply("expires   2026-11-27 15:06:52 UTC (in 59m 58s) root sha256:4eb43b64560e3cb9b5647d264875b541f2e19259db591ff769ae1b03b812a6a7"),
         "expires   <time> (<span>) root sha256:<digest>"
     );
@@ -480,29 +492,51 @@ fn runbooks_match_their_drills(scenarios: &[String]) -> Result<usize, String> {
             .filter(|l| !(l.starts_with("# ") || l.starts_with("## ") || l.starts_with("$ ")))
             .filter(|l| !l.starts_with("  ok: "))
             .map(|l| {
-                let l = standins
-                    .iter()
-                    .fold(l.to_owned(), |l, (actual, shown)| l.replace(actual, shown));
+                let l = standins.iter().fold(l.to_owned(), |l, (actual, shown)| {
+                    stand_in(&l, actual, shown)
+                });
                 norm.apply(&l)
             })
             .collect();
         let runbook = format!("docs/operations/incidents/{scenario}.md");
         let text = fs::read_to_string(base.join(&runbook)).unwrap();
-        for (line, block) in text_blocks(&text, &norm) {
-            // The longest head of the block found in the transcript: all of it, or up to the
-            // line to look at.
+        let blocks = text_blocks(&text, &norm);
+        if blocks.is_empty() {
+            failures.push(format!("{runbook}: no ```text block of expected output"));
+        }
+        // Blocks in document order, each after where the one before it matched: the drill
+        // follows the runbook step by step.
+        let mut from = 0;
+        for (line, block) in blocks {
+            let literal = patterns(&block)
+                .iter()
+                .filter(|p| !matches!(p, Pattern::AnyLines))
+                .count();
+            if literal == 0 {
+                failures.push(format!(
+                    "{runbook}:{line}: a ```text block with no line to compare: show the output, or make it a plain ``` block"
+                ));
+                continue;
+            }
+            // Where the block's first `head` lines start, at or after `from`.
             let found = |head: usize| {
                 let mut wanted = patterns(&block[..head]);
                 wanted.push(Pattern::AnyLines);
-                (0..printed.len()).any(|k| matches(&wanted, &printed[k..]))
+                (from..printed.len()).find(|&k| matches(&wanted, &printed[k..]))
             };
-            if found(block.len()) {
+            if let Some(k) = found(block.len()) {
                 checked += 1;
+                // The match spans at least its literal lines.
+                from = k + literal;
                 continue;
             }
-            let head = (0..block.len()).rev().find(|&h| found(h)).unwrap_or(0);
+            // The longest head found: the line after it is the one to look at.
+            let head = (0..block.len())
+                .rev()
+                .find(|&h| found(h).is_some())
+                .unwrap_or(0);
             failures.push(format!(
-                "{runbook}:{}: not what the drill printed ({}); the block's lines {}..{} are:\n{}\n>>> {}",
+                "{runbook}:{}: not what the drill printed after line {from} of its output ({}); the block's lines {}..{} are:\n{}\n>>> {}",
                 line + 1 + head,
                 log.display(),
                 line + 1,
@@ -525,6 +559,23 @@ fn runbooks_match_their_drills(scenarios: &[String]) -> Result<usize, String> {
     }
 }
 
+/// `line` with every `actual` that stands alone — not inside a key or a longer name — read as
+/// `shown`.
+fn stand_in(line: &str, actual: &str, shown: &str) -> String {
+    let part_of_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_');
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find(actual) {
+        let (before, after) = (&rest[..i], &rest[i + actual.len()..]);
+        let alone = !before.ends_with(part_of_name) && !after.starts_with(part_of_name);
+        out.push_str(before);
+        out.push_str(if alone { shown } else { actual });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The runbooks of docs/operations/incidents/, by name, but for those `except` names.
 fn runbooks(except: &[&str]) -> Vec<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations/incidents");
@@ -539,8 +590,15 @@ fn runbooks(except: &[&str]) -> Vec<String> {
     out
 }
 
+/// One drill run at a time: the drills of the two tests below would slow each other's timed
+/// checks.
+static DRILLS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn runbook_outputs_are_what_the_drills_print() {
+    let _one = DRILLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let names = runbooks(&ROOT_DRILLS);
     assert!(names.len() >= 8, "runbooks found: {names:?}");
     let n = runbooks_match_their_drills(&names).unwrap_or_else(|e| panic!("{e}"));
@@ -553,6 +611,9 @@ const ROOT_DRILLS: [&str; 2] = ["fleet-revocation", "node-key-rotation"];
 #[test]
 #[ignore = "needs root: the fleet-revocation and node-key-rotation drills run their nodes in network namespaces"]
 fn root_runbook_outputs_are_what_their_drills_print() {
+    let _one = DRILLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let names = ROOT_DRILLS.map(str::to_owned);
     let n = runbooks_match_their_drills(&names).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("runbooks: {} drills, {n} output blocks match", names.len());

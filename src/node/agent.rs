@@ -679,7 +679,7 @@ impl Agent {
             )
             .ok()
             .map(Mutex::new),
-            serving: self.server.as_ref().map(|s| s.bound_handle()),
+            serving: self.server.as_ref().map(|s| s.listening()),
         }
     }
 
@@ -698,6 +698,7 @@ impl Agent {
         // Serving and pulling (spec §5a): the server answers on the overlay addresses once the
         // node is trusted; the distribution thread pulls, notifies and learns endpoints.
         let (events, received) = std::sync::mpsc::sync_channel(64);
+        // Before the control socket: its status answers read where this server listens.
         if self.config.serve_port != 0 {
             let handler = Arc::new(LedgerHandler::new(self.shared.clone(), events.clone()));
             self.server = Some(crate::sync::serve::Server::spawn(

@@ -76,23 +76,20 @@ fn answer(
 
 /// What a status answer reads as it is at the moment of the request, not as the last reconcile
 /// found it.
-#[derive(Default)]
 pub struct Live {
     /// A backend used only to read the interface: handshakes, counters and endpoints as they
     /// are now, and a node whose interface is gone is not trusted.
     pub reader: Option<Mutex<Box<dyn TunnelBackend>>>,
-    /// The addresses the ledger server listens on (it rebinds on its own thread).
-    pub serving: Option<Arc<Mutex<Vec<std::net::SocketAddr>>>>,
+    /// Where the ledger server listens (it rebinds on its own thread).
+    pub serving: Option<crate::sync::serve::Listening>,
 }
 
 impl Live {
     /// Fills `s` with what is in force now. An interface that is gone makes a trusted node
     /// restricted in the answer; one that cannot be read leaves the last reconcile's figures.
     pub fn refresh(&self, s: &mut Status) {
-        if let Some(bound) = &self.serving
-            && let Ok(b) = bound.lock()
-        {
-            s.distribution.serving = b.iter().map(ToString::to_string).collect();
+        if let Some(listening) = &self.serving {
+            s.distribution.serving = listening.now().iter().map(ToString::to_string).collect();
         }
         let Some(Ok(reader)) = self.reader.as_ref().map(|r| r.lock()) else {
             return;

@@ -125,14 +125,35 @@ impl Server {
         }
     }
 
-    /// The addresses listened on now.
+    /// The addresses listened on now (as [`Listening::now`]).
     pub fn bound(&self) -> Vec<SocketAddr> {
-        self.bound.lock().map(|b| b.clone()).unwrap_or_default()
+        self.listening().now()
     }
 
-    /// A handle that reads [`Server::bound`] from another thread, as the server changes it.
-    pub fn bound_handle(&self) -> Arc<Mutex<Vec<SocketAddr>>> {
-        self.bound.clone()
+    /// A handle that tells from another thread where the server listens now.
+    pub fn listening(&self) -> Listening {
+        Listening {
+            wanted: self.wanted.clone(),
+            bound: self.bound.clone(),
+        }
+    }
+}
+
+/// Where a [`Server`] listens, read from any thread.
+pub struct Listening {
+    wanted: Arc<Mutex<Vec<SocketAddr>>>,
+    bound: Arc<Mutex<Vec<SocketAddr>>>,
+}
+
+impl Listening {
+    /// The addresses bound and still wanted: one the server has been told to leave counts as
+    /// gone at once, before its accept thread closes it.
+    pub fn now(&self) -> Vec<SocketAddr> {
+        let wanted = self.wanted.lock().map(|w| w.clone()).unwrap_or_default();
+        self.bound
+            .lock()
+            .map(|b| b.iter().filter(|a| wanted.contains(a)).copied().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -366,6 +387,18 @@ mod tests {
         }
         assert_eq!(server.bound(), vec![addr]);
         (server, addr, stop)
+    }
+
+    #[test]
+    fn an_address_let_go_is_not_reported_as_listened_on() {
+        let (server, addr, stop) = start_with(Arc::new(Echo), Limits::default());
+        let listening = server.listening();
+        assert_eq!(listening.now(), vec![addr]);
+        server.listen_on(Vec::new());
+        // At once, before the accept thread closes the socket.
+        assert!(listening.now().is_empty());
+        assert!(server.bound().is_empty());
+        stop.store(true, Ordering::Relaxed);
     }
 
     fn exchange(addr: SocketAddr, request: &[u8]) -> String {
