@@ -1694,15 +1694,19 @@ fn operator_conveniences_version_completions_several_ops_show_and_filters() {
     // Completions from the parser's metadata: bash completes `rn member pro` to `propose`.
     let script = env.ok(&["completions", "bash"]);
     fs::write(env.path("rn.bash"), &script).unwrap();
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(
-            "source ./rn.bash; COMP_WORDS=(rn member pro); COMP_CWORD=2; _rn; echo \"${COMPREPLY[@]}\"",
-        )
-        .current_dir(env.path(""))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "propose");
+    let complete = |word: &str| {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source ./rn.bash; COMP_WORDS=(rn member {word}); COMP_CWORD=2; _rn; echo \"${{COMPREPLY[@]}}\""
+            ))
+            .current_dir(env.path(""))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(complete("pro"), "propose prove");
+    assert_eq!(complete("prop"), "propose");
     for shell in ["zsh", "fish"] {
         assert!(
             env.ok(&["completions", shell]).contains("propose"),
@@ -2121,4 +2125,100 @@ fn json_results_of_init_sign_combine_bootstrap_and_validate() {
     .unwrap();
     let v = json(env.ok(&["policy", "validate", "policy.json", "--json"]));
     assert_eq!(v["rules"], 0);
+}
+
+#[test]
+fn a_node_proves_its_membership_to_anyone_holding_the_root() {
+    let env = Env::new();
+    two_ledgers(&env);
+    env.ok(&["member", "apply", "p.json", "--state-dir", "a"]);
+    let status: serde_json::Value =
+        serde_json::from_str(&env.ok(&["member", "status", "--state-dir", "a", "--json"])).unwrap();
+    let root = status["root"].as_str().unwrap().to_owned();
+    let out = env.ok(&[
+        "member",
+        "prove",
+        "--node",
+        "web-1",
+        "--state-dir",
+        "a",
+        "-o",
+        "web-1.proof",
+    ]);
+    assert!(
+        out.contains("node web-1 (active) is record 1 of 1 in network acme at epoch 1"),
+        "{out}"
+    );
+    let out = env.ok(&["member", "verify-proof", "web-1.proof", "--root", &root]);
+    assert!(out.starts_with("verified: node web-1"), "{out}");
+    // The same bytes on standard output.
+    let printed = env.ok(&["member", "prove", "--node", "web-1", "--state-dir", "a"]);
+    assert_eq!(
+        printed.trim_end(),
+        fs::read_to_string(env.path("web-1.proof"))
+            .unwrap()
+            .trim_end()
+    );
+
+    // Another root, an edited record, a node that is not there, a file that is not a proof.
+    let other = format!("sha256:{}", "0".repeat(64));
+    let r = env.rn(&["member", "verify-proof", "web-1.proof", "--root", &other]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the proof is for state root"),
+        "{}",
+        r.stderr
+    );
+    let edited = printed.replace("\"exit\":false", "\"exit\":true");
+    assert_ne!(edited, printed);
+    fs::write(env.path("edited.proof"), edited).unwrap();
+    let r = env.rn(&[
+        "member",
+        "verify-proof",
+        "edited.proof",
+        "--root",
+        &root,
+        "--json",
+    ]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    let j: serde_json::Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert!(
+        j["message"]
+            .as_str()
+            .unwrap()
+            .contains("do not lead to the node digest"),
+        "{j}"
+    );
+    let r = env.rn(&[
+        "member",
+        "prove",
+        "--node",
+        "web-9",
+        "--state-dir",
+        "a",
+        "-o",
+        "x",
+    ]);
+    assert_eq!(r.code, 65, "{}", r.stderr);
+    assert!(r.stderr.contains("no such node"), "{}", r.stderr);
+    assert_absent(&env.path("x"));
+    let r = env.rn(&["member", "verify-proof", "p.json", "--root", &root]);
+    assert_eq!(r.code, 65, "{}", r.stderr);
+
+    // The golden proofs verify through the CLI as through ci/vectors_check.py.
+    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/golden");
+    let roots: serde_json::Value =
+        serde_json::from_slice(&fs::read(golden.join("roots.json")).unwrap()).unwrap();
+    let root2 = roots["epochs"][2]["root"].as_str().unwrap();
+    for id in ["db-1", "web-1", "web-2"] {
+        let file = golden.join(format!("proof-02-{id}.json"));
+        let out = env.ok(&[
+            "member",
+            "verify-proof",
+            file.to_str().unwrap(),
+            "--root",
+            root2,
+        ]);
+        assert!(out.contains(&format!("node {id} ")), "{out}");
+    }
 }

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use rn::keys::fingerprint;
 use rn::ledger::canonical::{decode, to_jcs};
+use rn::ledger::proof::NodeProof;
 use rn::ledger::types::{Sha256Digest, hex};
 use rn::ledger::update::{SignedGenesis, SignedUpdate};
 use rn::ledger::{Freshness, State, accept, verify_genesis};
@@ -96,6 +97,14 @@ fn expected_files() -> BTreeMap<String, Vec<u8>> {
     }
     for (i, su) in c.updates.iter().enumerate() {
         files.insert(format!("update-{:02}.json", i + 1), common::file_bytes(su));
+    }
+    // Inclusion proofs (spec §4.1) of every node at epoch 2: three leaves, paths of 1 and 2.
+    for node in c.states[2].nodes() {
+        let proof = NodeProof::of(&c.states[2], &node.id).unwrap();
+        files.insert(
+            format!("proof-02-{}.json", node.id),
+            common::file_bytes(&proof),
+        );
     }
     files.insert(
         "roots.json".into(),

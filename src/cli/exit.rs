@@ -47,7 +47,7 @@ pub fn code(err: &anyhow::Error) -> Exit {
         if let Some(e) = cause.downcast_ref::<CliError>() {
             return e.exit();
         }
-        if cause.is::<Rejection>() {
+        if cause.is::<Rejection>() || cause.is::<crate::ledger::proof::ProofError>() {
             return Exit::Rejected;
         }
         if let Some(e) = cause.downcast_ref::<crate::sync::layout::PublishError>() {

@@ -2,8 +2,8 @@
 //!
 //! A [`State`] can only be built through checks: decoding validates every invariant, and the
 //! only way to change one is [`State::apply`] with a [`Transition`](super::reduce::Transition)
-//! the reducer produced. It caches each node record's leaf hash and its root, so a one-op
-//! update re-hashes one record plus the leaf list (spec §4.3).
+//! the reducer produced. It caches each node record's leaf hash and the node list's Merkle tree,
+//! so a one-op update re-hashes one record and its path in the tree (spec §4).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -11,6 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::canonical::{kind_marker, required};
+use super::merkle;
 use super::root;
 use super::types::{ApproverKey, Cidr, Id, Owner, Sha256Digest, Tag, TransportKey, Uint};
 
@@ -290,9 +291,9 @@ pub struct State {
     /// Cached: which node holds each address, and each transport key.
     pub(crate) address_index: HashMap<Cidr, Id>,
     pub(crate) key_index: HashMap<TransportKey, Id>,
-    /// Cached: the approver-list digest and the node-list digest with its checkpoints.
+    /// Cached: the approver-list digest, and the node list's Merkle tree (spec §4).
     pub(crate) approvers_digest: root::ListDigest,
-    pub(crate) nodes_digest: root::NodeDigest,
+    pub(crate) node_tree: root::NodeTree,
     pub(crate) root: Sha256Digest,
 }
 
@@ -350,7 +351,7 @@ impl State {
             address_index: HashMap::new(),
             key_index: HashMap::new(),
             approvers_digest: root::digest_records(std::iter::empty()),
-            nodes_digest: root::NodeDigest::build(&BTreeMap::new()),
+            node_tree: root::NodeTree::build([]),
             root: Sha256Digest([0; 32]),
         };
         state.params.check()?;
@@ -458,7 +459,7 @@ impl State {
             params: &self.params,
             threshold: self.threshold,
             approvers: self.approvers_digest,
-            nodes: self.nodes_digest.digest,
+            nodes: root::tree_digest(&self.node_tree),
             policy: self.policy.as_ref(),
         }
     }
@@ -466,7 +467,11 @@ impl State {
     /// Recomputes the cached digests and the root from the records (construction and commit).
     pub(crate) fn refresh_digests(&mut self) {
         self.approvers_digest = root::digest_records(self.approvers.values().map(root::leaf));
-        self.nodes_digest = root::NodeDigest::build(&self.nodes);
+        self.node_tree = root::NodeTree::build(
+            self.nodes
+                .iter()
+                .map(|(id, e)| (id.clone(), merkle::leaf_hash(&e.leaf))),
+        );
         self.root = root::state_root(&self.header_digests());
     }
 }

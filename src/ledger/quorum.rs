@@ -115,7 +115,17 @@ impl PreVerified {
         signatures: &[Signature],
         candidates: impl Fn(&Signature) -> Vec<ApproverKey>,
     ) -> PreVerified {
-        let message = update.message();
+        Self::compute_over(update, update.message(), signatures, candidates)
+    }
+
+    /// [`compute`](Self::compute) with the signed message already at hand: `message` must be
+    /// `JCS(update)` — for a log line, the update's own bytes within the canonical line.
+    pub fn compute_over(
+        update: &Update,
+        message: Vec<u8>,
+        signatures: &[Signature],
+        candidates: impl Fn(&Signature) -> Vec<ApproverKey>,
+    ) -> PreVerified {
         let mut valid = Vec::new();
         for (i, s) in signatures.iter().enumerate() {
             for key in candidates(s) {

@@ -2,11 +2,13 @@
 //!
 //! It never reads a clock and never mutates its input. It returns a [`Transition`] — only the
 //! records that change plus the new scalar fields and the recomputed root — so one op on a
-//! 10,000-node state re-hashes one record and the leaf list, not the whole state.
+//! 10,000-node state re-hashes one record and its path in the node tree, not the whole state.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use super::error::{IllegalOpKind, Rejection};
+use super::merkle;
 use super::model::StateKind;
 use super::model::{
     Approver, ApproverStatus, Node, NodeEntry, NodeStatus, Params, Set, State, check_approver_keys,
@@ -23,7 +25,8 @@ pub struct Transition {
     pub(crate) prev_root: Sha256Digest,
     pub(crate) epoch: Uint,
     pub(crate) nodes: BTreeMap<Id, Option<NodeEntry>>,
-    pub(crate) approvers: BTreeMap<Id, Approver>,
+    /// The new approver set, or `None` when no op changed it.
+    pub(crate) approvers: Option<BTreeMap<Id, Approver>>,
     pub(crate) threshold: Uint,
     pub(crate) params: Params,
     pub(crate) policy: Option<Sha256Digest>,
@@ -42,7 +45,8 @@ impl Transition {
 struct Draft<'a> {
     base: &'a State,
     nodes: BTreeMap<Id, Option<Node>>,
-    approvers: BTreeMap<Id, Approver>,
+    /// Copied on the first op that changes an approver.
+    approvers: Cow<'a, BTreeMap<Id, Approver>>,
     threshold: Uint,
     params: Params,
     policy: Option<Sha256Digest>,
@@ -73,7 +77,7 @@ pub fn reduce(state: &State, update: &Update) -> Result<Transition, Rejection> {
     let mut d = Draft {
         base: state,
         nodes: BTreeMap::new(),
-        approvers: state.approvers.clone(),
+        approvers: Cow::Borrowed(&state.approvers),
         threshold: state.threshold,
         params: state.params.clone(),
         policy: state.policy,
@@ -211,17 +215,27 @@ fn apply_op(d: &mut Draft<'_>, op: &Op, at: Uint) -> Result<(), Illegal> {
             if !approver.previous_keys.is_empty() {
                 return Err((KeyHistory, "a new approver has no previous keys".into()));
             }
-            d.approvers.insert(approver.id.clone(), approver.clone());
+            d.approvers
+                .to_mut()
+                .insert(approver.id.clone(), approver.clone());
         }
         Op::RevokeApprover { id } => {
-            let a = d.approvers.get_mut(id).ok_or_else(|| no_approver(id))?;
+            let a = d
+                .approvers
+                .to_mut()
+                .get_mut(id)
+                .ok_or_else(|| no_approver(id))?;
             if a.status != ApproverStatus::Active {
                 return Err((WrongStatus, format!("approver {id} is already revoked")));
             }
             a.status = ApproverStatus::Revoked;
         }
         Op::RotateApproverKey { id, pubkey } => {
-            let a = d.approvers.get_mut(id).ok_or_else(|| no_approver(id))?;
+            let a = d
+                .approvers
+                .to_mut()
+                .get_mut(id)
+                .ok_or_else(|| no_approver(id))?;
             if a.status != ApproverStatus::Active {
                 return Err((WrongStatus, format!("approver {id} is revoked")));
             }
@@ -296,10 +310,14 @@ fn status_word(s: NodeStatus) -> &'static str {
 
 /// Checks the §4.2 invariants on the draft and builds the transition.
 fn finish(d: Draft<'_>, epoch: Uint) -> Result<Transition, Rejection> {
-    check_quorum_reachable(&d.approvers, d.threshold)
-        .map_err(|reason| Rejection::QuorumUnreachable { reason })?;
     let invariant = |reason: String| Rejection::InvariantViolated { reason };
-    check_approver_keys(&d.approvers).map_err(invariant)?;
+    // The base state meets the approver invariants; only a change can break them.
+    let approvers_changed = matches!(d.approvers, Cow::Owned(_));
+    if approvers_changed || d.threshold != d.base.threshold {
+        check_quorum_reachable(&d.approvers, d.threshold)
+            .map_err(|reason| Rejection::QuorumUnreachable { reason })?;
+        check_approver_keys(&d.approvers).map_err(invariant)?;
+    }
 
     // Node shape: only changed nodes, unless the overlay itself changed.
     let changed = d.nodes.values().flatten();
@@ -347,11 +365,18 @@ fn finish(d: Draft<'_>, epoch: Uint) -> Result<Transition, Rejection> {
         .into_iter()
         .map(|(id, n)| (id, n.map(NodeEntry::new)))
         .collect();
-    let node_digest = d.base.nodes_digest.with_changes(&d.base.nodes, &nodes);
-    let approvers_digest = if d.approvers == d.base.approvers {
-        d.base.approvers_digest
-    } else {
-        root::digest_records(d.approvers.values().map(root::leaf))
+    let (count, digest) = d.base.node_tree.root_with(&tree_changes(&nodes));
+    let node_digest = root::ListDigest {
+        count,
+        digest: Sha256Digest(digest),
+    };
+    let approvers = match d.approvers {
+        Cow::Owned(a) if a != d.base.approvers => Some(a),
+        _ => None,
+    };
+    let approvers_digest = match &approvers {
+        None => d.base.approvers_digest,
+        Some(a) => root::digest_records(a.values().map(root::leaf)),
     };
     let header = Header {
         kind: StateKind,
@@ -368,7 +393,7 @@ fn finish(d: Draft<'_>, epoch: Uint) -> Result<Transition, Rejection> {
         prev_root: d.base.root,
         epoch,
         nodes,
-        approvers: d.approvers,
+        approvers,
         threshold: d.threshold,
         params: d.params,
         policy: d.policy,
@@ -376,6 +401,14 @@ fn finish(d: Draft<'_>, epoch: Uint) -> Result<Transition, Rejection> {
         nodes_digest: node_digest,
         root: new_root,
     })
+}
+
+/// The node tree's changes: each changed id with its new leaf hash, or `None` if removed.
+fn tree_changes(nodes: &BTreeMap<Id, Option<NodeEntry>>) -> Vec<merkle::Change<'_, Id>> {
+    nodes
+        .iter()
+        .map(|(id, e)| (id, e.as_ref().map(|e| merkle::leaf_hash(&e.leaf))))
+        .collect()
 }
 
 impl State {
@@ -386,7 +419,12 @@ impl State {
             t.prev_root, self.root,
             "a transition applies only to the state it was computed from"
         );
-        let first_changed = t.nodes.keys().next().cloned();
+        self.node_tree.apply(&tree_changes(&t.nodes));
+        assert_eq!(
+            root::tree_digest(&self.node_tree),
+            t.nodes_digest,
+            "the committed node list hashes to what the gate verified"
+        );
         // Two passes: an address or key may move between two changed nodes.
         for id in t.nodes.keys() {
             if let Some(old) = self.nodes.remove(id) {
@@ -406,18 +444,13 @@ impl State {
             }
         }
         self.epoch = t.epoch;
-        self.approvers = t.approvers;
+        if let Some(approvers) = t.approvers {
+            self.approvers = approvers;
+        }
         self.threshold = t.threshold;
         self.params = t.params;
         self.policy = t.policy;
         self.approvers_digest = t.approvers_digest;
-        if let Some(first) = first_changed {
-            self.nodes_digest.update_from(&self.nodes, &first);
-        }
-        assert_eq!(
-            self.nodes_digest.digest, t.nodes_digest,
-            "the committed node list hashes to what the gate verified"
-        );
         self.root = t.root;
     }
 

@@ -221,7 +221,7 @@ fn mode_text(mode: &Mode) -> String {
     }
 }
 
-fn node_status(s: NodeStatus) -> &'static str {
+pub(super) fn node_status(s: NodeStatus) -> &'static str {
     match s {
         NodeStatus::Active => "active",
         NodeStatus::Revoked => "revoked",

@@ -5,6 +5,7 @@ mod init;
 pub mod input;
 pub mod ledger;
 mod propose;
+mod prove;
 mod publish;
 pub mod push;
 mod show;
@@ -45,6 +46,8 @@ enum MemberSub {
     Publish(publish::Publish),
     Push(push::Push),
     Recover(ledger::Recover),
+    Prove(prove::Prove),
+    VerifyProof(prove::VerifyProof),
 }
 
 impl MemberCmd {
@@ -64,6 +67,8 @@ impl MemberCmd {
             MemberSub::Combine(c) => c.json,
             MemberSub::Bootstrap(c) => c.json,
             MemberSub::Recover(c) => c.json,
+            MemberSub::Prove(c) => c.json,
+            MemberSub::VerifyProof(c) => c.json,
             MemberSub::Export(_) => false,
         }
     }
@@ -85,6 +90,8 @@ impl MemberCmd {
             MemberSub::Publish(c) => c.run(),
             MemberSub::Push(c) => c.run(),
             MemberSub::Recover(c) => c.run(),
+            MemberSub::Prove(c) => c.run(),
+            MemberSub::VerifyProof(c) => c.run(),
         }
     }
 }

@@ -61,7 +61,13 @@ impl Prepared {
             .iter()
             .filter_map(crate::ledger::update::Op::new_approver_key)
             .collect();
-        let pre = quorum::PreVerified::compute(&su.update, &su.signatures, |s| {
+        let message = line[update_range(line)?].to_vec();
+        debug_assert_eq!(
+            message,
+            su.update.message(),
+            "a canonical line holds JCS(update)"
+        );
+        let pre = quorum::PreVerified::compute_over(&su.update, message, &su.signatures, |s| {
             if s.new_key {
                 new_keys
                     .iter()
@@ -78,6 +84,26 @@ impl Prepared {
             pre,
         })
     }
+}
+
+/// Where the update sits in a log line. The line is canonical (checked before), and a member
+/// of a canonical object is itself canonical, so these bytes are `JCS(update)` — the signed
+/// message — without encoding the update again.
+fn update_range(line: &[u8]) -> Result<std::ops::Range<usize>, String> {
+    #[derive(serde::Deserialize)]
+    struct Entry<'a> {
+        #[serde(borrow)]
+        signed_update: Signed<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Signed<'a> {
+        #[serde(borrow)]
+        update: &'a serde_json::value::RawValue,
+    }
+    let entry: Entry<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let raw = entry.signed_update.update.get().as_bytes();
+    let start = raw.as_ptr() as usize - line.as_ptr() as usize;
+    Ok(start..start + raw.len())
 }
 
 /// Prepares `lines` (`(offset, bytes)`) on worker threads and hands them to `take` in order,
