@@ -12,8 +12,8 @@ import subprocess
 import sys
 
 BEGIN, END = "<!-- bench:results -->", "<!-- /bench:results -->"
-# Gate at 3 sizes, load, bulk, policy, reconcile, revocation p50 and p95, size, idle RSS and CPU.
-EXPECTED_ROWS = 27
+# Gate at 4 sizes, load, bulk, policy, reconcile, revocation p50 and p95, size, idle RSS and CPU.
+EXPECTED_ROWS = 28
 
 
 def fmt(v):
@@ -41,6 +41,12 @@ def machine():
                             text=True).stdout.strip() or "unknown"
     if subprocess.run(["git", "diff", "--quiet", "HEAD", "--"]).returncode != 0:
         commit += "-dirty"
+    try:
+        flags = next(line for line in open("/proc/cpuinfo", encoding="utf-8")
+                     if line.startswith("flags")).split()
+        model += " (with SHA extensions)" if "sha_ni" in flags else " (without SHA extensions)"
+    except (OSError, StopIteration):
+        pass
     return (f"{model}, {os.cpu_count()} cores, Linux {platform.release()}; commit {commit}, "
             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
 

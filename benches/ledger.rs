@@ -1,5 +1,5 @@
 //! Gate cost against its floor: `accept` (verify + reduce + root) for a 2-of-3 single-op update
-//! versus the two `verify_strict` calls alone, on states of 10, 1,000 and 10,000 nodes.
+//! versus the two `verify_strict` calls alone, on states of 10, 1,000, 10,000 and 100,000 nodes.
 //! Run with `make bench`. Prints ratios (these machines are noisy; absolute times are
 //! for orientation only).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -53,12 +53,17 @@ fn per_call(rounds: usize, iters: u32, mut f: impl FnMut()) -> Duration {
 }
 
 fn main() {
+    println!("SHA-256: {}", report::sha256());
     println!(
         "{:<34} {:>12} {:>12} {:>7} {:>7}",
         "gate, 2-of-3 single-op update", "gate", "2x verify", "ratio", "target"
     );
-    // No target is set at 10 nodes; the 1,000-node target applies there too.
-    for (nodes, target) in [(10u32, 1.25), (1_000, 1.25), (10_000, 2.0)] {
+    for (nodes, target) in [
+        (10u32, 1.25),
+        (1_000, 1.25),
+        (10_000, 1.25),
+        (100_000, 1.25),
+    ] {
         let state = state_with(nodes);
         let victim = format!("node-{:05}", nodes / 2);
         let su = sign(
@@ -131,6 +136,7 @@ fn main() {
                 match nodes {
                     1_000 => "1,000".to_owned(),
                     10_000 => "10,000".to_owned(),
+                    100_000 => "100,000".to_owned(),
                     n => n.to_string(),
                 }
             ),
@@ -150,7 +156,8 @@ fn main() {
     breakdown();
 }
 
-/// Where the gate spends its time beyond the two signatures, at 1,000 nodes.
+/// Where the gate spends its time beyond the two signatures, at 1,000 nodes; and what the node
+/// tree costs for a change in place and for an added node, at 1,000 to 100,000 nodes.
 fn breakdown() {
     let state = state_with(1_000);
     let victim: rn::ledger::types::Id = "node-00500".parse().unwrap();
@@ -164,11 +171,10 @@ fn breakdown() {
         &["alice", "bob"],
     );
     let n = state.node(&victim).unwrap().clone();
-    let leaves = vec![7u8; 16 << 10];
     println!("\nbeyond the signatures, 1,000 nodes (revoking the middle node):");
     let t = |name: &str, f: &mut dyn FnMut()| {
         let d = per_call(5, 2000, &mut *f);
-        println!("  {name:<44} {:>8.2}us", d.as_secs_f64() * 1e6);
+        println!("  {name:<52} {:>9.2}us", d.as_secs_f64() * 1e6);
     };
     t("reduce (ops, invariants, new root)", &mut || {
         black_box(rn::ledger::reduce::reduce(&state, &su.update)).unwrap();
@@ -182,14 +188,48 @@ fn breakdown() {
     t("  of which JCS + SHA-256 of the header", &mut || {
         black_box(rn::ledger::types::Sha256Digest::of(&state.header_bytes()));
     });
-    t(
-        "  of which SHA-256 of 16 KiB (half the leaves)",
-        &mut || {
-            use sha2::Digest;
-            black_box(sha2::Sha256::digest(black_box(&leaves)));
-        },
-    );
     t("JCS(update): the signed message", &mut || {
         black_box(su.update.message());
     });
+    println!("\nthe node tree's new root (reduce of one op):");
+    for nodes in [1_000u32, 10_000, 100_000] {
+        let state = state_with(nodes);
+        let mid = format!("node-{:05}", nodes / 2);
+        let revoke = update_on(
+            &state,
+            2,
+            T0 + 100,
+            vec![Op::RevokeNode {
+                id: mid.parse().unwrap(),
+            }],
+        );
+        // A new id sorting just after the middle node: every later leaf moves by one.
+        let mut added = common::fleet_node(nodes + 1, T0 + 100);
+        added.id = format!("{mid}-a").parse().unwrap();
+        let add_mid = update_on(
+            &state,
+            3,
+            T0 + 100,
+            vec![Op::AddNode {
+                node: added.clone(),
+            }],
+        );
+        added.id = "zz-last".parse().unwrap();
+        let add_last = update_on(&state, 4, T0 + 100, vec![Op::AddNode { node: added }]);
+        let iters = if nodes >= 100_000 { 20 } else { 200 };
+        for (what, u) in [
+            ("revoke the middle node", &revoke),
+            ("add a node in the middle", &add_mid),
+            ("add a node after the last", &add_last),
+        ] {
+            let d = per_call(5, iters, || {
+                black_box(rn::ledger::reduce::reduce(&state, u)).unwrap();
+            });
+            println!(
+                "  {:<52} {:>9.2}us",
+                format!("{nodes} nodes, {what}"),
+                d.as_secs_f64() * 1e6
+            );
+        }
+    }
 }

@@ -11,13 +11,17 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use common::{T0, sign, update_on};
+use rn::ledger::canonical::{decode_canonical, to_jcs};
 use rn::ledger::gate::verify_genesis;
+use rn::ledger::log::LogEntry;
 use rn::ledger::reduce::reduce;
 use rn::ledger::store::Store;
 use rn::ledger::update::{Op, SignedGenesis};
 
 const NODES: u32 = 1_000;
 const UPDATES: usize = 10_000;
+/// The load on 2 cores against its signatures alone on 1 core.
+const TARGET: f64 = 0.75;
 
 fn genesis() -> SignedGenesis {
     let nodes = (0..NODES).map(|i| common::fleet_node(i, T0)).collect();
@@ -25,6 +29,7 @@ fn genesis() -> SignedGenesis {
 }
 
 fn main() {
+    println!("SHA-256: {}", report::sha256());
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("state");
     let g = genesis();
@@ -106,9 +111,9 @@ fn main() {
     println!("  Store::open (full verification)   {:>8.3} s", best_open);
     println!("  20,000 verify_strict alone         {:>8.3} s", best_sigs);
     println!(
-        "  ratio                              {:>8.3}   target <= 1.3 {}",
+        "  ratio                              {:>8.3}   target <= {TARGET} {}",
         best_open / best_sigs,
-        if best_open / best_sigs <= 1.3 {
+        if best_open / best_sigs <= TARGET {
             "meets"
         } else {
             "MISSES"
@@ -119,6 +124,48 @@ fn main() {
         "s",
         best_open,
         Some(best_sigs),
-        1.3,
+        TARGET,
     );
+    per_line(&std::fs::read(dir.join("ledger.log")).unwrap());
+}
+
+/// What a log line costs beyond its signatures, on one core: the strict parse, the one
+/// canonical encoding left (the line's own check), and the encoding of the update that taking
+/// the signed message from the line's bytes saves.
+fn per_line(log: &[u8]) {
+    let lines: Vec<&[u8]> = log
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let entries: Vec<LogEntry> = lines.iter().map(|l| decode_canonical(l).unwrap()).collect();
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64() * 1e6 / lines.len() as f64
+    };
+    let parse_and_check = time(&mut || {
+        for l in &lines {
+            black_box(decode_canonical::<LogEntry>(black_box(l))).unwrap();
+        }
+    });
+    let line_jcs = time(&mut || {
+        for e in &entries {
+            black_box(to_jcs(black_box(e)));
+        }
+    });
+    let update_jcs = time(&mut || {
+        for e in &entries {
+            black_box(e.signed_update.update.message());
+        }
+    });
+    let hash = time(&mut || {
+        for l in &lines {
+            black_box(rn::ledger::types::Blake3Digest::of(l));
+        }
+    });
+    println!("per log line, one core ({} lines):", lines.len());
+    println!("  strict parse + canonical check     {parse_and_check:>8.2} us");
+    println!("    of which serde_jcs of the line   {line_jcs:>8.2} us (the only encoding left)");
+    println!("  serde_jcs of the update (saved)    {update_jcs:>8.2} us");
+    println!("  BLAKE3 of the line                 {hash:>8.2} us");
 }
