@@ -105,7 +105,7 @@ impl VerifyProof {
 
 fn summary(p: &NodeProof) -> String {
     format!(
-        "node {} ({}) is record {} of {} in network {} at epoch {}, state root {} ({} path hashes)",
+        "node {} ({}) is record {} of {} in network {} at epoch {}, state root {} ({} path hash{})",
         p.node.id,
         super::ledger::node_status(p.node.status),
         p.index.get() + 1,
@@ -113,7 +113,8 @@ fn summary(p: &NodeProof) -> String {
         p.header.network_id,
         p.header.epoch,
         p.root,
-        p.path.len()
+        p.path.len(),
+        if p.path.len() == 1 { "" } else { "es" }
     )
 }
 
