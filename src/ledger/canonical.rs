@@ -18,16 +18,8 @@ use super::error::DecodeError;
 
 /// RFC 8785 canonical bytes of a ledger value.
 pub fn to_jcs<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    to_jcs_sized(value, 128)
-}
-
-/// [`to_jcs`] into a buffer of `capacity` bytes: the encoding of a value whose size is
-/// known (a line being checked) is then written without growing its buffer.
-fn to_jcs_sized<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(capacity);
-    serde_jcs::to_writer(&mut out, value)
-        .expect("ledger values hold only strings, integers, booleans, null, arrays and objects");
-    out
+    serde_jcs::to_vec(value)
+        .expect("ledger values hold only strings, integers, booleans, null, arrays and objects")
 }
 
 /// Size caps checked before parsing (spec §4.1).
@@ -80,7 +72,7 @@ pub fn decode<T: Document>(bytes: &[u8]) -> Result<T, DecodeError> {
 /// `JCS` of what they decode to, which settles the shape as well, so the input is parsed once.
 pub fn decode_canonical<T: Document>(bytes: &[u8]) -> Result<T, DecodeError> {
     let typed = decode_typed::<T>(bytes)?;
-    if to_jcs_sized(&typed, bytes.len()) != bytes {
+    if to_jcs(&typed) != bytes {
         return Err(DecodeError::Malformed {
             what: T::KIND,
             detail: "not in canonical form".into(),

@@ -60,16 +60,26 @@ pub fn root_of(hashes: &[Hash]) -> Hash {
 
 /// The audit path of leaf `index` (RFC 9162 §2.1.3.1), computed from scratch.
 pub fn path_of(hashes: &[Hash], index: usize) -> Vec<Hash> {
+    audit_path(hashes.len(), index, |lo, n| root_of(&hashes[lo..lo + n]))
+}
+
+/// The audit path of leaf `index` in a tree of `size` leaves, `subtree(lo, n)` giving `MTH` of
+/// the `n` leaves from `lo`: descend from the root, noting the sibling at each level; the path
+/// lists them leaf first.
+fn audit_path(
+    size: usize,
+    index: usize,
+    mut subtree: impl FnMut(usize, usize) -> Hash,
+) -> Vec<Hash> {
     let mut path = Vec::new();
-    let (mut lo, mut hi) = (0, hashes.len());
-    // Descend from the root, noting the sibling at each level; the path lists them leaf first.
+    let (mut lo, mut hi) = (0, size);
     while hi - lo > 1 {
         let k = split(hi - lo);
         if index < lo + k {
-            path.push(root_of(&hashes[lo + k..hi]));
+            path.push(subtree(lo + k, hi - lo - k));
             hi = lo + k;
         } else {
-            path.push(root_of(&hashes[lo..lo + k]));
+            path.push(subtree(lo, k));
             lo += k;
         }
     }
@@ -172,20 +182,7 @@ impl<K: Ord + Clone> Tree<K> {
     /// The audit path of the leaf at `index` (RFC 9162 §2.1.3.1), from the cache.
     pub fn path(&self, index: usize) -> Vec<Hash> {
         let view = self.unchanged();
-        let mut path = Vec::new();
-        let (mut lo, mut hi) = (0, self.len());
-        while hi - lo > 1 {
-            let k = split(hi - lo);
-            if index < lo + k {
-                path.push(self.hash_range(&view, lo + k, hi - lo - k));
-                hi = lo + k;
-            } else {
-                path.push(self.hash_range(&view, lo, k));
-                lo += k;
-            }
-        }
-        path.reverse();
-        path
+        audit_path(self.len(), index, |lo, n| self.hash_range(&view, lo, n))
     }
 
     /// The root after `changes` (in strictly increasing key order), leaving the tree as it is.
