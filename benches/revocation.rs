@@ -146,6 +146,7 @@ fn measure(updates: usize) -> (f64, f64) {
         firewall: FirewallKind::None,
         endpoints: BTreeMap::new(),
         exit: None,
+        exit_allow_lan: false,
         keepalive_secs: 25,
         control_socket: tmp.path().join("ctl.sock"),
         memory_file: memory.clone(),

@@ -31,13 +31,16 @@ governance kvm
 
 make_underlay
 declare -A IDX=([a]=1 [b]=2 [c]=3) KEY
+# A keepalive of 7 s, not 5: at 5 s (WireGuard's REKEY_TIMEOUT) two kernel peers whose first
+# initiations crossed can re-initiate in lockstep, each dropping the other's response, for tens
+# of seconds (seen once: no handshake between a and b for 40 s). At 7 s the jittered retry wins.
 for n in a b c; do
     add_host "$n" "${IDX[$n]}"
     mkdir -m 700 "$W/$n"
     eps=()
     for m in a b c; do [ "$m" = "$n" ] || eps+=(--endpoint "$m=10.99.0.${IDX[$m]}:5183${IDX[$m]}"); done
     KEY[$n]=$(rn node init --node-id "$n" --genesis "$W/genesis.json" --pin "$ROOT" --interface "rnk$n" \
-        --listen-port "5183${IDX[$n]}" --backend kernel --firewall nftables "${eps[@]}" --keepalive 5 \
+        --listen-port "5183${IDX[$n]}" --backend kernel --firewall nftables "${eps[@]}" --keepalive 7 \
         --config "$W/$n/node.json" --state-dir "$W/$n/state" --key "$W/$n/wg.key" 2>"$W/$n/init.err") ||
         { ko "rn node init $n: $(tail -1 "$W/$n/init.err")"; }
 done
@@ -120,8 +123,18 @@ check "a's interface MTU is 1420" mtu_1420 a || ip -n rnk-a link show rnka
 check "a's interface is up" is_up a
 
 # --- 1. reachability follows the ledger and the policy ---
-check "a pings b" wait_for 15 pings a "${OV[2]}"
-check "b pings a" wait_for 5 pings b "${OV[1]}"
+# show_wg NODE...: each interface's peers, endpoints, handshakes and counters, and the last
+# lines of its agent's log, for a failed reachability check
+show_wg() {
+    local n
+    for n in "$@"; do
+        note "$n: wg show: $(inns "$n" timeout 5 wg show "rnk$n" dump 2>&1 | tail -n +2 | cut -f1,3,5,6,7 | tr '\t\n' ' |')"
+        note "$n: route to the underlay: $(inns "$n" ip -o route 2>&1 | tr '\n' '|')"
+        tail -6 "$W/$n/agent.log" | sed "s/^/    $n: /"
+    done
+}
+check "a pings b" wait_for 15 pings a "${OV[2]}" || show_wg a b
+check "b pings a" wait_for 5 pings b "${OV[1]}" || show_wg a b
 check "a's metrics over HTTP agree with wg show for peer b (kernel backend)" wait_for 12 metrics_agree a rnka b "${KEY[b]}"
 note "$METRICS_NOTE"
 check "a has no peer c" lacks_peer rnk-a rnka "${KEY[c]}"

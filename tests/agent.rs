@@ -36,6 +36,10 @@ struct FakeState {
     forgets: bool,
     /// A peer someone added by hand.
     stray: Option<ObservedPeer>,
+    /// Every route intent applied, in order.
+    routes: Vec<rn::tunnel::RouteIntent>,
+    /// Someone deleted the exit's policy routing by hand.
+    routes_deleted: bool,
 }
 
 struct FakeTunnel(Arc<Mutex<FakeState>>);
@@ -64,8 +68,14 @@ impl TunnelBackend for FakeTunnel {
     fn shutdown(&mut self) -> Result<(), TunnelError> {
         Ok(())
     }
-    fn apply_routes(&mut self, _: &rn::tunnel::RouteIntent) -> Result<(), TunnelError> {
+    fn apply_routes(&mut self, routes: &rn::tunnel::RouteIntent) -> Result<(), TunnelError> {
+        let mut s = self.0.lock().unwrap();
+        s.routes.push(routes.clone());
+        s.routes_deleted = false;
         Ok(())
+    }
+    fn routes_hold(&self) -> bool {
+        !self.0.lock().unwrap().routes_deleted
     }
 }
 
@@ -151,6 +161,16 @@ impl World {
         w
     }
 
+    /// Pins `policy` (JSON) with a quorum-signed update.
+    fn set_policy(&mut self, policy: &str) {
+        let policy = Policy::parse(policy.as_bytes()).unwrap().0;
+        self.commit(vec![Op::SetPolicy {
+            policy: Some(policy.hash()),
+        }]);
+        let mut s = Store::open(&self.dir, None, self.at()).unwrap();
+        s.store_documents(&[policy.pinned()]).unwrap();
+    }
+
     fn at(&self) -> u64 {
         T0 + 1000 + self.n * 10
     }
@@ -186,6 +206,7 @@ impl World {
                 "10.99.0.2:51820".parse().unwrap(),
             )]),
             exit: None,
+            exit_allow_lan: false,
             keepalive_secs: 25,
             control_socket: self.dir.join("unused.sock"),
             memory_file: self.dir.join("unused.json"),
@@ -203,10 +224,14 @@ impl World {
     }
 
     fn agent(&self) -> (Agent, Arc<Mutex<FakeState>>, Arc<Mutex<Filter>>) {
+        self.agent_with(self.config())
+    }
+
+    fn agent_with(&self, config: NodeConfig) -> (Agent, Arc<Mutex<FakeState>>, Arc<Mutex<Filter>>) {
         let t = Arc::new(Mutex::new(FakeState::default()));
         let f = Arc::new(Mutex::new(Filter::Never));
         let agent = Agent::with_backends(
-            self.config(),
+            config,
             common::node_secret("n1", 1),
             Box::new(FakeTunnel(t.clone())),
             Box::new(FakeFirewall(f.clone())),
@@ -800,4 +825,176 @@ fn the_endpoints_answer_lists_live_sessions_only() {
         (e.peers[0].pubkey, e.peers[0].endpoint.to_string()),
         (a, "10.0.0.1:51820".into())
     );
+}
+
+/// n3 may serve as an exit; the policy grants n1 tcp/80 to the internet through it.
+const EXIT_POLICY: &str = r#"{"kind":"rn.policy.v1","rules":[{"src":["tag:a"],"dst":["tag:b"],"proto":"icmp"},{"src":["tag:a"],"dst":["internet"],"via":"exit","proto":"tcp","ports":["80"]}]}"#;
+
+fn set_exit(id: &str, exit: bool) -> Op {
+    Op::SetNode {
+        id: id.parse().unwrap(),
+        tags: None,
+        addresses: None,
+        routes: None,
+        exit: Some(exit),
+    }
+}
+
+/// The exit's policy routing of the last route intent applied.
+fn exit_route(t: &Arc<Mutex<FakeState>>) -> Option<rn::tunnel::ExitRoute> {
+    t.lock().unwrap().routes.last().and_then(|r| r.exit.clone())
+}
+
+#[test]
+fn a_chosen_exit_that_becomes_unusable_blocks_internet_traffic_and_says_why() {
+    let blocked = |why: &str| {
+        format!("{why}: internet traffic blocked; rn node exit off to use the local network")
+    };
+    // Each way an exit stops being usable, from a world where n1 uses exit n3.
+    let cases: [(&str, Vec<Op>, Option<&str>); 5] = [
+        (
+            "exit n3 revoked at epoch 5",
+            vec![Op::RevokeNode {
+                id: "n3".parse().unwrap(),
+            }],
+            None,
+        ),
+        (
+            "exit n3 quarantined at epoch 5",
+            vec![Op::QuarantineNode {
+                id: "n3".parse().unwrap(),
+            }],
+            None,
+        ),
+        (
+            "exit n3 is not in the ledger at epoch 5",
+            vec![Op::RemoveNode {
+                id: "n3".parse().unwrap(),
+            }],
+            None,
+        ),
+        (
+            "exit n3 is not an exit node at epoch 5 (exit: false)",
+            vec![set_exit("n3", false)],
+            None,
+        ),
+        (
+            "no policy rule grants this node exit n3 at epoch 5",
+            Vec::new(),
+            Some(POLICY),
+        ),
+    ];
+    for (why, ops, policy) in cases {
+        let mut w = World::new();
+        w.commit(vec![set_exit("n3", true)]);
+        w.set_policy(EXIT_POLICY);
+        let mut config = w.config();
+        config.exit = Some("n3".parse().unwrap());
+        let (mut agent, t, _) = w.agent_with(config);
+        agent.reconcile();
+        let s = status(&agent);
+        assert_eq!(s.exit.as_deref(), Some("n3 (granted by rule 1)"), "{why}");
+        assert_eq!(s.exit_blocked, None);
+        let used = exit_route(&t).expect("the exit's policy routing");
+        assert!(
+            used.through && !used.allow_lan && used.mark == 51820,
+            "{used:?}"
+        );
+        assert!(
+            used.mesh.iter().any(|p| p.to_string() == "100.96.0.0/16"),
+            "the overlay stays out of the exit's table: {used:?}"
+        );
+        let before = t.lock().unwrap().routes.len();
+
+        match policy {
+            Some(p) => w.set_policy(p),
+            None => w.commit(ops),
+        }
+        agent.reconcile();
+        let s = status(&agent);
+        assert_eq!(
+            (s.mode, s.exit.as_deref()),
+            (NodeMode::Trusted, None),
+            "{why}"
+        );
+        assert_eq!(s.exit_blocked.as_deref(), Some(blocked(why).as_str()));
+        let held = exit_route(&t).expect("the policy routing stays");
+        assert!(
+            !held.through,
+            "{why}: the blackhole takes the exit's place: {held:?}"
+        );
+        // Not one route intent on the way dropped the policy routing (that would let
+        // internet traffic fall back to the host's own default route).
+        let applied = t.lock().unwrap().routes[before..].to_vec();
+        assert!(!applied.is_empty(), "{why}");
+        assert!(
+            applied.iter().all(|r| r.exit.is_some()),
+            "{why}: {applied:?}"
+        );
+    }
+}
+
+#[test]
+fn a_restricted_node_keeps_its_chosen_exit_closed_and_drifted_exit_routing_is_restored() {
+    let mut w = World::new();
+    w.commit(vec![set_exit("n3", true)]);
+    w.set_policy(EXIT_POLICY);
+    let mut config = w.config();
+    config.exit = Some("n3".parse().unwrap());
+    config.exit_allow_lan = true;
+    let (mut agent, t, f) = w.agent_with(config);
+    agent.reconcile();
+    assert!(exit_route(&t).is_some_and(|e| e.through && e.allow_lan));
+
+    // The policy routing deleted by hand is drift: installed again at the next check.
+    t.lock().unwrap().routes_deleted = true;
+    let applied = t.lock().unwrap().routes.len();
+    agent.undo_drift();
+    let s = status(&agent);
+    assert_eq!((s.mode, s.drift_corrections), (NodeMode::Trusted, 1));
+    assert_eq!(
+        t.lock().unwrap().routes.len(),
+        applied + 1,
+        "installed again"
+    );
+    assert!(!t.lock().unwrap().routes_deleted);
+
+    // The node's own log tampered: restricted, drop-all, and its exit closed, not lifted.
+    let log = w.dir.join("ledger.log");
+    let mut b = std::fs::read(&log).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 1;
+    std::fs::write(&log, b).unwrap();
+    agent.reconcile();
+    let s = status(&agent);
+    assert_eq!(s.mode, NodeMode::Restricted);
+    assert_eq!(*f.lock().unwrap(), Filter::DropAll);
+    let held = exit_route(&t).expect("the policy routing stays when restricted");
+    assert!(
+        !held.through && held.allow_lan && held.mark == 51820,
+        "{held:?}"
+    );
+    assert_eq!(
+        s.exit_blocked.as_deref(),
+        Some(
+            "this node is restricted, so exit n3 is not used: internet traffic blocked; \
+             rn node exit off to use the local network"
+        )
+    );
+    assert!(
+        t.lock().unwrap().routes.iter().all(|r| r.exit.is_some()),
+        "never lifted on the way"
+    );
+}
+
+#[test]
+fn without_a_chosen_exit_there_is_no_exit_routing() {
+    let mut w = World::new();
+    w.commit(vec![set_exit("n3", true)]);
+    w.set_policy(EXIT_POLICY);
+    let (mut agent, t, _) = w.agent();
+    agent.reconcile();
+    let s = status(&agent);
+    assert_eq!((s.exit.as_deref(), s.exit_blocked.as_deref()), (None, None));
+    assert!(t.lock().unwrap().routes.iter().all(|r| r.exit.is_none()));
 }

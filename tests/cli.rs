@@ -1309,6 +1309,72 @@ fn node_init_refuses_bad_interface_names_and_writes_absolute_paths() {
         assert!(Path::new(p).is_absolute(), "{member}: {p}");
     }
     assert_eq!(config["mtu"], 1420);
+    assert_eq!(
+        (&config["exit"], &config["exit_allow_lan"]),
+        (&serde_json::Value::Null, &false.into())
+    );
+
+    // --allow-lan concerns a chosen exit only; rn node exit writes both members, or neither.
+    let r = init("rn1", "lan/node.json", &["--allow-lan"]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--allow-lan goes with --exit NODE"),
+        "{}",
+        r.stderr
+    );
+    assert_absent(&env.path("lan/node.json"));
+    let exit = |args: &[&str]| {
+        let mut a = vec!["node", "exit"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--config", "node/node.json"]);
+        env.rn(&a)
+    };
+    let member = |m: &str| -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(&fs::read(env.path("node/node.json")).unwrap())
+            .unwrap()[m]
+            .clone()
+    };
+    let r = exit(&["set", "gw-1", "--allow-lan"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        "exit set to gw-1, local networks reachable (no agent running; applies on start)"
+    );
+    assert_eq!(
+        (member("exit"), member("exit_allow_lan")),
+        ("gw-1".into(), true.into())
+    );
+    let before = fs::read(env.path("node/node.json")).unwrap();
+    for bad in [&["off", "--allow-lan"][..], &["set"], &["on", "gw-1"]] {
+        let r = exit(bad);
+        assert_eq!(r.code, 64, "{bad:?}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("rn node exit set NODE [--allow-lan] | rn node exit off"),
+            "{bad:?}: {}",
+            r.stderr
+        );
+        assert_eq!(
+            fs::read(env.path("node/node.json")).unwrap(),
+            before,
+            "{bad:?}"
+        );
+    }
+    let r = exit(&["set", "gw-1", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let j: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(
+        (&j["exit"], &j["allow_lan"], &j["agent_applying"]),
+        (&"gw-1".into(), &false.into(), &false.into())
+    );
+    assert_eq!(
+        exit(&["off"]).stdout.trim(),
+        "exit off (no agent running; applies on start)"
+    );
+    assert_eq!(
+        (member("exit"), member("exit_allow_lan")),
+        (serde_json::Value::Null, false.into())
+    );
 
     // rn node rekey stages the next key beside the key file, once.
     let key = config["private_key"].as_str().unwrap().to_owned();

@@ -170,9 +170,13 @@ struct Init {
     /// masquerade traffic forwarded out of the mesh
     #[argh(switch)]
     masquerade: bool,
-    /// the exit node to send internet traffic through, when granted
+    /// the exit node to send internet traffic through, when granted; while chosen, internet
+    /// traffic goes through it or nowhere
     #[argh(option)]
     exit: Option<Id>,
+    /// with --exit: keep the host's local networks reachable outside the tunnel
+    #[argh(switch)]
+    allow_lan: bool,
     /// replace an existing config and key
     #[argh(switch)]
     force: bool,
@@ -230,6 +234,7 @@ impl Init {
             firewall: self.firewall,
             endpoints,
             exit: self.exit.clone(),
+            exit_allow_lan: self.allow_lan,
             keepalive_secs: self.keepalive,
             control_socket: PathBuf::from(format!("/run/rn/{}.sock", self.interface)),
             memory_file: dir.join(format!("{}.memory.json", self.interface)),
@@ -256,6 +261,11 @@ impl Init {
                 config.fanout,
                 crate::node::config::MAX_FANOUT
             )));
+        }
+        if self.allow_lan && self.exit.is_none() {
+            return Err(usage(
+                "--allow-lan goes with --exit NODE: it only concerns a chosen exit",
+            ));
         }
         if self.listen_port == 0 {
             return Err(usage("--listen-port 0: give a port, 1-65535"));
@@ -478,9 +488,10 @@ impl Status {
         for r in v["routes_used"].as_array().into_iter().flatten() {
             crate::outln!("route      {}", r.as_str().unwrap_or("?"));
         }
-        match v["exit"].as_str() {
-            Some(e) => crate::outln!("exit       {e}"),
-            None => crate::outln!("exit       none"),
+        match (v["exit"].as_str(), v["exit_blocked"].as_str()) {
+            (Some(e), _) => crate::outln!("exit       {e}"),
+            (None, Some(why)) => crate::outln!("exit       blocked: {why}"),
+            (None, None) => crate::outln!("exit       none"),
         }
         for m in v["mirrors"].as_array().into_iter().flatten() {
             crate::outln!(
@@ -627,10 +638,14 @@ struct ExitCmd {
     /// the exit node (with "set")
     #[argh(positional)]
     node: Option<Id>,
+    /// with "set": keep the host's local networks reachable outside the tunnel (without it,
+    /// everything but the mesh goes through the exit or nowhere)
+    #[argh(switch)]
+    allow_lan: bool,
     /// the node configuration (default $RN_CONFIG, else /etc/rn/node.json)
     #[argh(option, default = "default_config()")]
     config: PathBuf,
-    /// print {"exit", "agent_applying"} as one JSON object
+    /// print {"exit", "allow_lan", "agent_applying"} as one JSON object
     #[argh(switch)]
     pub(crate) json: bool,
 }
@@ -638,26 +653,38 @@ struct ExitCmd {
 impl ExitCmd {
     fn run(self) -> anyhow::Result<Exit> {
         let mut config = load_config(&self.config)?;
-        config.exit = match (self.action.as_str(), self.node) {
-            ("set", Some(n)) => Some(n),
-            ("off", None) => None,
-            _ => return Err(usage("rn node exit set NODE | rn node exit off")),
+        (config.exit, config.exit_allow_lan) = match (self.action.as_str(), self.node) {
+            ("set", Some(n)) => (Some(n), self.allow_lan),
+            ("off", None) if !self.allow_lan => (None, false),
+            _ => {
+                return Err(usage(
+                    "rn node exit set NODE [--allow-lan] | rn node exit off",
+                ));
+            }
         };
         config.save(&self.config, true)?;
         let reloaded = control::request(&config.control_socket, "reload").is_ok();
         if self.json {
             let v = serde_json::json!({
-                "exit": config.exit.as_ref().map(Id::as_str), "agent_applying": reloaded,
+                "exit": config.exit.as_ref().map(Id::as_str),
+                "allow_lan": config.exit_allow_lan, "agent_applying": reloaded,
             });
             crate::outln!("{v}");
             return Ok(Exit::Ok);
         }
         crate::outln!(
             "exit {}{}",
-            config
-                .exit
-                .as_ref()
-                .map_or_else(|| "off".to_owned(), |e| format!("set to {e}")),
+            config.exit.as_ref().map_or_else(
+                || "off".to_owned(),
+                |e| format!(
+                    "set to {e}{}",
+                    if config.exit_allow_lan {
+                        ", local networks reachable"
+                    } else {
+                        ""
+                    }
+                )
+            ),
             if reloaded {
                 "; the agent is applying it"
             } else {

@@ -390,7 +390,8 @@ impl Agent {
                 ),
                 plan.epoch,
                 plan.root,
-            ),
+            )
+            .holding_exit(&self.config),
         }
     }
 
@@ -406,7 +407,8 @@ impl Agent {
                     format!("tunnel or firewall did not take the configuration: {e}"),
                     plan.epoch,
                     plan.root,
-                );
+                )
+                .holding_exit(&self.config);
                 if let Err(e2) = self.dataplane.enforce(&r, &self.log) {
                     self.log
                         .event("error", &format!("could not even restrict: {e2}"));
@@ -459,6 +461,12 @@ impl Agent {
         if !self.dataplane.filter_holds() {
             drifted.push("the firewall table is not the one rn loaded".into());
             self.dataplane.forget_filter();
+        }
+        // So is the policy routing of a chosen exit: without it, internet traffic would leave
+        // by the host's own default route.
+        if !self.dataplane.routes_hold() {
+            drifted.push("the exit's policy routing is not what rn installed".into());
+            self.dataplane.forget_routes();
         }
         let error = if drifted.is_empty() {
             None
@@ -540,6 +548,7 @@ impl Agent {
                 .exit
                 .as_ref()
                 .map(|(e, rule)| format!("{e} (granted by rule {rule})"));
+            s.exit_blocked = plan.exit_blocked.clone();
         }
         if let Some(path) = &self.metrics_file
             && let Ok(s) = self.status.lock()
@@ -633,6 +642,7 @@ impl Agent {
                 }
                 let c = &mut self.config;
                 c.exit = new.exit;
+                c.exit_allow_lan = new.exit_allow_lan;
                 c.endpoints = new.endpoints;
                 c.keepalive_secs = new.keepalive_secs;
                 c.serve_routes = new.serve_routes;

@@ -41,6 +41,10 @@ pub struct NodeConfig {
     /// The exit node this node sends its internet traffic through, when granted.
     #[serde(deserialize_with = "required")]
     pub exit: Option<Id>,
+    /// While an exit is chosen, keep the host's local networks reachable outside the tunnel
+    /// (`--allow-lan`); off, everything but the mesh goes through the exit or nowhere.
+    #[serde(default)]
+    pub exit_allow_lan: bool,
     /// Persistent keepalive towards peers, seconds (0: off).
     pub keepalive_secs: u16,
     /// The control socket (default `/run/rn/<interface>.sock`).

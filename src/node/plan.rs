@@ -9,7 +9,7 @@ use crate::ledger::store::{Mode, Store};
 use crate::ledger::types::{Cidr, Id, Sha256Digest, TransportKey};
 use crate::policy::compile::{ForwardRule, InboundRule};
 use crate::policy::{PinnedPolicy, compile};
-use crate::tunnel::{PeerConfig, RouteIntent};
+use crate::tunnel::{ExitRoute, PeerConfig, RouteIntent};
 
 /// What the node should look like, computed from the ledger alone.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +40,8 @@ pub struct Plan {
     pub routes_used: Vec<(Cidr, Id, usize)>,
     /// The exit in use and the rule granting it.
     pub exit: Option<(Id, usize)>,
+    /// Why internet traffic is blocked, when an exit is chosen but not usable.
+    pub exit_blocked: Option<String>,
     /// Masquerade forwarded traffic.
     pub masquerade: bool,
     /// This node's transport key as the ledger holds it (none when restricted).
@@ -76,16 +78,59 @@ impl Plan {
             routes_offered: Vec::new(),
             routes_used: Vec::new(),
             exit: None,
+            exit_blocked: None,
             masquerade: false,
             key: None,
             serve: None,
             peer_addresses: Vec::new(),
         }
     }
+
+    /// A chosen exit stays in force on a restricted plan: its blackhole, nothing through it.
+    /// Internet traffic leaves in the clear only after `rn node exit off`.
+    pub fn holding_exit(mut self, config: &NodeConfig) -> Plan {
+        if let (Some(id), Some(_)) = (&config.exit, &self.restricted) {
+            self.routes.exit = Some(ExitRoute {
+                mark: config.fwmark,
+                through: false,
+                mesh: Vec::new(),
+                allow_lan: config.exit_allow_lan,
+            });
+            self.exit_blocked = Some(blocked(format!(
+                "this node is restricted, so exit {id} is not used"
+            )));
+        }
+        self
+    }
+}
+
+/// The status line of a chosen exit that is not usable.
+fn blocked(why: String) -> String {
+    format!("{why}: internet traffic blocked; rn node exit off to use the local network")
+}
+
+/// Why the chosen exit `id` is not usable at this epoch (the compiler granted no exit).
+fn unusable(id: &Id, state: &crate::ledger::model::State, epoch: u64) -> String {
+    blocked(match state.node(id) {
+        None => format!("exit {id} is not in the ledger at epoch {epoch}"),
+        Some(n) if n.status == NodeStatus::Revoked => format!("exit {id} revoked at epoch {epoch}"),
+        Some(n) if n.status == NodeStatus::Quarantined => {
+            format!("exit {id} quarantined at epoch {epoch}")
+        }
+        Some(n) if !n.exit => {
+            format!("exit {id} is not an exit node at epoch {epoch} (exit: false)")
+        }
+        Some(_) => format!("no policy rule grants this node exit {id} at epoch {epoch}"),
+    })
 }
 
 /// The plan for `config`'s node from an opened store (or the reason it could not be opened).
+/// A chosen exit's policy routing is in every plan, restricted or not.
 pub fn plan(config: &NodeConfig, store: Result<&Store, String>) -> Plan {
+    plan_for(config, store).holding_exit(config)
+}
+
+fn plan_for(config: &NodeConfig, store: Result<&Store, String>) -> Plan {
     let store = match store {
         Ok(s) => s,
         Err(reason) => return Plan::restricted(reason, 0, None),
@@ -180,6 +225,23 @@ pub fn plan(config: &NodeConfig, store: Result<&Store, String>) -> Plan {
     prefixes.sort();
     prefixes.dedup();
     let exit = intents.exit.as_ref().map(|e| (e.node.clone(), e.rule));
+    // The mesh's own destinations stay out of the exit's table: the overlay, the prefixes
+    // reached through routers, and the prefixes this node serves as a router itself.
+    let exit_route = config.exit.as_ref().map(|_| ExitRoute {
+        mark: config.fwmark,
+        through: exit.is_some(),
+        mesh: [params.overlay_v4, params.overlay_v6]
+            .into_iter()
+            .flatten()
+            .chain(prefixes.iter().copied())
+            .chain(me.routes.iter().copied().filter(|_| serve_routes))
+            .collect(),
+        allow_lan: config.exit_allow_lan,
+    });
+    let exit_blocked = match (&config.exit, &exit) {
+        (Some(id), None) => Some(unusable(id, state, epoch)),
+        _ => None,
+    };
     let mut notes = intents.notes;
     if config.serve_routes && me.routes.is_empty() {
         notes.push("serve_routes is on, but the ledger grants this node no routes".into());
@@ -199,7 +261,7 @@ pub fn plan(config: &NodeConfig, store: Result<&Store, String>) -> Plan {
         notes,
         routes: RouteIntent {
             prefixes,
-            exit_mark: exit.as_ref().map(|_| config.fwmark),
+            exit: exit_route,
             forwarding: serve_routes || serve_exit,
         },
         routes_offered: if serve_routes {
@@ -209,6 +271,7 @@ pub fn plan(config: &NodeConfig, store: Result<&Store, String>) -> Plan {
         },
         routes_used: intents.routes_used,
         exit,
+        exit_blocked,
         masquerade: config.masquerade && (serve_routes || serve_exit),
         key: Some(me.pubkey),
         serve,

@@ -9,8 +9,7 @@ use crate::firewall::{FilterIntent, Firewall};
 use crate::keys::NodeSecret;
 use crate::ledger::types::TransportKey;
 use crate::tunnel::{
-    DeviceStop, Diff, InterfaceIntent, Observed, PeerConfig, RouteIntent, TunnelBackend,
-    TunnelError,
+    DeviceStop, Diff, InterfaceIntent, Observed, PeerConfig, TunnelBackend, TunnelError,
 };
 
 use super::plan::Plan;
@@ -46,6 +45,8 @@ pub struct Dataplane {
     applied: Option<Plan>,
     /// The filter must be loaded again whatever the plan (it drifted, or a reload asks).
     filter_stale: bool,
+    /// The routes must be installed again whatever the plan (they drifted).
+    routes_stale: bool,
     last_apply: u64,
 }
 
@@ -64,6 +65,7 @@ impl Dataplane {
             interface,
             applied: None,
             filter_stale: false,
+            routes_stale: false,
             last_apply: 0,
         }
     }
@@ -136,6 +138,18 @@ impl Dataplane {
         self.filter_stale = true;
     }
 
+    /// Whether the routes still hold what was installed: the policy routing of a chosen exit,
+    /// its blackhole and its route through the interface (read back).
+    pub fn routes_hold(&self) -> bool {
+        self.tunnel.routes_hold()
+    }
+
+    /// Makes the next enforce install every route again.
+    pub fn forget_routes(&mut self) {
+        self.tunnel.forget_routes();
+        self.routes_stale = true;
+    }
+
     /// How an embedded device stopped by itself, if it did.
     pub fn device_stopped(&self) -> Option<DeviceStop> {
         self.tunnel.device_stopped()
@@ -168,22 +182,14 @@ impl Dataplane {
                 Err(e) => closing_failed = Some(e),
             }
         }
-        // Routes that go away are removed before the peers change: no leak, no black hole.
+        // Routes that go away are removed before the peers change: no route points at a peer
+        // that is gone. A chosen exit's blackhole stays (RouteIntent::shrunk_to).
         let old = self
             .applied
             .as_ref()
             .map(|p| p.routes.clone())
             .unwrap_or_default();
-        let shrunk = RouteIntent {
-            prefixes: old
-                .prefixes
-                .iter()
-                .filter(|p| plan.routes.prefixes.contains(p))
-                .copied()
-                .collect(),
-            exit_mark: old.exit_mark.filter(|m| plan.routes.exit_mark == Some(*m)),
-            forwarding: old.forwarding && plan.routes.forwarding,
-        };
+        let shrunk = old.shrunk_to(&plan.routes);
         if shrunk != old {
             self.tunnel.apply_routes(&shrunk)?;
             done.routes = true;
@@ -273,8 +279,10 @@ impl Dataplane {
             .is_none_or(|a| a.routes != plan.routes)
             || shrunk != plan.routes
             || routes_lost
+            || self.routes_stale
         {
             self.tunnel.apply_routes(&plan.routes)?;
+            self.routes_stale = false;
             done.routes = true;
         }
         self.last_apply = crate::clock::now();
@@ -312,7 +320,7 @@ fn intent<'a>(key: &'a NodeSecret, interface: &'a Interface, plan: &Plan) -> Int
             .iter()
             .map(|(_, p)| p.clone())
             .collect::<Vec<PeerConfig>>(),
-        fwmark: plan.routes.exit_mark,
+        fwmark: plan.routes.exit.as_ref().map(|e| e.mark),
         mtu: interface.mtu,
     }
 }

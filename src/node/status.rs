@@ -149,6 +149,10 @@ pub struct Status {
     pub routes_used: Vec<String>,
     /// The exit in use and why.
     pub exit: Option<String>,
+    /// Why internet traffic is blocked: an exit is chosen but not usable, or the node is
+    /// restricted with an exit chosen.
+    #[serde(default)]
+    pub exit_blocked: Option<String>,
 }
 
 /// Structured logs on stderr.
@@ -203,7 +207,7 @@ pub fn prometheus(s: &Status, now: u64) -> String {
     );
     let d = &s.distribution;
     // The node's own figures: name, type, help, value.
-    let node_figures: [(&str, &str, &str, u64); 12] = [
+    let node_figures: [(&str, &str, &str, u64); 13] = [
         (
             "rn_ledger_epoch",
             "gauge",
@@ -215,6 +219,12 @@ pub fn prometheus(s: &Status, now: u64) -> String {
             "gauge",
             "1 when the node is restricted (fails closed).",
             u64::from(s.mode != NodeMode::Trusted),
+        ),
+        (
+            "rn_exit_blocked",
+            "gauge",
+            "1 when an exit is chosen but not usable: internet traffic is blocked.",
+            u64::from(s.exit_blocked.is_some()),
         ),
         (
             "rn_peers",

@@ -54,7 +54,7 @@ pub struct InterfaceIntent<'a> {
     pub addresses: Vec<ipnet::IpNet>,
     /// Peers, sorted by public key.
     pub peers: Vec<PeerConfig>,
-    /// Firewall mark on the tunnel's own packets (set when an exit is in use, so they are
+    /// Firewall mark on the tunnel's own packets (set while an exit is chosen, so they are
     /// not routed back into the tunnel).
     pub fwmark: Option<u32>,
     /// The interface's MTU.
@@ -66,12 +66,61 @@ pub struct InterfaceIntent<'a> {
 pub struct RouteIntent {
     /// Prefixes reached through subnet routers.
     pub prefixes: Vec<Cidr>,
-    /// Send default traffic through the tunnel (an exit is in use), with policy routing on
-    /// this mark like `wg-quick`: packets not carrying it use table `mark`, whose default
-    /// route is the interface; the tunnel's own packets carry it and use the main table.
-    pub exit_mark: Option<u32>,
+    /// The policy routing of a chosen exit: in force from `rn node exit set` to
+    /// `rn node exit off`, whether the exit is usable or not.
+    pub exit: Option<ExitRoute>,
     /// Forward packets (this node serves routes or is an exit).
     pub forwarding: bool,
+}
+
+/// Internet traffic through a chosen exit, or nowhere: policy routing on a firewall mark like
+/// `wg-quick`. Packets not carrying the mark use table `mark`, which holds a blackhole default
+/// route and, while the exit is usable, a default route through the interface ahead of it; the
+/// tunnel's own packets carry the mark and use the main table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRoute {
+    /// The firewall mark, also the routing table's number.
+    pub mark: u32,
+    /// The exit is usable: internet traffic goes through the interface (else it is dropped).
+    pub through: bool,
+    /// Destinations looked up in the main table first, its default route ignored: the overlay
+    /// ranges and the prefixes routed through the mesh.
+    pub mesh: Vec<Cidr>,
+    /// Also every other route of the main table more specific than its default: the host's
+    /// local networks stay reachable outside the tunnel (`--allow-lan`).
+    pub allow_lan: bool,
+}
+
+impl RouteIntent {
+    /// What of `self` (installed) may stay while `want` is being applied: everything `want`
+    /// drops or narrows is gone from it, nothing is added. Applied before the peers change, so
+    /// no route points at a peer that is gone and nothing falls back to the underlay.
+    pub fn shrunk_to(&self, want: &RouteIntent) -> RouteIntent {
+        let exit = match (&self.exit, &want.exit) {
+            (Some(old), Some(new)) if old.mark == new.mark => Some(ExitRoute {
+                mark: old.mark,
+                through: old.through && new.through,
+                mesh: old
+                    .mesh
+                    .iter()
+                    .filter(|p| new.mesh.contains(p))
+                    .copied()
+                    .collect(),
+                allow_lan: old.allow_lan && new.allow_lan,
+            }),
+            _ => None,
+        };
+        RouteIntent {
+            prefixes: self
+                .prefixes
+                .iter()
+                .filter(|p| want.prefixes.contains(p))
+                .copied()
+                .collect(),
+            exit,
+            forwarding: self.forwarding && want.forwarding,
+        }
+    }
 }
 
 /// What the interface really holds, read back.
@@ -186,6 +235,13 @@ pub trait TunnelBackend: Send {
     fn shutdown(&mut self) -> Result<(), TunnelError>;
     /// Makes the routes through the interface exactly `routes` (removing stale ones).
     fn apply_routes(&mut self, routes: &RouteIntent) -> Result<(), TunnelError>;
+    /// Whether the policy routing of a chosen exit is still what was installed (read back).
+    fn routes_hold(&self) -> bool {
+        true
+    }
+    /// Makes the next [`TunnelBackend::apply_routes`] install every route again, the exit's
+    /// policy routing included (it drifted).
+    fn forget_routes(&mut self) {}
     /// False when the interface is visibly gone (deleted from under rn): a cheap check, no
     /// read-back.
     fn present(&self) -> bool {

@@ -429,6 +429,14 @@ impl TunnelBackend for WgBackend {
         self.routing.apply(routes).map_err(|e| err(kind, e))
     }
 
+    fn routes_hold(&self) -> bool {
+        self.routing.holds()
+    }
+
+    fn forget_routes(&mut self) {
+        self.routing.forget_all();
+    }
+
     /// The embedded device exits on SIGTERM and SIGINT — which it reads through a signalfd
     /// and so can take before the agent's own handler sees them — and when its UAPI socket is
     /// removed or its TUN device fails. Its interface stays (the handle holds the TUN device)
