@@ -138,16 +138,16 @@ blackholed() {
 }
 no_exit_routing() { ! inns "$1" ip rule | grep -q 'fwmark 0xca6c' && [ -z "$(inns "$1" ip route show table 51820 2>/dev/null)" ]; }
 # kill_switch_holds SECONDS: every second, the laptop tries tcp/80 and a ping to the internet
-# host; none may succeed and the internet host may see no packet from the laptop's address.
+# host; none may succeed, and the internet host may have seen no packet from the laptop's own
+# address since the test began (so the changeover before the watch counts too).
 kill_switch_holds() {
-    local before got=0 i
-    before=$(from_laptop)
+    local got=0 i
     for ((i = 0; i < $1; i++)); do
         inns laptop nc -z -w1 198.51.100.10 80 && got=$((got + 1))
         inns laptop ping -c1 -W1 198.51.100.10 >/dev/null 2>&1 && got=$((got + 1))
     done
-    echo "  $1 s, $(($1 * 2)) attempts: $got answered; packets from 203.0.113.2 at the internet host: $(($(from_laptop) - before))"
-    [ "$got" = 0 ] && [ "$(from_laptop)" = "$before" ]
+    echo "  $1 s, $(($1 * 2)) attempts: $got answered; packets from 203.0.113.2 at the internet host since the start: $(from_laptop)"
+    [ "$got" = 0 ] && [ "$(from_laptop)" = 0 ]
 }
 
 check "laptop: default traffic goes through the exit" wait_for 10 via_mesh laptop 198.51.100.10
@@ -158,12 +158,22 @@ echo probe | inns laptop nc -u -w1 198.51.100.10 53 >/dev/null 2>&1; sleep 0.5
 check "laptop: udp/53 via the same exit is dropped at the exit" bash -c "[ ! -s '$W/udp53.txt' ]"
 check "laptop: the exit's LAN side (192.168.77.10) is not reachable through the exit" no_tcp laptop 192.168.77.10 80
 check "laptop (no --allow-lan): a host on its own LAN (10.99.0.3:8080) is not reachable" no_tcp laptop 10.99.0.3 8080
-check "ops (--allow-lan): a host on its own LAN (10.99.0.3:8080) is reachable" wait_for 10 tcp ops 10.99.0.3 8080
+check "ops (--allow-lan): a host on its own LAN (10.99.0.3:8080) is reachable" wait_for 10 tcp ops 10.99.0.3 8080 ||
+    { inns ops ip rule; inns ops ip route show table 51820; inns ops ip route get 10.99.0.3; tail -4 "$W/ops/agent.log"; }
 check "laptop: tcp/22 via the router reaches the LAN host" wait_for 10 tcp laptop 10.20.0.2 22
 check "laptop: tcp/80 to the LAN host is dropped at the router" no_tcp laptop 10.20.0.2 80
-check "ops: tcp/22 via the router reaches the LAN host" wait_for 10 tcp ops 10.20.0.2 22
+check "ops: tcp/22 via the router reaches the LAN host" wait_for 10 tcp ops 10.20.0.2 22 ||
+    { inns ops ip rule; inns ops ip route get 10.20.0.2; inns ops wg show rnrops; tail -4 "$W/ops/agent.log"; }
 status_of laptop | tee "$W/laptop-status.txt"
 check "laptop: status shows the exit in use and the route used, with their rules" bash -c "grep -q 'exit       exit (granted by rule 0)' '$W/laptop-status.txt' && grep -q '10.20.0.0/16 via router (granted by rule 1)' '$W/laptop-status.txt'"
+
+# The interface deleted by hand while the exit is in use: the blackhole holds until it is back.
+# (Not with uapi: the interface is wireguard-go's, which exits with it; rn cannot re-create it.)
+if [ "$BACKEND" != uapi ]; then
+    inns laptop ip link del rnrlaptop
+    check "interface deleted by hand: re-created, and tcp/80 through the exit again within 15 s" wait_for 15 tcp laptop 198.51.100.10 80
+    check "interface deleted by hand: not one packet left by the laptop's own default route meanwhile" bash -c "[ $(from_laptop) = 0 ]"
+fi
 
 # The laptop goes restricted (its own log tampered while the agent runs): internet traffic stops.
 cp "$W/laptop/state/ledger.log" "$W/ledger.log.bak"

@@ -858,6 +858,9 @@ impl Agent {
                         ),
                     );
                     stopped = Stopped::DeviceExited;
+                    // Not the operator's stop: internet traffic stays blocked until the
+                    // restarted agent takes over.
+                    self.dataplane.keep_exit_on_stop();
                     break;
                 }
                 None => {}

@@ -144,6 +144,11 @@ impl Dataplane {
         self.tunnel.routes_hold()
     }
 
+    /// Makes the coming stop leave a chosen exit's block in place (the device failed).
+    pub fn keep_exit_on_stop(&mut self) {
+        self.tunnel.keep_exit_on_stop();
+    }
+
     /// Makes the next enforce install every route again.
     pub fn forget_routes(&mut self) {
         self.tunnel.forget_routes();

@@ -108,6 +108,11 @@ impl RouteIntent {
                     .collect(),
                 allow_lan: old.allow_lan && new.allow_lan,
             }),
+            // Another mark: the old block stays, closed, until the new one is in place.
+            (Some(old), Some(_)) => Some(ExitRoute {
+                through: false,
+                ..old.clone()
+            }),
             _ => None,
         };
         RouteIntent {
@@ -242,6 +247,9 @@ pub trait TunnelBackend: Send {
     /// Makes the next [`TunnelBackend::apply_routes`] install every route again, the exit's
     /// policy routing included (it drifted).
     fn forget_routes(&mut self) {}
+    /// Makes the stop that follows leave a chosen exit's block (blackhole and rules) in place:
+    /// the device failed, which is not the operator lifting it.
+    fn keep_exit_on_stop(&mut self) {}
     /// False when the interface is visibly gone (deleted from under rn): a cheap check, no
     /// read-back.
     fn present(&self) -> bool {

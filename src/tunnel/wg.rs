@@ -437,6 +437,10 @@ impl TunnelBackend for WgBackend {
         self.routing.forget_all();
     }
 
+    fn keep_exit_on_stop(&mut self) {
+        self.routing.keep_exit_on_clear();
+    }
+
     /// The embedded device exits on SIGTERM and SIGINT — which it reads through a signalfd
     /// and so can take before the agent's own handler sees them — and when its UAPI socket is
     /// removed or its TUN device fails. Its interface stays (the handle holds the TUN device)
