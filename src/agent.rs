@@ -28,6 +28,14 @@ const SSH_AGENT_SIGN_RESPONSE: u8 = 14;
 /// Largest agent reply read (a list of many keys with long comments fits easily).
 const REPLY_CAP: usize = 256 << 10;
 
+/// The longest request OpenSSH's ssh-agent reads (its `AGENT_MAX_LEN`, 256 KiB). rn asks no
+/// agent for more, whatever others might take.
+const REQUEST_CAP: usize = 256 << 10;
+
+/// The largest message one signing request can carry: the request is its type byte, the
+/// Ed25519 key blob (4 + 51 bytes), the message (4 + its length) and the flags (4).
+pub const MESSAGE_CAP: usize = REQUEST_CAP - (1 + 4 + 51 + 4 + 4);
+
 /// How long one request may take: a hardware token waits for a touch or a PIN.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 

@@ -2032,6 +2032,46 @@ fn an_approver_key_held_by_ssh_agent_signs() {
     };
     propose("p.json", "web-1");
 
+    // A proposal too long for one agent request (OpenSSH reads at most 256 KiB) is refused
+    // before the journal records anything: bob then signs p.json through the agent below.
+    let batch: Vec<serde_json::Value> = (0..1500)
+        .map(|i| {
+            serde_json::json!({"op": "add_node", "node": {"id": format!("n{i:04}"),
+                "pubkey": env.node_key(&format!("n{i:04}")), "owner": "alice@example.com", "tags": ["tag:web"]}})
+        })
+        .collect();
+    fs::write(
+        env.path("big-batch.json"),
+        serde_json::to_vec(&batch).unwrap(),
+    )
+    .unwrap();
+    env.ok(&[
+        "member",
+        "propose",
+        "--batch",
+        "big-batch.json",
+        "--base",
+        "genesis.json",
+        "-o",
+        "big.json",
+    ]);
+    ssh_add("bob/key");
+    let r = with_agent(&["member", "sign", "big.json", "--ssh-agent", "--yes"]);
+    assert_eq!(r.code, 65, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("an ssh-agent signs at most 262080 (OpenSSH's 256 KiB request limit)"),
+        "{}",
+        r.stderr
+    );
+    let removed = Command::new("ssh-add")
+        .arg("-D")
+        .env("SSH_AUTH_SOCK", &sock)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(removed.success());
+
     // An empty agent: nothing may sign, and the command says what the agent holds.
     let r = with_agent(&["member", "sign", "p.json", "--ssh-agent", "--yes"]);
     assert_eq!(r.code, 64, "{}", r.stderr);

@@ -95,9 +95,27 @@ impl Signer {
     }
 
     fn sign(&mut self, message: &[u8]) -> anyhow::Result<Sig> {
+        self.can_sign(message)?;
         match self {
             Signer::File { key, .. } => Ok(key.sign(message)),
             Signer::Agent { agent, key } => Ok(agent.sign(key, message)?),
+        }
+    }
+
+    /// Refuses, before anything is recorded, a message too long for an ssh-agent to sign.
+    fn can_sign(&self, message: &[u8]) -> anyhow::Result<()> {
+        match self {
+            Signer::Agent { .. } if message.len() > crate::agent::MESSAGE_CAP => {
+                Err(crate::cli::CliError::Data(format!(
+                    "this document is {} bytes to sign; an ssh-agent signs at most {} (OpenSSH's \
+                     256 KiB request limit): sign it with the key file (--key FILE), or split \
+                     the proposal into smaller ones",
+                    message.len(),
+                    crate::agent::MESSAGE_CAP
+                ))
+                .into())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -463,6 +481,7 @@ impl Sign {
             );
             return Ok(Exit::Ok);
         }
+        key.can_sign(&u.message())?;
         let mut journal = Journal::open(key.key_file(), &key.public())?;
         let hash = u.hash();
         journal.check(&u.network_id, &u.prev_root, &hash)?;
