@@ -213,14 +213,7 @@ check "agent a exited 0 after SIGTERM (exit $rc)" [ "$rc" = 0 ]
 check "agent a logged a clean stop" grep -q 'info  stopped$' "$W/a/agent.log"
 check "a stopped cleanly: its interface is gone" wait_for 5 bash -c "! ip -n rnt-a link show rnta >/dev/null 2>&1"
 cp "$W/a/state/ledger.log" "$W/ledger.log.bak"
-python3 - "$W/a/state/ledger.log" <<'EOF'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-i = b.index(b'"reason":"four nodes"') + 12
-b[i] ^= 1
-open(p, 'wb').write(bytes(b))
-EOF
+flip_bit "$W/a/state/ledger.log" '"reason":"four nodes"' 12
 start_agent a
 check "tampered ledger: a restricted" wait_for 10 restricted a
 check "restricted a has no peers" wait_for 5 no_peers rnt-a rnta

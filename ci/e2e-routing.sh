@@ -177,14 +177,7 @@ fi
 
 # The laptop goes restricted (its own log tampered while the agent runs): internet traffic stops.
 cp "$W/laptop/state/ledger.log" "$W/ledger.log.bak"
-python3 - "$W/laptop/state/ledger.log" <<'EOF'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-i = b.index(b'"exit":true') + 3
-b[i] ^= 1
-open(p, 'wb').write(bytes(b))
-EOF
+flip_bit "$W/laptop/state/ledger.log" '"exit":true' 3
 "$RN" node reload --config "$W/laptop/node.json" >/dev/null
 check "tampered log: the laptop is restricted" wait_for 10 status_says laptop "mode       restricted"
 check "restricted: the exit's policy routing stays, table 51820 a blackhole" wait_for 5 blackholed laptop

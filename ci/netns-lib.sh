@@ -73,6 +73,17 @@ summary() { echo "$1: $PASS passed, $FAIL failed"; [ "$FAIL" = 0 ] && [ "$PASS" 
 # shellcheck source=ci/assert-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/assert-lib.sh" || { echo "FAIL ci/assert-lib.sh cannot be read"; exit 1; }
 rn() { "$RN" "$@"; }
+# flip_bit FILE NEEDLE OFFSET: flips the low bit of the byte OFFSET bytes into the first NEEDLE
+# in FILE (a tampered ledger: the line no longer verifies).
+flip_bit() {
+    python3 - "$1" "$2" "$3" <<'EOF'
+import sys
+path, needle, offset = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
+b = bytearray(open(path, 'rb').read())
+b[b.index(needle) + offset] ^= 1
+open(path, 'wb').write(bytes(b))
+EOF
+}
 inns() { local n=$1; shift; ip netns exec "${NS_PREFIX}-$n" "$@"; }
 
 # http_get PORT PATH: the body of a 200 answer to GET PATH from 127.0.0.1:PORT, over bash's

@@ -840,6 +840,14 @@ fn set_exit(id: &str, exit: bool) -> Op {
     }
 }
 
+/// The world above where n3 is an exit the policy grants n1.
+fn exit_world() -> World {
+    let mut w = World::new();
+    w.commit(vec![set_exit("n3", true)]);
+    w.set_policy(EXIT_POLICY);
+    w
+}
+
 /// The exit's policy routing of the last route intent applied.
 fn exit_route(t: &Arc<Mutex<FakeState>>) -> Option<rn::tunnel::ExitRoute> {
     t.lock().unwrap().routes.last().and_then(|r| r.exit.clone())
@@ -885,9 +893,7 @@ fn a_chosen_exit_that_becomes_unusable_blocks_internet_traffic_and_says_why() {
         ),
     ];
     for (why, ops, policy) in cases {
-        let mut w = World::new();
-        w.commit(vec![set_exit("n3", true)]);
-        w.set_policy(EXIT_POLICY);
+        let mut w = exit_world();
         let mut config = w.config();
         config.exit = Some("n3".parse().unwrap());
         let (mut agent, t, _) = w.agent_with(config);
@@ -936,9 +942,7 @@ fn a_chosen_exit_that_becomes_unusable_blocks_internet_traffic_and_says_why() {
 
 #[test]
 fn a_restricted_node_keeps_its_chosen_exit_closed_and_drifted_exit_routing_is_restored() {
-    let mut w = World::new();
-    w.commit(vec![set_exit("n3", true)]);
-    w.set_policy(EXIT_POLICY);
+    let w = exit_world();
     let mut config = w.config();
     config.exit = Some("n3".parse().unwrap());
     config.exit_allow_lan = true;
@@ -989,9 +993,7 @@ fn a_restricted_node_keeps_its_chosen_exit_closed_and_drifted_exit_routing_is_re
 
 #[test]
 fn without_a_chosen_exit_there_is_no_exit_routing() {
-    let mut w = World::new();
-    w.commit(vec![set_exit("n3", true)]);
-    w.set_policy(EXIT_POLICY);
+    let w = exit_world();
     let (mut agent, t, _) = w.agent();
     agent.reconcile();
     let s = status(&agent);
